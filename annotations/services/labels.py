@@ -1,0 +1,141 @@
+"""Human labels: submit, undo, review of pseudo-labels. Rows are appended, never edited.
+
+The current label of an item is derived from its history (``item_refresh_label``):
+each person's latest row is their vote (an undo withdraws it, a reject votes
+"unusable"); a reviewer's or admin's vote outranks annotators' votes; among annotators
+the majority wins and a tie goes to the latest vote.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.db import IntegrityError, transaction
+
+from annotations.errors import ApplicationError
+from annotations.models import ROLE_RANK, Annotation, Item, Label, Prediction, Role
+
+UNUSABLE = "unusable"
+
+
+def _votes(item: Item) -> list[tuple[str, str, str, int]]:
+    """(vote, category, role, order) per person, from their latest row."""
+    latest: dict[int, Annotation] = {}
+    for a in item.annotations.order_by("created_at", "id"):
+        latest[a.annotator_id] = a
+    votes = []
+    for order, a in enumerate(sorted(latest.values(), key=lambda a: (a.created_at, a.id))):
+        if a.kind == Annotation.Kind.UNDO:
+            continue
+        vote = UNUSABLE if a.kind == Annotation.Kind.REJECT else a.label
+        votes.append((vote, a.category, a.role, order))
+    return votes
+
+
+def item_refresh_label(*, item: Item) -> Item:
+    """Recompute the item's derived label fields from its annotation history and save them."""
+    votes = _votes(item)
+    senior = [v for v in votes if ROLE_RANK[v[2]] >= ROLE_RANK[Role.REVIEWER]]
+    if senior:
+        winner = max(senior, key=lambda v: v[3])
+    elif votes:
+        counts = Counter(v[0] for v in votes)
+        top = max(counts.values())
+        winner = max((v for v in votes if counts[v[0]] == top), key=lambda v: v[3])
+    else:
+        winner = None
+    item.excluded = bool(winner and winner[0] == UNUSABLE)
+    item.human_label = winner[0] if winner and winner[0] != UNUSABLE else ""
+    item.human_category = winner[1] if item.human_label else ""
+    item.annotation_count = len(votes)
+    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count"])
+    return item
+
+
+def _create(*, item: Item, user, role: str, kind: str, label: str = "", category: str = "", note: str = "",
+            prediction: Prediction | None = None, client_token: str = "") -> Annotation:
+    annotation = Annotation(
+        item=item, annotator=user, role=role, kind=kind, label=label, category=category, note=note,
+        prediction=prediction, client_token=client_token,
+    )
+    annotation.full_clean(exclude=["item", "annotator", "prediction"])
+    try:
+        with transaction.atomic():
+            annotation.save()
+    except IntegrityError:
+        if client_token:
+            existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
+            if existing is not None:
+                return existing  # a double submit: the first one stands
+        raise
+    return annotation
+
+
+def _check_category(item: Item, category: str) -> str:
+    if category and category not in (item.project.categories or []):
+        raise ApplicationError(f"Unknown harm category {category!r} for project {item.project.name}.")
+    return category
+
+
+@transaction.atomic
+def annotation_submit(
+    *, item: Item, user, role: str, label: str, category: str = "", note: str = "", client_token: str = ""
+) -> Annotation:
+    """Record a human label on a seed/pool item; releases the item's lease."""
+    if label not in Label.values:
+        raise ApplicationError(f"Unknown label {label!r}; expected 'harmful' or 'unharmful'.")
+    if client_token:
+        existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
+        if existing is not None:
+            return existing
+    item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+    if item.claimed_by_id not in (None, user.pk) and item.claim_is_live():
+        raise ApplicationError("This item is reserved by another annotator right now.")
+    annotation = _create(item=item, user=user, role=role, kind=Annotation.Kind.LABEL, label=label,
+                         category=_check_category(item, category), note=note, client_token=client_token)
+    item.claimed_by = None
+    item.claim_expires_at = None
+    item.save(update_fields=["claimed_by", "claim_expires_at"])
+    item_refresh_label(item=item)
+    return annotation
+
+
+@transaction.atomic
+def annotation_undo_last(*, user, project) -> Annotation | None:
+    """Withdraw the user's most recent label in ``project``; returns the undo row (None if nothing to undo)."""
+    last = (
+        Annotation.objects.filter(annotator=user, item__project=project)
+        .exclude(kind=Annotation.Kind.UNDO).order_by("-created_at", "-id").select_related("item").first()
+    )
+    if last is None:
+        return None
+    item = Item.objects.select_for_update().get(pk=last.item_id)
+    latest_mine = Annotation.objects.filter(annotator=user, item=item).order_by("-created_at", "-id").first()
+    if latest_mine is not None and latest_mine.kind == Annotation.Kind.UNDO:
+        return None  # already withdrawn
+    undo = _create(item=item, user=user, role=last.role, kind=Annotation.Kind.UNDO)
+    item_refresh_label(item=item)
+    return undo
+
+
+@transaction.atomic
+def prediction_review(
+    *, prediction: Prediction, user, role: str, action: str, note: str = "", client_token: str = ""
+) -> Annotation:
+    """A reviewer's answer to a pseudo-label: approve it, correct (flip) it, or reject the item."""
+    if ROLE_RANK[role] < ROLE_RANK[Role.REVIEWER]:
+        raise ApplicationError("Reviewing pseudo-labels needs the reviewer role.")
+    if action == "approve":
+        kind, label = Annotation.Kind.APPROVE, prediction.pseudo_label
+    elif action == "correct":
+        kind = Annotation.Kind.CORRECT
+        label = Label.UNHARMFUL if prediction.pseudo_label == Label.HARMFUL else Label.HARMFUL
+    elif action == "reject":
+        kind, label = Annotation.Kind.REJECT, ""
+    else:
+        raise ApplicationError(f"Unknown review action {action!r}; expected approve, correct or reject.")
+    item = Item.objects.select_for_update().get(pk=prediction.item_id)
+    annotation = _create(item=item, user=user, role=role, kind=kind, label=label, note=note,
+                         prediction=prediction, client_token=client_token)
+    item_refresh_label(item=item)
+    return annotation

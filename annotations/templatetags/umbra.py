@@ -1,0 +1,36 @@
+"""Template helpers. Item text is always escaped by Django; guidelines Markdown is sanitised."""
+
+import markdown as md
+import nh3
+from django import template
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+_ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "code", "pre", "blockquote", "h1", "h2", "h3",
+                 "h4", "hr", "a", "table", "thead", "tbody", "tr", "th", "td"}
+
+
+@register.filter
+def markdown_safe(text: str) -> str:
+    """Render Markdown, then keep only harmless tags (no raw HTML, no script, no javascript: links)."""
+    html = md.markdown(text or "", extensions=["tables"])
+    clean = nh3.clean(html, tags=_ALLOWED_TAGS, attributes={"a": {"href", "title"}},
+                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    return mark_safe(clean)  # noqa: S308 - sanitised by nh3 above
+
+
+@register.filter
+def percent(value, digits: int = 1) -> str:
+    try:
+        return f"{float(value) * 100:.{int(digits)}f} %"
+    except (TypeError, ValueError):
+        return "–"
+
+
+@register.filter
+def get_item(mapping, key):
+    try:
+        return mapping.get(key)
+    except AttributeError:
+        return None

@@ -1,0 +1,1 @@
+"""HTML views, one module per area; JSON lives in ``annotations.api``."""

@@ -1,0 +1,102 @@
+"""Plain data that crosses the app <-> engine boundary (no torch imports here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LabeledText:
+    """A human-labeled example. ``label`` is an index into ``label_names`` (1 = harmful)."""
+
+    example_id: str
+    text: str
+    label: int
+    prompt: str | None = None  # the user prompt, for the response task
+    weight: float = 1.0  # < 1 for refined/pseudo labels fed in as soft supervision
+    strong_views: tuple[str, ...] = ()  # precomputed augmentations (approved variants)
+
+
+@dataclass(frozen=True)
+class UnlabeledText:
+    """A pool example whose label is hidden from training."""
+
+    example_id: str
+    text: str
+    prompt: str | None = None
+    strong_views: tuple[str, ...] = ()  # precomputed augmentations (LLM rewrite, backtranslation)
+
+
+@dataclass(frozen=True)
+class RoundInput:
+    """Everything one training round needs; the engine never reads a database."""
+
+    labeled: Sequence[LabeledText]
+    unlabeled: Sequence[UnlabeledText]
+    out_dir: str
+    algorithm: str = "multimatch"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    eval_sets: Mapping[str, Sequence[LabeledText]] = field(default_factory=dict)
+    label_names: Sequence[str] = ("unharmful", "harmful")
+    mode: str | None = None  # "cpu-fast" | "lora" | "full"; None = by device
+    backbone: str | None = None  # HF id or local path; None = bundled all-MiniLM-L6-v2
+    device: str | None = None  # None = cuda if available else cpu
+    seed: int = 0
+    strong_augmenter: str = "word_dropout"  # used where an example has no strong_views
+
+
+@dataclass
+class TrainState:
+    """What callbacks observe after each optimisation step."""
+
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    loss: float = 0.0
+    supervised_loss: float = 0.0
+    unsupervised_loss: float = 0.0
+    mask_ratio: float = 0.0
+    phase: str = "train"  # "prepare" | "train" | "score" | "evaluate"
+
+
+@dataclass
+class TrainControl:
+    """Flags a callback may flip; the trainer checks them between steps."""
+
+    should_stop: bool = False
+
+
+class Callback(Protocol):
+    def on_step_end(self, state: TrainState, control: TrainControl) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExamplePrediction:
+    """Model output and review signals for one unlabeled example."""
+
+    example_id: str
+    p_harmful: float  # averaged over heads
+    head_probs: tuple[float, ...]  # p_harmful per head (one entry for single-head models)
+    pseudo_label: int
+    used: bool  # passed the algorithm's mask in the last epoch it was seen
+    weight: float  # training weight of its pseudo-label (MultiMatch: 0 / 1 / 3)
+    agreement: str  # "" | "high_agree" | "low_agree" | "disagree_one" | "disagree_none" | ...
+    margin_history: tuple[float, ...]  # per-epoch AUM/APM of the pseudo-label class
+    review_priority: float  # higher = review first
+    review_reason: str  # human-readable reason for the priority
+
+
+@dataclass
+class RoundResult:
+    """What a round returns: the saved model, per-example outputs and metrics."""
+
+    model_dir: str
+    predictions: list[ExamplePrediction]
+    metrics: dict[str, dict[str, float]]  # eval-set name -> {"f1", "precision", "recall", "auprc", "accuracy", ...}
+    threshold: float
+    train_log: list[dict[str, float]]
+    train_seconds: float
+    stopped_early: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # prepare/train/score seconds, score items/s

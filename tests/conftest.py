@@ -1,0 +1,66 @@
+"""Shared fixtures: users in each role, a project, logged-in clients, a temp MEDIA/artifact root."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from annotations.models import Project, Role
+from annotations.services.projects import membership_set, project_create
+
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture(autouse=True)
+def _tmp_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.UMBRA_ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def project(db) -> Project:
+    return project_create(slug="safety", name="Safety prompts", task=Project.Task.PROMPT,
+                          categories=["violence", "fraud", "hate"], guidelines="# Rules\nBe careful.")
+
+
+@pytest.fixture
+def response_project(db) -> Project:
+    return project_create(slug="responses", name="Safety responses", task=Project.Task.RESPONSE)
+
+
+@pytest.fixture
+def other_project(db) -> Project:
+    return project_create(slug="other", name="Other team")
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(username: str, role: str | None = None, project: Project | None = None, **extra):
+        user = django_user_model.objects.create_user(username=username, password=PASSWORD, **extra)
+        if role and project:
+            membership_set(project=project, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def users(make_user, project, other_project) -> dict:
+    """One user per role in ``project`` plus an admin of another project."""
+    return {
+        "annotator": make_user("ann", Role.ANNOTATOR, project),
+        "reviewer": make_user("rev", Role.REVIEWER, project),
+        "admin": make_user("adm", Role.ADMIN, project),
+        "outsider": make_user("out", Role.ADMIN, other_project),
+    }
+
+
+@pytest.fixture
+def client_for(users):
+    def make(role: str | None) -> Client:
+        client = Client()
+        if role is not None:
+            client.force_login(users[role])
+        return client
+
+    return make

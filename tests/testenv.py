@@ -1,0 +1,21 @@
+"""Loaded by pytest before Django (``-p testenv``): the suite's default environment.
+
+Tests run against the real PostgreSQL and Redis; the defaults are the local ones.
+"""
+
+import os
+
+DEFAULTS = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/umbra",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production-use-0123456789",
+    "DJANGO_SECURE_COOKIES": "0",
+    "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+for key, value in DEFAULTS.items():
+    os.environ.setdefault(key, value)
+os.environ.setdefault("UMBRA_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
