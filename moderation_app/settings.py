@@ -174,7 +174,9 @@ CELERY_TASK_ROUTES = {
     "annotations.adversarial_job_run": {"queue": "augment"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600 + 600}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message not acked within this long is redelivered (acks_late + a killed worker).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600 + 600}
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-rounds": {"task": "annotations.rounds_sweep_stale", "schedule": 60.0},
 }
