@@ -1,6 +1,10 @@
 from django.urls import path
 
+from annotations.views import dashboard as dashboard_views
+from annotations.views import labeling as labeling_views
 from annotations.views import projects
+from annotations.views import variants as variant_views
+from annotations.views import review as review_views
 
 app_name = "annotations"
 
@@ -10,4 +14,14 @@ urlpatterns = [
     path("p/<slug:slug>/guidelines/", projects.project_guidelines, name="project_guidelines"),
     path("p/<slug:slug>/import/", projects.item_import, name="item_import"),
     path("p/<slug:slug>/import/jobs/", projects.import_jobs, name="import_jobs"),
+    path("p/<slug:slug>/label/", labeling_views.labeling_next, name="labeling_next"),
+    path("p/<slug:slug>/label/skip/", labeling_views.labeling_skip, name="labeling_skip"),
+    path("p/<slug:slug>/label/undo/", labeling_views.labeling_undo, name="labeling_undo"),
+    path("p/<slug:slug>/review/", review_views.review_queue_page, name="review_queue"),
+    path("p/<slug:slug>/review/bulk/", review_views.prediction_review_bulk, name="prediction_review_bulk"),
+    path("p/<slug:slug>/review/<int:pk>/", review_views.prediction_review_action, name="prediction_review"),
+    path("p/<slug:slug>/review/<int:pk>/similar/", review_views.prediction_similar, name="prediction_similar"),
+    path("p/<slug:slug>/variants/", variant_views.variant_list, name="variant_list"),
+    path("p/<slug:slug>/variants/<int:pk>/", variant_views.variant_review_action, name="variant_review"),
+    path("p/<slug:slug>/stats/", dashboard_views.dashboard_stats, name="dashboard_stats"),
 ]

@@ -139,3 +139,25 @@ def prediction_review(
                          prediction=prediction, client_token=client_token)
     item_refresh_label(item=item)
     return annotation
+
+
+def predictions_review_bulk(
+    *, predictions: list[Prediction], user, role: str, action: str, client_token: str = ""
+) -> list[Annotation]:
+    """Approve or correct a page of pseudo-labels at once; items labeled meanwhile are left alone.
+
+    Each review is its own transaction so a concurrent reviewer's label on one item does
+    not roll back the rest; ``client_token`` (per page render) makes a double submit a no-op.
+    """
+    if action not in ("approve", "correct"):
+        raise ApplicationError("Bulk review only approves or corrects.")
+    done = []
+    for prediction in predictions:
+        token = f"{client_token}:{prediction.pk}" if client_token else ""
+        with transaction.atomic():
+            item = Item.objects.select_for_update().get(pk=prediction.item_id)
+            if item.human_label or item.excluded:
+                continue
+            done.append(prediction_review(prediction=prediction, user=user, role=role, action=action,
+                                          client_token=token))
+    return done

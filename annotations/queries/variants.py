@@ -1,0 +1,87 @@
+"""Read side of augmentation review: the variant queue and a word-level diff."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+
+from annotations.models import AugmentedVariant, Project
+
+VARIANT_PAGE_SIZE = 10
+_TOKEN = re.compile(r"\s+|[^\s]+")
+
+
+@dataclass(frozen=True)
+class VariantFilters:
+    status: str = AugmentedVariant.Status.PENDING
+    method: str = ""
+    kind: str = ""
+
+
+def variant_queue(*, project: Project, filters: VariantFilters | None = None) -> QuerySet[AugmentedVariant]:
+    """Variants to review: adversarial and false-positive probes first, then by review priority."""
+    f = filters or VariantFilters()
+    qs = AugmentedVariant.objects.filter(item__project=project).select_related("item", "reviewer")
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.method:
+        qs = qs.filter(method=f.method)
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    first = Case(When(kind=AugmentedVariant.Kind.AUGMENTATION, then=Value(1)), default=Value(0),
+                 output_field=IntegerField())
+    return qs.annotate(kind_rank=first).order_by("kind_rank", "-review_priority", "id")
+
+
+def variant_methods(*, project: Project) -> list[str]:
+    """Distinct generation methods present in the project (for the filter menu)."""
+    return list(AugmentedVariant.objects.filter(item__project=project).order_by("method")
+                .values_list("method", flat=True).distinct())
+
+
+def variant_in_project(*, project: Project, variant_id: int) -> AugmentedVariant | None:
+    return AugmentedVariant.objects.filter(pk=variant_id, item__project=project).select_related("item").first()
+
+
+def word_diff(original: str, variant: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Word-level diff as (op, text) runs for each side; op is "" (same), "del" or "ins".
+
+    The text stays plain: templates escape it and wrap the runs in <del>/<ins>.
+    """
+    a, b = _TOKEN.findall(original), _TOKEN.findall(variant)
+    left: list[tuple[str, str]] = []
+    right: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            left.append(("", "".join(a[i1:i2])))
+            right.append(("", "".join(b[j1:j2])))
+            continue
+        if i2 > i1:
+            left.append(("del", "".join(a[i1:i2])))
+        if j2 > j1:
+            right.append(("ins", "".join(b[j1:j2])))
+    return left, right
+
+
+def judge_votes(variant: AugmentedVariant) -> list[tuple[str, str]]:
+    """(judge, vote) pairs from the curation JSON, whatever shape the curator wrote."""
+    curation = variant.curation or {}
+    votes = curation.get("judge_votes") or curation.get("votes") or curation.get("judges") or []
+    out: list[tuple[str, str]] = []
+    if isinstance(votes, int) and not isinstance(votes, bool):
+        return [("LLM judges", f"{curation.get('judge_yes', 0)} of {votes} say the variant keeps the intent")]
+    if isinstance(votes, dict):
+        out = [(str(k), str(v)) for k, v in votes.items()]
+    elif isinstance(votes, list):
+        for i, v in enumerate(votes):
+            if isinstance(v, dict):
+                name = v.get("judge") or v.get("model") or v.get("name") or f"judge {i + 1}"
+                vote = v.get("vote") or v.get("label") or v.get("verdict") or v.get("decision") or ""
+                out.append((str(name), str(vote)))
+            else:
+                out.append((f"judge {i + 1}", str(v)))
+    return out

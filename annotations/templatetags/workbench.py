@@ -1,0 +1,51 @@
+"""Workbench template helpers: server-rendered sparkline geometry (no inline style, no script)."""
+
+from __future__ import annotations
+
+from django import template
+
+from annotations.models import Prediction
+
+register = template.Library()
+
+SPARK_W, SPARK_H, SPARK_PAD = 120, 28, 2
+
+
+@register.simple_tag
+def sparkline(values) -> dict | None:
+    """Polyline points for ``values`` scaled into a small box, with the y of the zero line."""
+    try:
+        ys = [float(v) for v in (values or [])]
+    except (TypeError, ValueError):
+        return None
+    if not ys:
+        return None
+    lo, hi = min(ys + [0.0]), max(ys + [0.0])
+    span = (hi - lo) or 1.0
+    step = (SPARK_W - 2 * SPARK_PAD) / max(len(ys) - 1, 1)
+
+    def y(v: float) -> float:
+        return round(SPARK_H - SPARK_PAD - (v - lo) / span * (SPARK_H - 2 * SPARK_PAD), 1)
+
+    points = " ".join(f"{round(SPARK_PAD + i * step, 1)},{y(v)}" for i, v in enumerate(ys))
+    last_x = round(SPARK_PAD + (len(ys) - 1) * step, 1)
+    crosses = any((a < 0) != (b < 0) for a, b in zip(ys, ys[1:]))
+    return {"points": points, "zero_y": y(0.0), "w": SPARK_W, "h": SPARK_H, "last_x": last_x,
+            "last_y": y(ys[-1]), "last": ys[-1], "n": len(ys), "crosses": crosses,
+            "min": min(ys), "max": max(ys)}
+
+
+_AGREEMENT_WORDS = {
+    Prediction.Agreement.DISAGREE_BOTH: "The heads disagree and both are confident: one of them is surely wrong.",
+    Prediction.Agreement.DISAGREE_ONE: "The heads disagree; only one is confident.",
+    Prediction.Agreement.DISAGREE_NONE: "The heads disagree and neither is confident.",
+    Prediction.Agreement.LOW_AGREE: "The heads agree, but neither is confident enough to pass the threshold.",
+    Prediction.Agreement.AGREE_ONE: "The heads agree; one of them passes the threshold.",
+    Prediction.Agreement.HIGH_AGREE: "The heads agree with high confidence (a spot check of a trusted label).",
+    Prediction.Agreement.NONE: "Single-head model: no head agreement to report.",
+}
+
+
+@register.filter
+def agreement_words(value: str) -> str:
+    return _AGREEMENT_WORDS.get(value, value)
