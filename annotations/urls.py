@@ -3,6 +3,7 @@ from django.urls import path
 from annotations.views import dashboard as dashboard_views
 from annotations.views import labeling as labeling_views
 from annotations.views import projects
+from annotations.views import rounds as round_views
 from annotations.views import variants as variant_views
 from annotations.views import review as review_views
 
@@ -24,4 +25,10 @@ urlpatterns = [
     path("p/<slug:slug>/variants/", variant_views.variant_list, name="variant_list"),
     path("p/<slug:slug>/variants/<int:pk>/", variant_views.variant_review_action, name="variant_review"),
     path("p/<slug:slug>/stats/", dashboard_views.dashboard_stats, name="dashboard_stats"),
+    path("p/<slug:slug>/rounds/", round_views.round_list, name="round_list"),
+    path("p/<slug:slug>/rounds/start/", round_views.round_start, name="round_start"),
+    path("p/<slug:slug>/rounds/<int:round_id>/", round_views.round_detail, name="round_detail"),
+    path("p/<slug:slug>/rounds/<int:round_id>/cancel/", round_views.round_cancel, name="round_cancel"),
+    path("p/<slug:slug>/models/<int:version_id>/activate/", round_views.model_version_activate_view,
+         name="model_version_activate"),
 ]

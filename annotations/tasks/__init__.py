@@ -1,3 +1,4 @@
 """Celery tasks: short wrappers that take ids and call services (imported for autodiscovery)."""
 
 from annotations.tasks.imports import import_job_run  # noqa: F401
+from annotations.tasks.rounds import rounds_sweep_stale, training_round_run  # noqa: F401

@@ -1,0 +1,42 @@
+"""Start-a-round form: algorithm from the engine registry mirror, config as JSON."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from annotations.errors import ApplicationError
+from annotations.models import TrainingRound
+
+
+class RoundStartForm(forms.Form):
+    algorithm = forms.ChoiceField(choices=TrainingRound.Algorithm.choices, initial=TrainingRound.Algorithm.MULTIMATCH)
+    config = forms.CharField(
+        required=False, initial="{}", widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='Engine settings as a JSON object, e.g. {"epochs": 3, "threshold": 0.9}; empty = defaults.',
+    )
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
+
+    def clean_config(self) -> dict:
+        raw = (self.cleaned_data.get("config") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The config must be a JSON object.")
+        return value
+
+    def clean(self):
+        from annotations.services.rounds import round_config_validate
+
+        data = super().clean()
+        if "algorithm" in data and "config" in data:
+            try:
+                round_config_validate(algorithm=data["algorithm"], config=data["config"])
+            except ApplicationError as exc:
+                self.add_error(exc.extra.get("field", None) or None, exc.message)
+        return data

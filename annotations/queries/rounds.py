@@ -1,0 +1,113 @@
+"""Read-side shapes for training rounds, model versions and their predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from annotations.models import ModelVersion, Prediction, Project, TrainingRound
+
+
+def rounds_for(*, project: Project, limit: int = 50) -> list[TrainingRound]:
+    """The project's latest rounds, newest first, with who started them and their model."""
+    return list(
+        TrainingRound.objects.filter(project=project)
+        .select_related("started_by", "model_version")
+        .defer("snapshot", "train_log")[:limit]
+    )
+
+
+def round_get(*, project: Project, round_id: int) -> TrainingRound:
+    """One round of ``project`` (404 otherwise), for its detail page."""
+    return get_object_or_404(
+        TrainingRound.objects.select_related("started_by", "model_version", "project"), project=project, pk=round_id
+    )
+
+
+def model_versions_for(*, project: Project) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(project=project).select_related("training_round", "training_round__started_by")
+
+
+def model_version_get(*, project: Project, version_id: int) -> ModelVersion:
+    return get_object_or_404(
+        ModelVersion.objects.select_related("training_round", "project"), project=project, pk=version_id
+    )
+
+
+def active_model_version(*, project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, is_active=True).select_related("training_round").first()
+
+
+def predictions_visible(*, project: Project | None = None, training_round: TrainingRound | None = None
+                        ) -> QuerySet[Prediction]:
+    """Predictions readers may use: those of succeeded rounds only (see services.rounds)."""
+    qs = Prediction.objects.filter(training_round__status=TrainingRound.Status.SUCCEEDED)
+    if project is not None:
+        qs = qs.filter(training_round__project=project)
+    if training_round is not None:
+        qs = qs.filter(training_round=training_round)
+    return qs
+
+
+# --- learning curve (inline SVG, laid out here so the template only draws) ---------
+
+@dataclass
+class CurveSeries:
+    name: str
+    index: int
+    points: str = ""
+    dots: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class LearningCurve:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    series: list[CurveSeries]
+    x_ticks: list[dict]
+    y_ticks: list[dict]
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.dots for s in self.series)
+
+
+def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> LearningCurve:
+    """Harmful-class F1 per succeeded round against the number of human labels it used."""
+    rounds = list(
+        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
+        .order_by("n_labeled", "created_at", "id").only("id", "n_labeled", "metrics", "algorithm")
+    )
+    left, right, top, bottom = 48, width - 16, 12, height - 36
+    names = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
+    max_x = max([r.n_labeled for r in rounds] + [1])
+
+    def sx(x: float) -> float:
+        return round(left + (right - left) * (x / max_x), 1)
+
+    def sy(y: float) -> float:
+        return round(bottom - (bottom - top) * y, 1)
+
+    series = []
+    for i, name in enumerate(names):
+        s = CurveSeries(name=name, index=i % 6)
+        coords = []
+        for r in rounds:
+            f1 = (r.metrics or {}).get(name, {}).get("f1")
+            if f1 is None:
+                continue
+            x, y = sx(r.n_labeled), sy(float(f1))
+            coords.append(f"{x},{y}")
+            s.dots.append({"x": x, "y": y, "round": r.pk, "n": r.n_labeled, "f1": float(f1),
+                           "algorithm": r.algorithm})
+        s.points = " ".join(coords)
+        series.append(s)
+    x_ticks = [{"x": sx(max_x * k / 4), "label": round(max_x * k / 4)} for k in range(5)]
+    y_ticks = [{"y": sy(k / 4), "label": f"{k / 4:.2f}"} for k in range(5)]
+    return LearningCurve(width, height, left, right, top, bottom, series, x_ticks, y_ticks)

@@ -1,0 +1,150 @@
+"""Training rounds dashboard: start/cancel rounds, watch progress, activate model versions.
+
+Everyone in the project may look; only admins may act (checked here and in the services).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+
+from annotations.errors import ApplicationError, PermissionDenied
+from annotations.forms.rounds import RoundStartForm
+from annotations.models import Role
+from annotations.permissions import has_role, project_role_required
+from annotations.queries import rounds as q
+from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
+from annotations.views.common import HtmxHttpRequest
+
+PAGE = "annotations/rounds.html"
+DETAIL = "annotations/round_detail.html"
+
+
+def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
+    project = request.project
+    rounds = q.rounds_for(project=project)
+    return {
+        "project": project,
+        "rounds": rounds,
+        "has_active": any(r.is_active for r in rounds),
+        "can_manage": has_role(request.user, project, Role.ADMIN),
+        "oob": oob,
+    }
+
+
+def _page_context(request: HtmxHttpRequest, form: RoundStartForm | None = None) -> dict:
+    project = request.project
+    return {
+        **_table_context(request),
+        "form": form or RoundStartForm(),
+        "versions": q.model_versions_for(project=project),
+        "curve": q.learning_curve(project=project),
+    }
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@project_role_required(Role.ANNOTATOR)
+def round_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The rounds page; htmx polls serve only the live rounds table, and stop when nothing runs."""
+    if request.htmx:
+        context = _table_context(request)
+        response_class = HttpResponse if context["has_active"] else HttpResponseStopPolling
+        return response_class(render_to_string(f"{PAGE}#round-table", context, request=request))
+    return render(request, PAGE, _page_context(request))
+
+
+def _forbidden(exc: PermissionDenied):
+    raise DjangoPermissionDenied(exc.message)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Start a round from the form; field errors come back in the form with status 422."""
+    form = RoundStartForm(request.POST)
+    status = 422
+    if form.is_valid():
+        try:
+            training_round = training_round_start(
+                project=request.project, user=request.user, algorithm=form.cleaned_data["algorithm"],
+                config=form.cleaned_data["config"], seed=form.cleaned_data["seed"],
+            )
+        except PermissionDenied as exc:
+            _forbidden(exc)
+        except ApplicationError as exc:
+            field = exc.extra.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
+            # htmx swaps only 2xx and 422 (base.html); plain form posts get the precise 409.
+            conflict = exc.extra.get("code") == "round_active" and not request.htmx
+            status = 409 if conflict else 422
+        else:
+            if not request.htmx:
+                messages.success(request, f"Round #{training_round.pk} queued.")
+                return redirect("annotations:round_list", slug=request.project.slug)
+            form = RoundStartForm(initial={"algorithm": training_round.algorithm})
+            status = 201
+    if not request.htmx:
+        return render(request, PAGE, _page_context(request, form), status=status)
+    body = render_to_string(f"{PAGE}#start-form", {"project": request.project, "form": form}, request=request)
+    if status == 201:
+        body += render_to_string(f"{PAGE}#round-table", _table_context(request, oob=True), request=request)
+    return HttpResponse(body, status=status)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
+    training_round = q.round_get(project=request.project, round_id=round_id)
+    try:
+        training_round_cancel(training_round=training_round, user=request.user)
+    except PermissionDenied as exc:
+        _forbidden(exc)
+    except ApplicationError as exc:
+        if request.htmx:
+            return HttpResponse(exc.message, status=409)
+        messages.error(request, exc.message)
+    else:
+        if not request.htmx:
+            messages.success(request, f"Round #{round_id}: cancellation requested.")
+    if request.htmx:
+        return render(request, f"{PAGE}#round-table", _table_context(request))
+    return redirect("annotations:round_list", slug=request.project.slug)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id: int) -> HttpResponse:
+    version = q.model_version_get(project=request.project, version_id=version_id)
+    try:
+        model_version_activate(model_version=version, user=request.user)
+    except PermissionDenied as exc:
+        _forbidden(exc)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Model {version.name} is now active.")
+    return redirect("annotations:round_list", slug=request.project.slug)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@project_role_required(Role.ANNOTATOR)
+def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
+    """One round: status, progress, metrics, snapshot summary and the train log."""
+    training_round = q.round_get(project=request.project, round_id=round_id)
+    context = {
+        "project": request.project,
+        "round": training_round,
+        "can_manage": has_role(request.user, request.project, Role.ADMIN),
+    }
+    if request.htmx:
+        response_class = HttpResponse if training_round.is_active else HttpResponseStopPolling
+        return response_class(render_to_string(f"{DETAIL}#round-status", context, request=request))
+    return render(request, DETAIL, context)
