@@ -1,0 +1,1 @@
+"""The JSON API (DRF): token auth, throttling, JSON errors, resources and actions."""

@@ -1,0 +1,94 @@
+"""JSON errors for the API: ``{"message": ..., "code": ..., "fields": {...}}``, never a 500 for bad input."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from annotations.errors import ApplicationError
+from annotations.errors import PermissionDenied as AppPermissionDenied
+
+logger = logging.getLogger(__name__)
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "request_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service temporarily unavailable."
+    default_code = "unavailable"
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" if k != "non_field_errors" else _flatten(v) for k, v in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(v) for v in detail)
+    return str(detail)
+
+
+def _fields(detail) -> dict:
+    if isinstance(detail, dict):
+        return {k: _fields_value(v) for k, v in detail.items()}
+    return {}
+
+
+def _fields_value(v):
+    if isinstance(v, dict):
+        return {k: _fields_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_fields_value(x) for x in v]
+    return str(v)
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler: one JSON error shape; service errors become 400/403."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge(str(exc) or RequestTooLarge.default_detail)
+    elif isinstance(exc, TooManyFieldsSent):
+        exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
+    elif isinstance(exc, AppPermissionDenied):
+        exc = exceptions.PermissionDenied(exc.message)
+    elif isinstance(exc, ApplicationError):
+        extra = dict(exc.extra)
+        field = extra.pop("field", None)
+        body = {"message": exc.message, "code": extra.pop("code", "invalid"),
+                "fields": {field: [exc.message]} if field else {}, **extra}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    elif isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: let Django log it and answer 500
+    detail = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _fields(detail)
+        message = "Invalid input: " + _flatten(detail) if detail else "Invalid input."
+        code = "invalid"
+    else:
+        fields = {}
+        message = _flatten(detail.get("detail", detail)) if isinstance(detail, dict) else _flatten(detail)
+        code = getattr(exc, "default_code", "error")
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
+        if isinstance(codes, str):
+            code = codes
+    response.data = {"message": message, "code": code, "fields": fields}
+    return response

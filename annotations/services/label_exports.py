@@ -1,0 +1,315 @@
+"""Label exports with provenance (JSONL, Hugging Face datasets layout) and model exports (.tar.gz).
+
+Every exported label says where it came from: ``human`` (the derived human label of the
+item, with who labeled it and when), ``refined`` (the latest robust-UU refined weak label)
+or ``pseudo`` (a prediction of a succeeded round). Precedence is human > refined > pseudo.
+Files are written under ``MEDIA_ROOT/exports/`` and served only by the admin download view.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+
+from annotations.errors import ApplicationError
+from annotations.models import Annotation, BackgroundJob, Item, ModelVersion, Prediction, Project, TrainingRound, WeakLabel
+
+CHUNK = 2000
+PROVENANCES = ("human", "refined", "pseudo")
+EXPORT_KINDS = ("labels_jsonl", "labels_hf", "model")
+HUMAN_KINDS = (Annotation.Kind.LABEL, Annotation.Kind.APPROVE, Annotation.Kind.CORRECT, Annotation.Kind.IMPORT)
+
+
+def _pseudo_round(project: Project) -> TrainingRound | None:
+    """The round whose predictions are exported as pseudo-labels: the active model's, else the latest succeeded."""
+    mv = project.model_versions.filter(is_active=True).select_related("training_round").first()
+    if mv is not None:
+        return mv.training_round
+    return (project.rounds.filter(status=TrainingRound.Status.SUCCEEDED, kind=TrainingRound.Kind.SSL)
+            .order_by("-finished_at", "-id").first())
+
+
+def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -> Iterator[dict]:
+    """One record per labeled item in the shared JSONL format, plus a ``provenance`` object."""
+    bad = set(include) - set(PROVENANCES)
+    if bad:
+        raise ApplicationError(f"Unknown provenance(s) {sorted(bad)}; expected some of {list(PROVENANCES)}.")
+    pseudo_round = _pseudo_round(project) if "pseudo" in include else None
+    items = (Item.objects.filter(project=project, excluded=False).order_by("id")
+             .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
+                     "human_category"))
+    buffer: list[dict] = []
+
+    def flush() -> Iterator[dict]:
+        ids = [r["id"] for r in buffer]
+        human: dict[int, list] = {}
+        if "human" in include:
+            for a in (Annotation.objects.filter(item_id__in=ids, kind__in=HUMAN_KINDS)
+                      .order_by("created_at", "id").values("item_id", "annotator__username", "created_at", "kind",
+                                                            "label", "prediction__training_round_id")):
+                human.setdefault(a["item_id"], []).append(a)
+        refined: dict[int, dict] = {}
+        if "refined" in include:
+            for w in (WeakLabel.objects.filter(item_id__in=ids, source=WeakLabel.Source.REFINED)
+                      .order_by("created_at", "iteration", "id")
+                      .values("item_id", "label", "score", "training_round_id", "iteration", "created_at")):
+                refined[w["item_id"]] = w  # the latest wins
+        pseudo: dict[int, dict] = {}
+        if pseudo_round is not None:
+            pseudo = {p["item_id"]: p for p in Prediction.objects.filter(training_round=pseudo_round, item_id__in=ids)
+                      .values("item_id", "pseudo_label", "p_harmful", "used", "weight", "agreement")}
+        for r in buffer:
+            label, prov = None, None
+            if r["human_label"] and "human" in include:
+                rows = [a for a in human.get(r["id"], []) if a["label"] == r["human_label"]]
+                last = rows[-1] if rows else None
+                label = r["human_label"]
+                prov = {
+                    "type": "human",
+                    "by": sorted({a["annotator__username"] for a in rows}),
+                    "at": last["created_at"].isoformat() if last else None,
+                    "kind": last["kind"] if last else None,
+                    "round": last["prediction__training_round_id"] if last else None,
+                }
+            elif r["id"] in refined and r["split"] in (Item.Split.POOL, Item.Split.SEED):
+                w = refined[r["id"]]
+                label = w["label"]
+                prov = {"type": "refined", "by": "uu_refine", "at": w["created_at"].isoformat(),
+                        "round": w["training_round_id"], "iteration": w["iteration"], "score": w["score"]}
+            elif r["id"] in pseudo and r["split"] in (Item.Split.POOL, Item.Split.SEED):
+                p = pseudo[r["id"]]
+                label = p["pseudo_label"]
+                prov = {"type": "pseudo", "by": f"{pseudo_round.algorithm or pseudo_round.kind}",
+                        "at": pseudo_round.finished_at.isoformat() if pseudo_round.finished_at else None,
+                        "round": pseudo_round.pk, "p_harmful": p["p_harmful"], "used": p["used"],
+                        "agreement": p["agreement"] or None}
+            if label is None:
+                continue
+            yield {
+                "id": r["external_id"] or f"{project.slug}-{r['id']}",
+                "text": r["text"],
+                "prompt": r["prompt"] or None,
+                "task": project.task,
+                "label": label,
+                "category": (r["human_category"] or None) if prov["type"] == "human" else None,
+                "source": r["source"] or None,
+                "split": r["split"] if not r["bench_name"] else f"bench:{r['bench_name']}",
+                "provenance": prov,
+            }
+        buffer.clear()
+
+    for row in items.iterator(chunk_size=CHUNK):
+        buffer.append(row)
+        if len(buffer) >= CHUNK:
+            yield from flush()
+    if buffer:
+        yield from flush()
+
+
+def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES) -> Counter:
+    """Write label records as JSONL to ``out``; returns counts by (provenance, label)."""
+    counts: Counter = Counter()
+    for rec in label_records(project=project, include=include):
+        out.write(orjson.dumps(rec) + b"\n")
+        counts[(rec["provenance"]["type"], rec["label"])] += 1
+    return counts
+
+
+def _hf_split(split: str) -> str:
+    if split.startswith("bench:"):
+        name = "".join(c if c.isalnum() else "_" for c in split[6:]).strip("_") or "bench"
+        return f"bench_{name}"
+    return "test" if split == Item.Split.TEST else "train"
+
+
+def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] = PROVENANCES) -> dict:
+    """Write a ``datasets``-loadable folder: ``data/<split>.jsonl`` plus a README dataset card."""
+    data_dir = folder / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handles: dict[str, IO[bytes]] = {}
+    counts: dict[str, Counter] = {}
+    try:
+        for rec in label_records(project=project, include=include):
+            split = _hf_split(rec["split"])
+            if split not in handles:
+                handles[split] = open(data_dir / f"{split}.jsonl", "wb")
+                counts[split] = Counter()
+            # Flat columns: datasets infers one schema for every file, so provenance is flattened.
+            prov = rec.pop("provenance")
+            rec["provenance"] = prov["type"]
+            rec["labeled_by"] = ",".join(prov["by"]) if isinstance(prov["by"], list) else prov["by"]
+            rec["labeled_at"] = prov["at"]
+            rec["round"] = prov["round"]
+            handles[split].write(orjson.dumps(rec) + b"\n")
+            counts[split][(rec["provenance"], rec["label"])] += 1
+    finally:
+        for h in handles.values():
+            h.close()
+    (folder / "README.md").write_text(_dataset_card(project, counts), encoding="utf-8")
+    return {split: {f"{p}/{label}": n for (p, label), n in sorted(c.items())} for split, c in counts.items()}
+
+
+def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
+    splits = sorted(counts, key=lambda s: (s != "train", s != "test", s))
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for s in splits:
+        lines += [f"  - split: {s}", f"    path: data/{s}.jsonl"]
+    lines += ["task_categories:", "- text-classification", "language:", "- en", "---", "",
+              f"# {project.name} ({project.slug}): {project.get_task_display().lower()} labels", "",
+              "Exported from Umbra. Each row is an item with its label and where the label came from:",
+              "`human` (annotators; `labeled_by` lists them), `refined` (robust UU refinement of weak labels)",
+              "or `pseudo` (a prediction of training round `round`). Filter on `provenance` to keep only",
+              "human labels.", "", "```python", "from datasets import load_dataset",
+              'ds = load_dataset("path/to/this/folder")', "```", "", "## Counts", "",
+              "| split | rows | harmful | unharmful | human | refined | pseudo |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in splits:
+        c = counts[s]
+        by_label = Counter()
+        by_prov = Counter()
+        for (p, label), n in c.items():
+            by_label[label] += n
+            by_prov[p] += n
+        lines.append(f"| {s} | {sum(c.values())} | {by_label['harmful']} | {by_label['unharmful']} | "
+                     f"{by_prov['human']} | {by_prov['refined']} | {by_prov['pseudo']} |")
+    lines += ["", "## Label distribution", ""]
+    total = Counter()
+    for c in counts.values():
+        for (_p, label), n in c.items():
+            total[label] += n
+    n_all = sum(total.values()) or 1
+    for label in ("harmful", "unharmful"):
+        lines.append(f"- {label}: {total[label]} ({100 * total[label] / n_all:.1f} %)")
+    lines += ["", "## Fields", "", "`id`, `text`, `prompt` (response task only), `task`, `label`, `category`, "
+              "`source`, `split`, `provenance`, `labeled_by`, `labeled_at`, `round`.", ""]
+    return "\n".join(lines)
+
+
+def model_export_write(*, model_version: ModelVersion, out: IO[bytes]) -> dict:
+    """Write the model version's Hugging Face folder as a .tar.gz (top folder ``<name>/``)."""
+    src = Path(model_version.path)
+    if not src.is_dir():
+        raise ApplicationError(f"The files of model {model_version.name} are missing ({src}).")
+    name = model_version.name
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        tar.add(str(src), arcname=name, filter=lambda ti: None if ti.issym() or ti.islnk() else ti)
+        card = _model_card(model_version).encode("utf-8")
+        info = tarfile.TarInfo(f"{name}/UMBRA_EXPORT.md")
+        info.size = len(card)
+        tar.addfile(info, io.BytesIO(card))
+    return {"model": name, "threshold": model_version.threshold}
+
+
+def _model_card(mv: ModelVersion) -> str:
+    return "\n".join([
+        f"# {mv.name}", "",
+        f"Round {mv.training_round_id} ({mv.training_round.algorithm or mv.training_round.kind}); "
+        f"serving threshold {mv.threshold:.4f} on p(harmful).", "",
+        "The encoder and tokenizer load with `transformers` (`AutoModel.from_pretrained(folder)`,",
+        "`AutoTokenizer.from_pretrained(folder)`); the classification heads are in `heads.safetensors`",
+        "and `umbra_model.json`. Umbra's loader reproduces the served scores:", "",
+        "```python", "from ssl_engine.engine import load_scorer",
+        "scorer = load_scorer(folder)", 'scorer.score(["some text"])  # [(p_harmful, per-head p_harmful)]',
+        "```", "",
+    ])
+
+
+def _export_dir() -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROVENANCES,
+                 model_version: ModelVersion | None = None, dest: Path | None = None) -> dict:
+    """Write one export file (``dest`` or a fresh file under the exports folder); returns the result dict."""
+    if kind not in EXPORT_KINDS:
+        raise ApplicationError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.")
+    suffix = ".jsonl" if kind == "labels_jsonl" else ".tar.gz"
+    if dest is None:
+        fd, tmp = tempfile.mkstemp(prefix=f"{project.slug}-{kind}-", suffix=suffix, dir=_export_dir())
+        os.close(fd)
+        dest = Path(tmp)
+    part = dest.with_name(dest.name + ".part")
+    result: dict = {"kind": kind}
+    try:
+        with open(part, "wb") as out:
+            if kind == "labels_jsonl":
+                counts = labels_jsonl_write(project=project, out=out, include=include)
+                result["counts"] = {f"{p}/{label}": n for (p, label), n in sorted(counts.items())}
+            elif kind == "labels_hf":
+                with tempfile.TemporaryDirectory(dir=part.parent) as tmpdir:
+                    top = Path(tmpdir) / f"{project.slug}-labels"
+                    result["counts"] = labels_hf_write(project=project, folder=top, include=include)
+                    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+                        tar.add(str(top), arcname=top.name)
+            else:
+                mv = model_version or project.model_versions.filter(is_active=True).select_related("training_round").first()
+                if mv is None:
+                    raise ApplicationError(f"Project {project.slug!r} has no active model version to export.")
+                result.update(model_export_write(model_version=mv, out=out))
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    result["file"] = str(dest)
+    result["filename"] = f"{project.slug}-{'model' if kind == 'model' else 'labels'}{suffix}"
+    result["bytes"] = dest.stat().st_size
+    return result
+
+
+@transaction.atomic
+def export_job_start(*, project: Project, user, kind: str, include: tuple[str, ...] = PROVENANCES) -> BackgroundJob:
+    """Record an export job and enqueue it after commit."""
+    from annotations.tasks.exports import export_job_run
+
+    if kind not in EXPORT_KINDS:
+        raise ApplicationError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.")
+    if kind == "model" and not project.model_versions.filter(is_active=True).exists():
+        raise ApplicationError(f"Project {project.slug!r} has no active model version to export.")
+    job = BackgroundJob.objects.create(project=project, kind=BackgroundJob.Kind.EXPORT, created_by=user,
+                                       params={"export": kind, "include": list(include)})
+    transaction.on_commit(lambda: export_job_run.delay(job.pk))
+    return job
+
+
+def export_job_execute(*, job_id: int) -> None:
+    """Run a claimed export job: write the file and record where it is."""
+    from annotations.services.jobs import job_claim, job_fail, job_finish
+
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    try:
+        result = export_write(project=job.project, kind=job.params.get("export", "labels_jsonl"),
+                              include=tuple(job.params.get("include") or PROVENANCES))
+    except ApplicationError as exc:
+        job_fail(job=job, error=exc.message)
+        return
+    except Exception as exc:
+        job_fail(job=job, error=f"Export failed: {exc}")
+        raise
+    job_finish(job=job, result=result)
+
+
+def export_file_for(*, job: BackgroundJob) -> tuple[Path, str]:
+    """The finished export's file and download name (ApplicationError if it is not ready or gone)."""
+    if job.kind != BackgroundJob.Kind.EXPORT:
+        raise ApplicationError("This job is not an export.")
+    if job.status != BackgroundJob.Status.SUCCEEDED or not job.result.get("file"):
+        raise ApplicationError(f"Export job {job.pk} is {job.status}; nothing to download yet.")
+    path = Path(job.result["file"])
+    root = (Path(settings.MEDIA_ROOT) / "exports").resolve()
+    if not path.resolve().is_relative_to(root) or not path.is_file():
+        raise ApplicationError("The export file is no longer available; start a new export.")
+    return path, job.result.get("filename") or path.name
+
