@@ -199,3 +199,17 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_bac
     worker = start_worker(tmp_path_factory.mktemp("worker"), tiny_backbone, engine_cache)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def round_items_light(project) -> None:
+    """The least a round needs to be startable: one human label of each class, a few pool items."""
+    import_items(project, [{"text": "how to make a bomb", "label": "harmful"},
+                           {"text": "bake a cake", "label": "unharmful"}], Item.Split.SEED)
+    import_items(project, [{"text": f"pool text {i}"} for i in range(3)], Item.Split.POOL)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The shared ``users`` fixture creates four users per test; PBKDF2 would dominate the runtime.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,203 @@
+"""Rounds pages: role matrix, start form (422 field errors), htmx polling, model activation, chart."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from rounds.conftest import TINY_CONFIG
+
+from annotations.models import ModelVersion, TrainingRound
+from annotations.services.rounds import training_round_start
+
+pytestmark = pytest.mark.django_db
+
+# role -> expected status; None = anonymous (redirect to login), outsider = admin elsewhere (404)
+READ = {None: 302, "outsider": 404, "annotator": 200, "reviewer": 200, "admin": 200}
+WRITE = {None: 302, "outsider": 404, "annotator": 403, "reviewer": 403}
+
+
+def _round(project, **kw) -> TrainingRound:
+    defaults = {"algorithm": "multimatch", "status": "succeeded", "n_labeled": 10,
+                "metrics": {"test": {"f1": 0.5, "precision": 0.4, "recall": 0.7, "auprc": 0.6, "n": 8}}}
+    return TrainingRound.objects.create(project=project, **{**defaults, **kw})
+
+
+@pytest.fixture
+def finished(project, users):
+    first = _round(project, started_by=users["admin"])
+    second = _round(project, n_labeled=30, metrics={"test": {"f1": 0.8, "precision": 0.8, "recall": 0.8,
+                                                             "auprc": 0.9, "n": 8},
+                                                    "bench:xs": {"f1": 0.7, "precision": 0.7, "recall": 0.7,
+                                                                 "auprc": 0.7, "n": 6}})
+    v1 = ModelVersion.objects.create(project=project, training_round=first, path="/m/1", is_active=True,
+                                     metrics=first.metrics)
+    v2 = ModelVersion.objects.create(project=project, training_round=second, path="/m/2", metrics=second.metrics)
+    return {"rounds": (first, second), "versions": (v1, v2)}
+
+
+@pytest.mark.parametrize("role", list(READ))
+def test_rounds_page_is_visible_to_every_project_member(client_for, project, finished, role):
+    round_id = finished["rounds"][0].pk
+    for url in (reverse("annotations:round_list", args=[project.slug]),
+                reverse("annotations:round_detail", args=[project.slug, round_id])):
+        response = client_for(role).get(url)
+        assert response.status_code == READ[role], url
+        if role is None:
+            assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", ["annotator", "reviewer", "admin"])
+def test_only_admins_see_the_start_form_and_action_buttons(client_for, project, finished, role):
+    html = client_for(role).get(reverse("annotations:round_list", args=[project.slug])).content.decode()
+    assert ('id="round-start-form"' in html) is (role == "admin")
+    assert (">Activate</button>" in html) is (role == "admin")
+
+
+@pytest.mark.parametrize("role", list(WRITE))
+def test_only_admins_can_start_cancel_or_activate(client_for, project, finished, round_items_light, role,
+                                                  django_capture_on_commit_callbacks):
+    queued = TrainingRound.objects.create(project=project, algorithm="fixmatch")  # status queued
+    client = client_for(role)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        start = client.post(reverse("annotations:round_start", args=[project.slug]),
+                            {"algorithm": "fixmatch", "config": "{}", "seed": "0"})
+    cancel = client.post(reverse("annotations:round_cancel", args=[project.slug, queued.pk]))
+    activate = client.post(reverse("annotations:model_version_activate",
+                                   args=[project.slug, finished["versions"][1].pk]))
+    assert (start.status_code, cancel.status_code, activate.status_code) == (WRITE[role],) * 3
+    assert callbacks == []
+    queued.refresh_from_db()
+    assert queued.status == "queued"
+    assert ModelVersion.objects.get(is_active=True).pk == finished["versions"][0].pk
+
+
+def test_admin_starts_a_round_enqueued_after_commit(client_for, project, round_items_light,
+                                                    django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for("admin").post(reverse("annotations:round_start", args=[project.slug]),
+                                            {"algorithm": "multimatch", "config": json.dumps(TINY_CONFIG),
+                                             "seed": "3"})
+    assert response.status_code == 302
+    training_round = TrainingRound.objects.get(project=project)
+    assert training_round.status == "queued" and training_round.seed == 3
+    assert training_round.config["epochs"] == 1 and training_round.config["n_heads"] == 3  # defaults filled in
+    assert len(callbacks) == 1
+
+
+def test_htmx_start_returns_the_form_and_an_out_of_band_table(client_for, project, round_items_light,
+                                                              django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client_for("admin").post(reverse("annotations:round_start", args=[project.slug]),
+                                            {"algorithm": "supervised", "config": "", "seed": "0"},
+                                            HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 201
+    assert 'id="round-start-form"' in html and 'hx-swap-oob="outerHTML"' in html
+    assert 'hx-trigger="every 2s"' in html  # a queued round: the table keeps polling
+
+
+@pytest.mark.parametrize(("config", "needle"), [
+    ('{"epochs": "many"}', "epochs"),
+    ('{"no_such_knob": 1}', "no_such_knob"),
+    ('{"threshold": 1.5}', "threshold"),
+    ("[1, 2]", "JSON object"),
+    ("{oops", "Not valid JSON"),
+])
+def test_invalid_config_is_shown_in_the_form_with_422(client_for, project, round_items_light, config, needle):
+    response = client_for("admin").post(reverse("annotations:round_start", args=[project.slug]),
+                                        {"algorithm": "fixmatch", "config": config, "seed": "0"},
+                                        HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert needle in response.content.decode()
+    assert not TrainingRound.objects.exists()
+
+
+def test_second_start_while_one_is_active_is_refused_with_a_clear_message(client_for, project, round_items_light,
+                                                                          django_capture_on_commit_callbacks):
+    active = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running")
+    client = client_for("admin")
+    url = reverse("annotations:round_start", args=[project.slug])
+    response = client.post(url, {"algorithm": "fixmatch", "config": "{}", "seed": "0"})
+    assert response.status_code == 409
+    assert f"already queued or running for this project (round #{active.pk} is running)" in response.content.decode()
+    htmx = client.post(url, {"algorithm": "fixmatch", "config": "{}", "seed": "0"}, HTTP_HX_REQUEST="true")
+    assert htmx.status_code == 422 and "already queued or running" in htmx.content.decode()
+    assert TrainingRound.objects.count() == 1
+
+
+def test_polling_stops_when_no_round_is_active(client_for, project, finished):
+    client = client_for("annotator")
+    url = reverse("annotations:round_list", args=[project.slug])
+    done = client.get(url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 286 and 'id="rounds-live"' in done.content.decode()
+    assert "hx-trigger" not in done.content.decode()
+    assert "HX-Request" in done["Vary"]
+
+    TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running",
+                                 progress={"phase": "train", "step": 3, "total": 12, "loss": 0.5})
+    live = client.get(url, HTTP_HX_REQUEST="true")
+    html = live.content.decode()
+    assert live.status_code == 200 and 'hx-trigger="every 2s"' in html
+    assert '<progress max="12" value="3">' in html and "<html" not in html
+
+
+def test_round_detail_shows_the_train_log_and_polls_only_while_active(client_for, project, users):
+    training_round = _round(project, train_log=[{"step": 1, "loss": 0.69, "mask_ratio": 0.25}],
+                            error="")
+    client = client_for("reviewer")
+    url = reverse("annotations:round_detail", args=[project.slug, training_round.pk])
+    html = client.get(url).content.decode()
+    assert "Train log" in html and "0.6900" in html
+    assert client.get(url, HTTP_HX_REQUEST="true").status_code == 286
+    other = reverse("annotations:round_detail", args=[project.slug, training_round.pk + 999])
+    assert client.get(other).status_code == 404
+
+
+def test_admin_activates_a_model_version(client_for, project, finished):
+    v1, v2 = finished["versions"]
+    response = client_for("admin").post(reverse("annotations:model_version_activate", args=[project.slug, v2.pk]))
+    assert response.status_code == 302
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert v2.is_active and not v1.is_active
+
+
+def test_admin_cancels_a_queued_round(client_for, project):
+    queued = TrainingRound.objects.create(project=project, algorithm="fixmatch")
+    response = client_for("admin").post(reverse("annotations:round_cancel", args=[project.slug, queued.pk]))
+    assert response.status_code == 302
+    queued.refresh_from_db()
+    assert queued.status == "cancelled" and queued.finished_at
+
+
+def test_learning_curve_is_server_side_svg_without_inline_styles(client_for, project, finished):
+    html = client_for("admin").get(reverse("annotations:round_list", args=[project.slug])).content.decode()
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    assert svg.count("<circle") == 3  # two rounds on "test", one on "bench:xs"
+    assert 'class="curve-line curve-s0"' in svg and "bench:xs" in html
+    assert not re.search(r"\sstyle=", html) and "<script>" not in html
+
+
+def test_error_text_is_escaped(client_for, project):
+    _round(project, status="failed", error='<img src=x onerror="alert(1)">', metrics={})
+    html = client_for("admin").get(reverse("annotations:round_list", args=[project.slug])).content.decode()
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+
+
+def test_rounds_page_query_count(client_for, project, finished, django_assert_max_num_queries):
+    for i in range(8):
+        _round(project, n_labeled=40 + i)
+    client = client_for("admin")
+    with django_assert_max_num_queries(12):
+        client.get(reverse("annotations:round_list", args=[project.slug]))
+
+
+def test_service_start_is_admin_only_too(project, users, round_items_light):
+    from annotations.errors import PermissionDenied
+
+    for role in ("annotator", "reviewer", "outsider"):
+        with pytest.raises(PermissionDenied):
+            training_round_start(project=project, user=users[role], algorithm="fixmatch")
