@@ -1,0 +1,196 @@
+"""The single shared training loop: sampling, optimiser, AMP, callbacks, per-example tracking."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ssl_engine.algorithms import SSLAlgorithm, pseudo_margin
+from ssl_engine.configs import TrainConfig
+from ssl_engine.data import TextTable, bucketed_batches
+from ssl_engine.types import Callback, TrainControl, TrainState
+
+
+@dataclass
+class UnlabeledTracking:
+    """Per-example signals gathered while training (indices into the unlabeled subsample)."""
+
+    n: int
+    n_classes: int
+    last_weight: np.ndarray = field(init=False)
+    used: np.ndarray = field(init=False)
+    raw_margin: np.ndarray = field(init=False)
+    pseudo_label: np.ndarray = field(init=False)
+    history: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.last_weight = np.zeros(self.n)
+        self.used = np.zeros(self.n, dtype=bool)
+        self.raw_margin = np.zeros(self.n)
+        self.pseudo_label = np.full(self.n, -1, dtype=np.int64)
+
+
+def notify(callbacks: Sequence[Callback], state: TrainState, control: TrainControl) -> bool:
+    """Run every callback; return True when one asked to stop."""
+    for cb in callbacks:
+        cb.on_step_end(state, control)
+    return control.should_stop
+
+
+class Trainer:
+    """Runs ``algorithm.train_step`` for ``total_steps`` steps; algorithms never own a loop."""
+
+    def __init__(
+        self,
+        algorithm: SSLAlgorithm,
+        cfg: TrainConfig,
+        *,
+        labeled: TextTable,
+        labels: np.ndarray,
+        views: dict[str, list[TextTable]],
+        n_classes: int,
+        device: torch.device,
+        seed: int,
+        callbacks: Sequence[Callback] = (),
+        control: TrainControl | None = None,
+    ) -> None:
+        self.algo, self.cfg = algorithm, cfg
+        self.labeled, self.labels = labeled, labels
+        self.views = views
+        self.n_classes = n_classes
+        self.device = device
+        self.rng = np.random.default_rng(seed)
+        self.callbacks = callbacks
+        self.control = control or TrainControl()
+        self.log: list[dict[str, float]] = []
+        self.n_unlabeled = len(views["weak"][0]) if "weak" in views else 0
+        self.tracking = UnlabeledTracking(self.n_unlabeled, n_classes)
+        self.u_batch = cfg.batch_size * cfg.unlabeled_ratio
+        self.epoch_size = self.n_unlabeled
+        if cfg.epoch_unlabeled:
+            self.epoch_size = min(self.n_unlabeled, cfg.epoch_unlabeled)
+        if self.n_unlabeled:
+            self.steps_per_epoch = math.ceil(self.epoch_size / self.u_batch)
+        else:
+            self.steps_per_epoch = math.ceil(len(labeled) / cfg.batch_size)
+        total = max(cfg.epochs * self.steps_per_epoch, cfg.min_steps)
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
+        self.total_steps = total
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _labeled_batches(self):
+        """Endless labeled batches: class-balanced draws, or shuffled passes for class-weighted CE."""
+        bs = self.cfg.batch_size
+        if self.cfg.labeled_sampling == "balanced":
+            by_class = [np.flatnonzero(self.labels == c) for c in range(self.n_classes)]
+            by_class = [ix for ix in by_class if len(ix)]
+            perms = [ix[self.rng.permutation(len(ix))] for ix in by_class]
+            pos = [0] * len(by_class)
+            while True:
+                picked = []
+                for k in range(bs):
+                    c = k % len(by_class)
+                    if pos[c] >= len(perms[c]):
+                        perms[c] = by_class[c][self.rng.permutation(len(by_class[c]))]
+                        pos[c] = 0
+                    picked.append(perms[c][pos[c]])
+                    pos[c] += 1
+                yield np.array(picked)
+        else:
+            all_idx = np.arange(len(self.labeled))
+            while True:
+                yield from bucketed_batches(self.labeled.lengths, all_idx, bs, self.rng)
+
+    def _unlabeled_epoch(self):
+        weak = self.views["weak"][0]
+        pick = np.sort(self.rng.choice(self.n_unlabeled, size=self.epoch_size, replace=False))
+        return bucketed_batches(weak.lengths, pick, self.u_batch, self.rng)
+
+    def _collate_views(self, idx: np.ndarray) -> dict[str, dict[str, torch.Tensor]]:
+        out = {}
+        for name, tables in self.views.items():
+            if len(tables) == 1:
+                batch = tables[0].collate(idx, self.device)
+            else:  # pick one of the precomputed views per example
+                choice = self.rng.integers(len(tables), size=len(idx))
+                rows = [tables[v].items[i] for v, i in zip(choice, idx)]
+                batch = TextTable(rows).collate(range(len(rows)), self.device)
+            batch["index"] = torch.as_tensor(idx, device=self.device)
+            out[name] = batch
+        return out
+
+    # -- loop ---------------------------------------------------------------------------------
+    def fit(self) -> bool:
+        """Train; return True if a callback stopped it early."""
+        model, cfg = self.algo.model, self.cfg
+        params_enc = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")]
+        params_head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("heads.")]
+        groups = [{"params": params_enc, "lr": cfg.lr}, {"params": params_head, "lr": cfg.head_lr}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+        warm = max(1, int(cfg.warmup_ratio * self.total_steps))
+
+        def lr_lambda(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warm))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        use_amp = self.device.type == "cuda" and cfg.bf16
+        amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+        lab_iter = self._labeled_batches()
+        u_batches: list[np.ndarray] = []
+        state = TrainState(total_steps=self.total_steps, phase="train")
+        model.train()
+        for step in range(self.total_steps):
+            lidx = next(lab_iter)
+            labeled = self.labeled.collate(lidx, self.device)
+            labeled["labels"] = torch.as_tensor(self.labels[lidx], device=self.device)
+            unlabeled: dict[str, dict[str, torch.Tensor]] = {}
+            if self.n_unlabeled and self.algo.views:
+                if not u_batches:
+                    u_batches = self._unlabeled_epoch()
+                unlabeled = self._collate_views(u_batches.pop())
+            with amp():
+                out = self.algo.train_step(labeled, unlabeled)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params_enc + params_head, 1.0)
+            opt.step()
+            sched.step()
+            self._track(out)
+            epoch_done = self.n_unlabeled and self.algo.views and not u_batches
+            if epoch_done:
+                self.algo.on_epoch_end()
+                self.tracking.history.append(
+                    self.algo.example_margins(self.tracking.pseudo_label, self.tracking.raw_margin).copy()
+                )
+            entry = {"step": step + 1, "loss": float(out.loss), **out.log}
+            self.log.append(entry)
+            state.step, state.epoch = step + 1, (step + 1) // self.steps_per_epoch
+            state.loss = entry["loss"]
+            state.supervised_loss = float(out.log.get("supervised_loss", 0.0))
+            state.unsupervised_loss = float(out.log.get("unsupervised_loss", 0.0))
+            state.mask_ratio = float(out.log.get("mask_ratio", 0.0))
+            if notify(self.callbacks, state, self.control):
+                return True
+        model.eval()
+        return False
+
+    def _track(self, out) -> None:
+        if out.index is None or out.weak_logits is None:
+            return
+        idx = out.index.cpu().numpy()
+        avg = out.weak_logits.float().mean(0)
+        pl = avg.argmax(-1)
+        self.tracking.pseudo_label[idx] = pl.cpu().numpy()
+        self.tracking.raw_margin[idx] = pseudo_margin(avg, pl).cpu().numpy()
+        if out.weights is not None:
+            w = out.weights.detach().float().cpu().numpy()
+            self.tracking.last_weight[idx] = w
+            self.tracking.used[idx] = w > 0
