@@ -177,15 +177,19 @@ def llm_label(
     method: str = "auto",
     threshold: float = 0.5,
     max_new_tokens: int = 6,
+    max_chars: int | None = 2000,
     seed: int = 0,
 ) -> LLMLabels:
     """Noisy harmful/unharmful labels from an LLM (the start point of UU refinement).
 
     ``method="score"`` compares the log-probabilities of answering "harmful" and
     "unharmful" (local models only) and labels ``p_harmful >= threshold``;
-    ``"generate"`` parses a greedy answer; ``"auto"`` scores when it can.
+    ``"generate"`` parses a greedy answer; ``"auto"`` scores when it can. Texts longer
+    than ``max_chars`` are cut.
     """
     prov = make_provider(provider)
+    if max_chars is not None:  # long texts dominate the cost; the start carries the intent
+        texts = [t if len(t) <= max_chars else t[:max_chars] + " ..." for t in texts]
     convs = [build_label_messages(t, task=task, prompt=prompts[i] if prompts else None) for i, t in enumerate(texts)]
     can_score = hasattr(prov, "option_logprobs")
     if method == "auto":

@@ -162,7 +162,7 @@ _PREAMBLE = re.compile(
 )
 _LABEL = re.compile(
     r"^\W*(?:rewritten|revised|paraphrased|new|modified|reworded)?\s*"
-    r"(?:text|request|response|version|prompt|rewrite|paraphrase|output|answer|query)\s*\**\s*:\s*\**\s*",
+    r"(?:text|request|response|version|prompt|rewrite|paraphrase|output|answer|query|rewritten|reworded|paraphrased|revised)\s*\**\s*:\s*\**\s*",
     re.IGNORECASE,
 )
 _TRAILER = re.compile(

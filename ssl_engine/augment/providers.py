@@ -283,7 +283,7 @@ class LocalHFProvider:
         for start in range(0, len(conversations), self.batch_size):
             chunk = conversations[start : start + self.batch_size]
             texts = [self._render(c) for c in chunk]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._device)
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False).to(self._device)
             sample = temperature > 0
             gen_kwargs: dict[str, Any] = dict(
                 max_new_tokens=max_new_tokens,
@@ -318,7 +318,9 @@ class LocalHFProvider:
         """Log-probability of each answer option as the assistant's reply; shape (len, options).
 
         Used by the labeling judge: scoring "harmful" vs "unharmful" directly is far
-        more reliable with a tiny model than parsing free text.
+        more reliable with a tiny model than parsing free text. When the options start
+        with different tokens (the usual case) one forward pass scores them all by
+        their first token; otherwise each option is scored in full.
         """
         import numpy as np
         import torch
@@ -326,11 +328,19 @@ class LocalHFProvider:
         model, tok = self.load()
         prompts = [self._render(c) for c in conversations]
         opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        first = [ids[0] for ids in opt_ids]
         scores = np.zeros((len(prompts), len(options)), dtype=np.float64)
+        t0 = time.perf_counter()
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
+            enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False)
+            if len(set(first)) == len(first):
+                with torch.inference_mode():
+                    logits = model(**enc.to(self._device)).logits[:, -1, :].float()
+                logp = torch.log_softmax(logits, dim=-1)[:, first]
+                scores[start : start + len(chunk)] = logp.cpu().numpy()
+                continue
             for j, ids in enumerate(opt_ids):
-                enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
                 opt = torch.tensor(ids).unsqueeze(0).expand(len(chunk), -1)
                 input_ids = torch.cat([enc["input_ids"], opt], dim=1).to(self._device)
                 mask = torch.cat([enc["attention_mask"], torch.ones_like(opt)], dim=1).to(self._device)
@@ -340,6 +350,7 @@ class LocalHFProvider:
                 logp = torch.log_softmax(logits[:, -k - 1 : -1, :], dim=-1)
                 tok_lp = logp.gather(-1, opt.to(self._device).unsqueeze(-1)).squeeze(-1).sum(-1)
                 scores[start : start + len(chunk), j] = tok_lp.cpu().numpy()
+        self.stats["seconds"] += time.perf_counter() - t0
         return scores
 
 
