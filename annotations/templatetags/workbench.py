@@ -49,3 +49,12 @@ _AGREEMENT_WORDS = {
 @register.filter
 def agreement_words(value: str) -> str:
     return _AGREEMENT_WORDS.get(value, value)
+
+
+@register.filter
+def num(value, digits: int = 3) -> str:
+    """Fixed-point number without Django's locale-aware floatformat (hot loop on the queue page)."""
+    try:
+        return f"{float(value):.{int(digits)}f}"
+    except (TypeError, ValueError):
+        return "–"
