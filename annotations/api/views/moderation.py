@@ -30,8 +30,9 @@ class ModerationInputField(serializers.Field):
 
     default_error_messages = {
         "empty": "Input is empty: send a non-empty string or a non-empty list.",
-        "type": "Input must be a string or a list of strings or {\"prompt\", \"response\"} objects.",
+        "type": "Input must be a string or a list of strings or {{\"prompt\", \"response\"}} objects.",
         "too_many": "Too many inputs: {n} given, at most {limit} per request.",
+        "unicode": "input[{i}] is not valid Unicode text (unpaired surrogate).",
     }
 
     def to_internal_value(self, data) -> list[ModerationInput]:
@@ -39,7 +40,7 @@ class ModerationInputField(serializers.Field):
         if isinstance(data, str):
             if not data:
                 self.fail("empty")
-            return [ModerationInput(text=data)]
+            data = [data]
         if not isinstance(data, list):
             self.fail("type")
         if not data:
@@ -57,6 +58,11 @@ class ModerationInputField(serializers.Field):
                 raise serializers.ValidationError(
                     f"input[{i}] must be a string or an object with a string 'response' and an optional 'prompt'."
                 )
+            try:
+                out[-1].text.encode("utf-8")
+                (out[-1].prompt or "").encode("utf-8")
+            except UnicodeEncodeError:
+                self.fail("unicode", i=i)
         return out
 
     def to_representation(self, value):
