@@ -4,6 +4,7 @@ from annotations.views import dashboard as dashboard_views
 from annotations.views import labeling as labeling_views
 from annotations.views import projects
 from annotations.views import rounds as round_views
+from annotations.views import tokens as token_views
 from annotations.views import variants as variant_views
 from annotations.views import review as review_views
 
@@ -31,4 +32,7 @@ urlpatterns = [
     path("p/<slug:slug>/rounds/<int:round_id>/cancel/", round_views.round_cancel, name="round_cancel"),
     path("p/<slug:slug>/models/<int:version_id>/activate/", round_views.model_version_activate_view,
          name="model_version_activate"),
+    path("tokens/", token_views.token_list, name="token_list"),
+    path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
+    path("p/<slug:slug>/tokens/", token_views.project_token_list, name="project_token_list"),
 ]

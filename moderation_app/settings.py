@@ -189,18 +189,47 @@ SSL_ENGINE_BACKBONE = env("SSL_ENGINE_BACKBONE", default=None)  # None = bundled
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes unauthenticated requests 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "annotations.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.UmbraAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["annotations.api.parsers.LimitedJSONParser"],
+    "EXCEPTION_HANDLER": "annotations.api.exceptions.api_exception_handler",
+    # Token clients only (browser sessions are not throttled); cache = CACHES["default"].
+    "DEFAULT_THROTTLE_CLASSES": ["annotations.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "token": env("UMBRA_API_THROTTLE_TOKEN", default="1200/min"),
+        "moderation": env("UMBRA_API_THROTTLE_MODERATION", default="600/min"),
+    },
 }
+# /v1/moderations: at most this many inputs per request; scorer batch size; models kept loaded.
+UMBRA_MODERATION_MAX_INPUTS = env.int("UMBRA_MODERATION_MAX_INPUTS", default=256)
+UMBRA_MODERATION_BATCH_SIZE = env.int("UMBRA_MODERATION_BATCH_SIZE", default=32)
+UMBRA_MODERATION_CACHED_MODELS = env.int("UMBRA_MODERATION_CACHED_MODELS", default=4)
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locally (strict CSP, offline)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Umbra API",
     "DESCRIPTION": "Annotation, semi-supervised training and moderation for LLM-safety classifiers.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "LabelEnum": "annotations.models.Label",
+        "RoleEnum": "annotations.models.Role",
+        "RunStatusEnum": "annotations.models.TrainingRound.Status",  # same choices as BackgroundJob.Status
+        "VariantStatusEnum": "annotations.models.AugmentedVariant.Status",
+        "RoundKindEnum": "annotations.models.TrainingRound.Kind",
+        "VariantKindEnum": "annotations.models.AugmentedVariant.Kind",
+        "JobKindEnum": "annotations.models.BackgroundJob.Kind",
+        "ExportKindEnum": "annotations.services.label_exports.EXPORT_KINDS",
+    },
 }
 
 LOGGING = {

@@ -2,3 +2,4 @@
 
 from annotations.tasks.imports import import_job_run  # noqa: F401
 from annotations.tasks.rounds import rounds_sweep_stale, training_round_run  # noqa: F401
+from annotations.tasks.exports import export_job_run  # noqa: F401
