@@ -128,7 +128,7 @@ class Supervised(SSLAlgorithm):
 
     def train_step(self, labeled, unlabeled):
         sup = self.supervised_loss(labeled)
-        return StepOutput(loss=sup, log={"supervised_loss": float(sup), "unsupervised_loss": 0.0, "mask_ratio": 0.0})
+        return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0, "mask_ratio": 0.0})
 
 
 @register("fixmatch")
@@ -148,7 +148,7 @@ class FixMatch(SSLAlgorithm):
         loss = sup + self.config.unlabeled_weight * unsup
         return StepOutput(
             loss=loss,
-            log={"supervised_loss": float(sup), "unsupervised_loss": float(unsup), "mask_ratio": float(mask.mean())},
+            log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()), "mask_ratio": float(mask.mean())},
             index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask,
         )
 
@@ -195,7 +195,7 @@ class FreeMatch(SSLAlgorithm):
         loss = sup + self.config.unlabeled_weight * unsup
         return StepOutput(
             loss=loss,
-            log={"supervised_loss": float(sup), "unsupervised_loss": float(unsup), "mask_ratio": float(mask.mean()),
+            log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()), "mask_ratio": float(mask.mean()),
                  "tau": self.thresh.tau},
             index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask,
         )
@@ -292,7 +292,7 @@ class MarginMatch(SSLAlgorithm):
         real_mask = mask * (~thr_ex).float()
         return StepOutput(
             loss=loss,
-            log={"supervised_loss": float(sup), "unsupervised_loss": float(unsup),
+            log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()),
                  "mask_ratio": float(real_mask.sum() / max(1, int((~thr_ex).sum()))),
                  "aum_cutoff": self.cutoff if np.isfinite(self.cutoff) else 0.0},
             index=idx_t, weak_logits=wl_full[None, :, :c], weights=real_mask,
@@ -444,7 +444,7 @@ class MultiMatch(SSLAlgorithm):
         used = final_w.max(0).values
         return StepOutput(
             loss=loss,
-            log={"supervised_loss": float(sup), "unsupervised_loss": float(unsup),
+            log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()),
                  "mask_ratio": float((final_w > 0).float().mean()),
                  "high_agree_ratio": float((torch.as_tensor(weights) == 1).float().mean())},
             index=idx_t, weak_logits=wl, weights=used,

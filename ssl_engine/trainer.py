@@ -170,7 +170,7 @@ class Trainer:
                 self.tracking.history.append(
                     self.algo.example_margins(self.tracking.pseudo_label, self.tracking.raw_margin).copy()
                 )
-            entry = {"step": step + 1, "loss": float(out.loss), **out.log}
+            entry = {"step": step + 1, "loss": float(out.loss.detach()), **out.log}
             self.log.append(entry)
             state.step, state.epoch = step + 1, (step + 1) // self.steps_per_epoch
             state.loss = entry["loss"]

@@ -1,0 +1,214 @@
+"""Command line: train a round from JSONL, predict with a saved model, run the benchmark.
+
+Bad input (missing file, malformed line, too few labels, a missing class) gives a one-line
+message on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+LABEL_NAMES = ("unharmful", "harmful")
+
+
+class InputError(Exception):
+    """A user-facing problem with the command's input."""
+
+
+def read_jsonl(path: str, *, need_label: bool) -> list[dict]:
+    """Rows of a JSONL file with ``id``, ``text``, optional ``prompt`` and (if needed) ``label``."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise InputError(f"{path}:{n}: expected a JSON object")
+            if not isinstance(row.get("text"), str):
+                raise InputError(f"{path}:{n}: missing or non-string 'text'")
+            if row.get("prompt") is not None and not isinstance(row["prompt"], str):
+                raise InputError(f"{path}:{n}: 'prompt' must be a string or null")
+            if "id" not in row:
+                row["id"] = f"line-{n}"
+            if need_label and row.get("label") not in LABEL_NAMES:
+                raise InputError(f"{path}:{n}: 'label' must be one of {list(LABEL_NAMES)}, got {row.get('label')!r}")
+            rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: no examples")
+    return rows
+
+
+def draw_labeled(rows: Sequence[dict], n: int, seed: int, min_per_class: int = 4):
+    """Stratified seeded draw of ``n`` labeled rows (at least ``min_per_class`` of each class).
+
+    Returns (labeled, rest); ``n`` >= len(rows) takes everything.
+    """
+    import numpy as np
+
+    by_class = {c: [i for i, r in enumerate(rows) if r["label"] == c] for c in LABEL_NAMES}
+    for c, ix in by_class.items():
+        if len(ix) < min(min_per_class, max(1, n // 2)):
+            raise InputError(f"class {c!r} has {len(ix)} examples in the training file; need at least "
+                             f"{min(min_per_class, max(1, n // 2))}")
+    if n >= len(rows):
+        return list(rows), []
+    if n < 2 * min_per_class:
+        raise InputError(f"--labeled {n} is too small: need at least {2 * min_per_class} (a few per class)")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c, ix in by_class.items():
+        k = max(min_per_class, int(round(n * len(ix) / len(rows))))
+        k = min(k, len(ix))
+        picked.extend(rng.choice(ix, size=k, replace=False).tolist())
+    short = n - len(picked)
+    if short > 0:
+        left = np.setdiff1d(np.arange(len(rows)), picked)
+        picked.extend(rng.choice(left, size=short, replace=False).tolist())
+    elif short < 0:  # rounding overshoot: drop from the largest class
+        big = max(by_class, key=lambda c: len(by_class[c]))
+        big_set = set(by_class[big])
+        drop = [i for i in picked if i in big_set][: -short]
+        picked = [i for i in picked if i not in set(drop)]
+    chosen = set(picked)
+    return [rows[i] for i in sorted(chosen)], [r for i, r in enumerate(rows) if i not in chosen]
+
+
+def _parse_eval(specs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise InputError(f"--eval expects NAME=FILE.jsonl, got {spec!r}")
+        name, path = spec.split("=", 1)
+        out[name] = path
+    return out
+
+
+def train_main(args: argparse.Namespace) -> int:
+    from ssl_engine.configs import validate_config
+
+    config = json.loads(args.config) if args.config else {}
+    if args.unlabeled is not None:
+        config.setdefault("max_unlabeled", max(1, args.unlabeled))
+    try:
+        validate_config(args.algorithm, config)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    rows = read_jsonl(args.train, need_label=True)
+    evals = {name: read_jsonl(path, need_label=True) for name, path in _parse_eval(args.eval).items()}
+    if args.labeled > len(rows):
+        raise InputError(f"--labeled {args.labeled} but {args.train} has only {len(rows)} examples")
+    labeled, rest = draw_labeled(rows, args.labeled, args.seed)
+    if args.unlabeled is not None:
+        rest = rest[: args.unlabeled]
+    result = run_from_rows(labeled, rest, evals, algorithm=args.algorithm, seed=args.seed, out_dir=args.out,
+                           mode=args.mode, backbone=args.backbone, config=config, device=args.device)
+    print(json.dumps({k: result["eval"][k]["f1"] for k in result["eval"]}))
+    return 0
+
+
+def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=None, backbone=None, config=None,
+                  device=None, strong_augmenter="word_dropout") -> dict:
+    """Run one round on JSONL rows and write ``out_dir/metrics.json``; return that dict."""
+    from ssl_engine.engine import labeled_from_rows, run_round
+    from ssl_engine.types import RoundInput, UnlabeledText
+
+    os.makedirs(out_dir, exist_ok=True)
+    inp = RoundInput(
+        labeled=labeled_from_rows(labeled, LABEL_NAMES),
+        unlabeled=[UnlabeledText(str(r["id"]), r["text"], r.get("prompt")) for r in unlabeled],
+        out_dir=out_dir, algorithm=algorithm, config=config or {},
+        eval_sets={k: labeled_from_rows(v, LABEL_NAMES) for k, v in evals.items()},
+        label_names=LABEL_NAMES, mode=mode, backbone=backbone, device=device, seed=seed,
+        strong_augmenter=strong_augmenter,
+    )
+    t0 = time.time()
+    res = run_round(inp)
+    out = {
+        "eval": res.metrics, "algorithm": algorithm, "labeled": len(labeled), "unlabeled": len(unlabeled),
+        "seed": seed, "train_seconds": time.time() - t0, "threshold": res.threshold, "timings": res.timings,
+        "mode": mode, "config": config or {}, "model_dir": res.model_dir,
+    }
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    return out
+
+
+def predict_main(args: argparse.Namespace) -> int:
+    from ssl_engine.model import META_FILE
+
+    if not os.path.isfile(os.path.join(args.model, META_FILE)):
+        raise InputError(f"{args.model}: not a saved model (no {META_FILE})")
+    rows = read_jsonl(args.input, need_label=False)
+    from ssl_engine.engine import load_scorer
+
+    scorer = load_scorer(args.model, device=args.device)
+    names = scorer.meta["label_names"]
+    k = scorer.positive_index
+    scores = scorer.score([r["text"] for r in rows], [r.get("prompt") for r in rows], batch_size=args.batch_size)
+    with open(args.out, "w", encoding="utf-8") as f:
+        for r, (p, _) in zip(rows, scores):
+            label = names[k] if p >= scorer.threshold else names[1 - k] if len(names) == 2 else names[k]
+            f.write(json.dumps({"id": r["id"], "p_harmful": p, "label": label}) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ssl_engine.configs import ALGORITHM_NAMES, MODES
+
+    parser = argparse.ArgumentParser(prog="python -m ssl_engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one round from a labeled JSONL file")
+    t.add_argument("--train", required=True)
+    t.add_argument("--labeled", type=int, required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--algorithm", choices=ALGORITHM_NAMES, default="multimatch")
+    t.add_argument("--unlabeled", type=int, default=None, help="cap on the unlabeled pool")
+    t.add_argument("--mode", choices=MODES, default=None)
+    t.add_argument("--backbone", default=None)
+    t.add_argument("--device", default=None)
+    t.add_argument("--config", default=None, help="JSON object of TrainConfig/algorithm settings")
+    t.add_argument("--eval", action="append", default=[], metavar="NAME=FILE.jsonl")
+    t.add_argument("--out", required=True)
+    p = sub.add_parser("predict", help="score a JSONL file with a saved model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    sub.add_parser("bench", help="label-efficiency benchmark (see benchmarks/label_efficiency.py)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "bench":
+        from benchmarks.label_efficiency import main as bench_main
+
+        return bench_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    threads = os.environ.get("UMBRA_NUM_THREADS")
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        if args.command == "train":
+            return train_main(args)
+        return predict_main(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # configuration problems surfaced by the engine
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
