@@ -99,7 +99,8 @@ def round_items(project) -> dict:
     bench = [{"text": f"poison recipe {_text(rng)} {i}", "label": "harmful"} for i in range(3)]
     bench += [{"text": f"learn code {_text(rng)} {i}", "label": "unharmful"} for i in range(3)]
     import_items(project, bench, Item.Split.BENCH, bench_name="xs")
-    pool_ids = set(Item.objects.filter(project=project, split=Item.Split.POOL, human_label="").values_list("id", flat=True))
+    pool = Item.objects.filter(project=project, split=Item.Split.POOL, human_label="")
+    pool_ids = set(pool.values_list("id", flat=True))
     return {"pool_ids": pool_ids, "n_labeled": 14}
 
 
