@@ -208,7 +208,8 @@ def main() -> int:
         f"batch size {args.batch_size}, PostgreSQL on the same machine. Synthetic pool texts of 6–24 words. "
         "End to end = read the pool (one query, streamed), score it with `load_scorer` on a model saved by a quick "
         "supervised round with the default backbone, derive review signals, COPY the rows in one transaction. "
-        "Storing alone = the same rows COPYed again for a second round (`annotations.services.scoring."
+        "Storing alone = one MultiMatch-shaped row (3 head probabilities, 6-epoch margin history, review "
+        "reason) per pool item COPYed for a second round in one transaction (`annotations.services.scoring."
         "predictions_store`).\n"
     )
     print(table + note)
