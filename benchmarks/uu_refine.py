@@ -49,7 +49,7 @@ def embeddings(texts):
     from ssl_engine.augment.curation import minilm_embedder
 
     t0 = time.perf_counter()
-    e = minilm_embedder(batch_size=64, max_length=256)(texts)
+    e = minilm_embedder(batch_size=64, max_length=128)(texts)
     dt = time.perf_counter() - t0
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, e)

@@ -382,14 +382,17 @@ def minilm_embedder(*, device: str = "cpu", batch_size: int = 64, max_length: in
             state["tok"] = AutoTokenizer.from_pretrained(path)
             state["model"] = AutoModel.from_pretrained(path).to(device).eval()
         tok, model = state["tok"], state["model"]
-        out = []
-        for s in range(0, len(texts), batch_size):
-            enc = tok(list(texts[s : s + batch_size]), padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        # Length-sorted batches: padding to the longest text otherwise dominates CPU time.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
             with torch.inference_mode():
                 h = model(**enc).last_hidden_state
             m = enc["attention_mask"].unsqueeze(-1).float()
             e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            out.append(torch.nn.functional.normalize(e, dim=-1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, model.config.hidden_size), dtype=np.float32)
+            out[idx] = torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
+        return out
 
     return embed

@@ -277,12 +277,15 @@ class LocalHFProvider:
         import torch
 
         model, tok = self.load()
-        out: list[list[str]] = []
+        rendered = [self._render(c) for c in conversations]
+        # Length-sorted batches (less padding); answers are put back in input order.
+        order = sorted(range(len(rendered)), key=lambda i: len(rendered[i]))
+        out: list[list[str]] = [[] for _ in rendered]
         t0 = time.perf_counter()
         eos = self._eos_ids()
-        for start in range(0, len(conversations), self.batch_size):
-            chunk = conversations[start : start + self.batch_size]
-            texts = [self._render(c) for c in chunk]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            texts = [rendered[i] for i in idx]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False).to(self._device)
             sample = temperature > 0
             gen_kwargs: dict[str, Any] = dict(
@@ -308,8 +311,8 @@ class LocalHFProvider:
             not_pad = (new != tok.pad_token_id).sum().item()
             self.stats["new_tokens"] += int(not_pad)
             self.stats["sequences"] += len(decoded)
-            for i in range(len(chunk)):
-                out.append([d.strip() for d in decoded[i * n : (i + 1) * n]])
+            for k, i in enumerate(idx):
+                out[i] = [d.strip() for d in decoded[k * n : (k + 1) * n]]
         self.stats["calls"] += 1
         self.stats["seconds"] += time.perf_counter() - t0
         return out
@@ -326,7 +329,10 @@ class LocalHFProvider:
         import torch
 
         model, tok = self.load()
-        prompts = [self._render(c) for c in conversations]
+        rendered = [self._render(c) for c in conversations]
+        # Length-sorted batches: padding to the longest text otherwise dominates CPU time.
+        order = sorted(range(len(rendered)), key=lambda i: len(rendered[i]))
+        prompts = [rendered[i] for i in order]
         opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
         first = [ids[0] for ids in opt_ids]
         scores = np.zeros((len(prompts), len(options)), dtype=np.float64)
@@ -351,7 +357,9 @@ class LocalHFProvider:
                 tok_lp = logp.gather(-1, opt.to(self._device).unsqueeze(-1)).squeeze(-1).sum(-1)
                 scores[start : start + len(chunk), j] = tok_lp.cpu().numpy()
         self.stats["seconds"] += time.perf_counter() - t0
-        return scores
+        out = np.empty_like(scores)
+        out[order] = scores
+        return out
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible
