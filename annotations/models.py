@@ -44,6 +44,11 @@ class Project(models.Model):
     use_unreviewed_curated_variants = models.BooleanField(
         default=False, help_text="Train on curated augmentations that no reviewer has seen yet."
     )
+    use_refined_labels = models.BooleanField(
+        default=False, help_text="Feed the latest UU-refined labels of unlabeled pool items to SSL rounds as "
+        "weighted pseudo-labels (never as human labels).",
+    )
+    refined_label_weight = models.FloatField(default=0.5, help_text="Training weight of a refined label (0-1).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
