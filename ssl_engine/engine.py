@@ -173,6 +173,7 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
     from ssl_engine.trainer import Trainer
 
     t0 = time.time()
+    _apply_thread_setting()
     if inp.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {inp.algorithm!r}; known: {sorted(ALGORITHMS)}")
     cfg, algo_cfg = build_configs(inp.algorithm, inp.config)
@@ -390,6 +391,15 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                            train_seconds=time.time() - t0, stopped_early=True)
 
 
+def _apply_thread_setting() -> None:
+    """Honour UMBRA_NUM_THREADS (torch intra-op threads); on shared cores 1 beats oversubscription."""
+    threads = os.environ.get("UMBRA_NUM_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def _asdict(obj) -> dict[str, Any]:
     import dataclasses
 
@@ -422,6 +432,7 @@ class Scorer:
     def __init__(self, model_dir: str, device: str | None = None) -> None:
         from ssl_engine.model import load_saved
 
+        _apply_thread_setting()
         self.device = resolve_device(device)
         self.model, self.tokenizer, self.meta = load_saved(model_dir, self.device)
         self.threshold = float(self.meta["threshold"])

@@ -88,20 +88,36 @@ class Trainer:
         """Endless labeled batches: class-balanced draws, or shuffled passes for class-weighted CE."""
         bs = self.cfg.batch_size
         if self.cfg.labeled_sampling == "balanced":
+            # Each batch holds equal shares of every class; within a chunk of batches the
+            # k-th batch takes the k-th length slice of each class, so padding stays small.
             by_class = [np.flatnonzero(self.labels == c) for c in range(self.n_classes)]
             by_class = [ix for ix in by_class if len(ix)]
+            n_cls = len(by_class)
+            share = [bs // n_cls + (1 if k < bs % n_cls else 0) for k in range(n_cls)]
             perms = [ix[self.rng.permutation(len(ix))] for ix in by_class]
-            pos = [0] * len(by_class)
-            while True:
-                picked = []
-                for k in range(bs):
-                    c = k % len(by_class)
+            pos = [0] * n_cls
+            chunk = 32
+
+            def draw(c: int, k: int) -> np.ndarray:
+                out = []
+                while len(out) < k:
                     if pos[c] >= len(perms[c]):
                         perms[c] = by_class[c][self.rng.permutation(len(by_class[c]))]
                         pos[c] = 0
-                    picked.append(perms[c][pos[c]])
-                    pos[c] += 1
-                yield np.array(picked)
+                    take = min(k - len(out), len(perms[c]) - pos[c])
+                    out.extend(perms[c][pos[c] : pos[c] + take])
+                    pos[c] += take
+                return np.array(out)
+
+            while True:
+                per_class = []
+                for c in range(n_cls):
+                    ix = draw(c, share[c] * chunk)
+                    per_class.append(ix[np.argsort(self.labeled.lengths[ix], kind="stable")])
+                batches = [np.concatenate([per_class[c][j * share[c] : (j + 1) * share[c]] for c in range(n_cls)])
+                           for j in range(chunk)]
+                for j in self.rng.permutation(chunk):
+                    yield batches[j]
         else:
             all_idx = np.arange(len(self.labeled))
             while True:

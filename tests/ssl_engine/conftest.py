@@ -7,6 +7,14 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("UMBRA_NUM_THREADS", "1")  # 2 shared cores: one intra-op thread avoids oversubscription
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    import torch
+
+    torch.set_num_threads(int(os.environ["UMBRA_NUM_THREADS"]))
 
 WORDS = (
     "how to make a bomb kill hurt steal hack gun drug weapon attack people "

@@ -124,7 +124,25 @@ def test_run_round_rejects_bad_input(tiny_backbone, toy_rows, tmp_path, tiny_con
         run_round(inp)
 
 
+class _Result:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
 def _cli(*args):
+    """Run the CLI in-process (same code path as ``python -m ssl_engine``), capturing stderr."""
+    import contextlib
+    import io
+
+    from ssl_engine.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(list(args))
+    return _Result(code, err.getvalue())
+
+
+def _cli_subprocess(*args):
     env = {**os.environ, "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "ssl_engine", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT)
@@ -176,7 +194,7 @@ def test_cli_train_then_predict(tiny_backbone, tmp_path):
     assert {"eval", "algorithm", "labeled", "seed", "train_seconds"} <= set(metrics)
     assert metrics["labeled"] == 12 and "f1" in metrics["eval"]["toy"]
     preds = tmp_path / "preds.jsonl"
-    r = _cli("predict", "--model", str(out / "model"), "--input", train, "--out", str(preds))
+    r = _cli_subprocess("predict", "--model", str(out / "model"), "--input", train, "--out", str(preds))
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in preds.read_text().splitlines()]
     assert [x["id"] for x in lines] == [r["id"] for r in rows]
