@@ -52,7 +52,9 @@ def claimable_items(*, project: Project, user, split: str, exclude_ids: Iterable
     exclude_ids = list(exclude_ids)
     if exclude_ids:
         qs = qs.exclude(pk__in=exclude_ids)
-    return qs.order_by("id")
+    # (human_label, id) walks item_split_label_idx: items without any vote first, then items
+    # still short of the overlap; the primary-key order would scan the whole pool first.
+    return qs.order_by("human_label", "id")
 
 
 def _held_by(*, project: Project, user) -> Item | None:

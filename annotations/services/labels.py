@@ -32,8 +32,11 @@ def _votes(item: Item) -> list[tuple[str, str, str, int]]:
     return votes
 
 
-def item_refresh_label(*, item: Item) -> Item:
-    """Recompute the item's derived label fields from its annotation history and save them."""
+def item_refresh_label(*, item: Item, also_save: tuple[str, ...] = ()) -> Item:
+    """Recompute the item's derived label fields from its annotation history and save them.
+
+    ``also_save`` names other fields the caller changed on ``item``, saved in the same UPDATE.
+    """
     votes = _votes(item)
     senior = [v for v in votes if ROLE_RANK[v[2]] >= ROLE_RANK[Role.REVIEWER]]
     if senior:
@@ -48,7 +51,7 @@ def item_refresh_label(*, item: Item) -> Item:
     item.human_label = winner[0] if winner and winner[0] != UNUSABLE else ""
     item.human_category = winner[1] if item.human_label else ""
     item.annotation_count = len(votes)
-    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count"])
+    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", *also_save])
     return item
 
 
@@ -58,7 +61,10 @@ def _create(*, item: Item, user, role: str, kind: str, label: str = "", category
         item=item, annotator=user, role=role, kind=kind, label=label, category=category, note=note,
         prediction=prediction, client_token=client_token,
     )
-    annotation.full_clean(exclude=["item", "annotator", "prediction"])
+    # Field validation only: the constraints are the database's job (a duplicate client_token
+    # is caught below), and validating them here costs three queries per label.
+    annotation.full_clean(exclude=["item", "annotator", "prediction"], validate_unique=False,
+                          validate_constraints=False)
     try:
         with transaction.atomic():
             annotation.save()
@@ -95,8 +101,7 @@ def annotation_submit(
                          category=_check_category(item, category), note=note, client_token=client_token)
     item.claimed_by = None
     item.claim_expires_at = None
-    item.save(update_fields=["claimed_by", "claim_expires_at"])
-    item_refresh_label(item=item)
+    item_refresh_label(item=item, also_save=("claimed_by", "claim_expires_at"))
     return annotation
 
 
