@@ -269,3 +269,12 @@ def test_fleiss_kappa_matches_the_textbook_example():
     table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
              [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
     assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)
+
+
+@pytest.mark.django_db
+def test_project_dashboard_lazy_loads_the_workbench_stats(client_for, project, users):
+    html = client_for("annotator").get(reverse("annotations:project_dashboard", kwargs={"slug": "safety"})).content
+    stats_url = reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}).encode()
+    assert b'hx-get="' + stats_url in html and b'href="' + stats_url in html
+    full = client_for("annotator").get(stats_url).content
+    assert b"Team" in full and b"What to label next" in full
