@@ -33,8 +33,12 @@ class TrainConfig:
     max_length: int = 64  # cpu-fast default; raise on GPU (ToxicChat median is 16 tokens)
     max_unlabeled: int = 8000  # seeded training subsample of the pool; all are scored
     labeled_sampling: str = "balanced"  # "balanced" (equal classes per batch) | "weighted" (class-weighted CE)
-    val_fraction: float = 0.2  # carved from the LABELED set to choose the decision threshold
-    threshold_strategy: str = "val_f1"  # "val_f1" | "fixed"
+    val_fraction: float = 0.2  # carved from the LABELED set (val_f1) when it would hold >= min_val_positives
+    min_val_positives: int = 25  # fewer expected harmful val examples -> no split (too noisy to pick F1's argmax)
+    # "auto": val_f1 when a validation split exists, else prior_match, else fixed.
+    # "prior_match": threshold at the (1 - π) quantile of the unlabeled pool's scores, π = harmful
+    # share of the labeled draw, so the predicted harmful rate matches the labeled prior.
+    threshold_strategy: str = "auto"  # "auto" | "val_f1" | "prior_match" | "fixed"
     fixed_threshold: float = 0.5
     trainable_layers: int = 2  # cpu-fast: top encoder layers trained on cached lower-layer states
     n_strong_views: int = 2  # cpu-fast: augmented views drawn per unlabeled text (cached)
@@ -112,6 +116,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_length": (8, 4096),
     "max_unlabeled": (1, 10**7),
     "val_fraction": (0.0, 0.5),
+    "min_val_positives": (0, 10**6),
     "fixed_threshold": (0.0, 1.0),
     "trainable_layers": (0, 64),
     "n_strong_views": (1, 16),
@@ -136,7 +141,7 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "labeled_sampling": ("balanced", "weighted"),
-    "threshold_strategy": ("val_f1", "fixed"),
+    "threshold_strategy": ("auto", "val_f1", "prior_match", "fixed"),
 }
 
 

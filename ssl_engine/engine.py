@@ -204,9 +204,12 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
     try:
         progress.check("prepare")
         # labeled: train / validation (threshold) split, never touching eval sets
+        expected_val_pos = cfg.val_fraction * int((labels_all == pos).sum())
+        want_val = cfg.threshold_strategy == "val_f1" or (
+            cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives)
         tr_idx, val_idx = (
             stratified_split(labels_all, cfg.val_fraction, seed)
-            if cfg.threshold_strategy == "val_f1" else (np.arange(len(labels_all)), np.array([], dtype=int))
+            if want_val else (np.arange(len(labels_all)), np.array([], dtype=int))
         )
         lab_train = [inp.labeled[i] for i in tr_idx]
         lab_val = [inp.labeled[i] for i in val_idx]
@@ -287,13 +290,6 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             raise _Stopped
         train_only_seconds = time.time() - t_train
 
-        # decision threshold from the labeled validation split (or fixed)
-        threshold = cfg.fixed_threshold
-        if len(lab_val):
-            val_table = table([e.text for e in lab_val], [e.prompt for e in lab_val], "evaluate")
-            pv = _avg_probs(_restrict(_score_table(model, val_table, device, cfg.score_batch_size), n_classes))
-            threshold = choose_threshold(labels_all[val_idx] == pos, pv[:, pos])
-
         # score every unlabeled item: the training subsample from its table, the rest streamed
         t_score = time.time()
         n_heads = algo_cls.n_heads(algo_cfg)
@@ -308,6 +304,17 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             unl_probs[rest] = _restrict(_stream_scores(
                 model, tokenizer, [inp.unlabeled[i] for i in rest], cfg, device, progress), n_classes)
         score_seconds = time.time() - t_score
+
+        # decision threshold: labeled validation split, or the labeled prior on the unlabeled pool
+        threshold, strategy = cfg.fixed_threshold, "fixed"
+        if len(lab_val) and cfg.threshold_strategy in ("auto", "val_f1"):
+            val_table = table([e.text for e in lab_val], [e.prompt for e in lab_val], "evaluate")
+            pv = _avg_probs(_restrict(_score_table(model, val_table, device, cfg.score_batch_size), n_classes))
+            threshold, strategy = choose_threshold(labels_all[val_idx] == pos, pv[:, pos]), "val_f1"
+        elif n_pool and n_classes == 2 and cfg.threshold_strategy in ("auto", "prior_match"):
+            prior = float((labels_all == pos).mean())
+            threshold = float(np.quantile(_avg_probs(unl_probs)[:, pos], 1.0 - prior))
+            threshold, strategy = min(max(threshold, 1e-6), 1.0 - 1e-6), "prior_match"
 
         # eval sets
         metrics: dict[str, dict[str, float]] = {}
@@ -361,6 +368,7 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             "label_names": label_names,
             "positive_index": pos,
             "threshold": threshold,
+            "threshold_strategy": strategy,
             "algorithm": inp.algorithm,
             "config": {"train": _asdict(cfg), "algorithm": _asdict(algo_cfg)},
             "seed": seed,
