@@ -274,7 +274,7 @@ def test_fleiss_kappa_matches_the_textbook_example():
 @pytest.mark.django_db
 def test_project_dashboard_lazy_loads_the_workbench_stats(client_for, project, users):
     html = client_for("annotator").get(reverse("annotations:project_dashboard", kwargs={"slug": "safety"})).content
-    stats_url = reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}).encode()
-    assert b'hx-get="' + stats_url in html and b'href="' + stats_url in html
+    stats_url = reverse("annotations:dashboard_stats", kwargs={"slug": "safety"})
+    assert f'hx-get="{stats_url}"'.encode() in html and f'href="{stats_url}"'.encode() in html
     full = client_for("annotator").get(stats_url).content
     assert b"Team" in full and b"What to label next" in full
