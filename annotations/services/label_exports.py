@@ -159,11 +159,23 @@ def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] 
     return {split: {f"{p}/{label}": n for (p, label), n in sorted(c.items())} for split, c in counts.items()}
 
 
+HF_FEATURES = (
+    ("id", "string"), ("text", "string"), ("prompt", "string"), ("task", "string"), ("label", "string"),
+    ("category", "string"), ("source", "string"), ("split", "string"), ("provenance", "string"),
+    ("labeled_by", "string"), ("labeled_at", "string"), ("round", "int64"),
+)
+
+
 def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     splits = sorted(counts, key=lambda s: (s != "train", s != "test", s))
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for s in splits:
         lines += [f"  - split: {s}", f"    path: data/{s}.jsonl"]
+    # Explicit features: a column that is all-null in one split (prompt, category, round) must not
+    # make datasets infer a different type per file.
+    lines += ["dataset_info:", "  features:"]
+    for name, dtype in HF_FEATURES:
+        lines += [f"  - name: {name}", f"    dtype: {dtype}"]
     lines += ["task_categories:", "- text-classification", "language:", "- en", "---", "",
               f"# {project.name} ({project.slug}): {project.get_task_display().lower()} labels", "",
               "Exported from Umbra. Each row is an item with its label and where the label came from:",
