@@ -99,6 +99,12 @@ class SSLAlgorithm(abc.ABC):
     @abc.abstractmethod
     def train_step(self, labeled: Batch, unlabeled: dict[str, Batch]) -> StepOutput: ...
 
+    def supervised_step(self, labeled: Batch) -> StepOutput:
+        """Step used when a round has no unlabeled data: the supervised loss alone."""
+        sup = self.supervised_loss(labeled)
+        return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0,
+                                         "mask_ratio": 0.0})
+
     def on_epoch_end(self) -> None:
         """Called by the trainer after each pass over the unlabeled subsample."""
         self.epoch += 1
@@ -127,8 +133,7 @@ class Supervised(SSLAlgorithm):
     views = ()
 
     def train_step(self, labeled, unlabeled):
-        sup = self.supervised_loss(labeled)
-        return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0, "mask_ratio": 0.0})
+        return self.supervised_step(labeled)
 
 
 @register("fixmatch")

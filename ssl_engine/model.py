@@ -178,7 +178,8 @@ def load_saved(model_dir: str, device: str = "cpu"):
     with open(os.path.join(model_dir, META_FILE)) as f:
         meta = json.load(f)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoder = AutoModel.from_pretrained(model_dir)
+    kwargs = {"add_pooling_layer": False} if _is_bert(model_dir) else {}
+    encoder = AutoModel.from_pretrained(model_dir, **kwargs)
     state = load_file(os.path.join(model_dir, HEADS_FILE))
     n_classes = len(meta["label_names"])
     model = SafetyModel(encoder, int(meta["n_heads"]), n_classes, int(meta["head_hidden"]), 0.0)

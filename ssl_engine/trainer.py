@@ -173,7 +173,10 @@ class Trainer:
                     u_batches = self._unlabeled_epoch()
                 unlabeled = self._collate_views(u_batches.pop())
             with amp():
-                out = self.algo.train_step(labeled, unlabeled)
+                if self.algo.views and not unlabeled:
+                    out = self.algo.supervised_step(labeled)
+                else:
+                    out = self.algo.train_step(labeled, unlabeled)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(params_enc + params_head, 1.0)

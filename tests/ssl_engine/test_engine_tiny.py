@@ -217,3 +217,13 @@ def test_real_minilm_round_small(tmp_path):
     )
     res = run_round(inp)
     assert len(res.predictions) == 6
+
+
+def test_ssl_algorithm_without_unlabeled_pool_trains_supervised(tiny_backbone, toy_rows, tmp_path, tiny_config):
+    from ssl_engine.engine import run_round
+
+    labeled, _ = toy_rows
+    inp = RoundInput(labeled=[LabeledText(i, t, y) for i, t, y in labeled], unlabeled=[], out_dir=str(tmp_path),
+                     algorithm="multimatch", config=tiny_config(), backbone=tiny_backbone, device="cpu")
+    res = run_round(inp)
+    assert res.predictions == [] and res.train_log and res.threshold == 0.5
