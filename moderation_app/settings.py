@@ -172,6 +172,8 @@ CELERY_TASK_ROUTES = {
     "annotations.training_round_run": {"queue": "training"},
     "annotations.augmentation_job_run": {"queue": "augment"},
     "annotations.adversarial_job_run": {"queue": "augment"},
+    "annotations.judge_labels_run": {"queue": "augment"},
+    "annotations.uu_refine_run": {"queue": "training"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

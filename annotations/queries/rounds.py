@@ -81,7 +81,7 @@ class LearningCurve:
 def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> LearningCurve:
     """Harmful-class F1 per succeeded round against the number of human labels it used."""
     rounds = list(
-        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
+        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED, kind=TrainingRound.Kind.SSL)
         .order_by("n_labeled", "created_at", "id").only("id", "n_labeled", "metrics", "algorithm")
     )
     left, right, top, bottom = 48, width - 16, 12, height - 36

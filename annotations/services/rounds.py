@@ -299,11 +299,20 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
                                    strong_views=tuple(views.get(pk, ()))))
         labeled_rows.append([pk, label])
 
-    unlabeled = [
-        UnlabeledText(example_id=str(pk), text=text, prompt=_prompt(prompt), strong_views=tuple(views.get(pk, ())))
-        for pk, text, prompt in items.filter(split=Item.Split.POOL, human_label="")
-        .values_list("id", "text", "prompt").iterator(chunk_size=5000)
-    ]
+    # UU-refined labels of unlabeled pool items, as weighted pseudo-labels (Project.use_refined_labels).
+    from annotations.services.refinement import refined_pseudo_labels
+
+    refined_round, refined, refined_weight = refined_pseudo_labels(project=project)
+    unlabeled = []
+    for pk, text, prompt in (items.filter(split=Item.Split.POOL, human_label="")
+                             .values_list("id", "text", "prompt").iterator(chunk_size=5000)):
+        if pk in refined:
+            labeled.append(LabeledText(example_id=str(pk), text=text, label=label_index[refined[pk]],
+                                       prompt=_prompt(prompt), weight=refined_weight,
+                                       strong_views=tuple(views.get(pk, ()))))
+        else:
+            unlabeled.append(UnlabeledText(example_id=str(pk), text=text, prompt=_prompt(prompt),
+                                           strong_views=tuple(views.get(pk, ()))))
 
     eval_sets: dict[str, list[LabeledText]] = defaultdict(list)
     for pk, text, prompt, label, split, bench in (
@@ -326,6 +335,7 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
         "eval_sets": {name: len(rows) for name, rows in sorted(eval_sets.items())},
         "label_counts": {name: sum(1 for r in labeled_rows if r[1] == name) for name in LABEL_NAMES},
         "use_unreviewed_curated_variants": project.use_unreviewed_curated_variants,
+        "refined_labels": {"round": refined_round, "count": len(refined), "weight": refined_weight},
     }
     inp = RoundInput(
         labeled=labeled, unlabeled=unlabeled, out_dir=out_dir, algorithm=training_round.algorithm,

@@ -38,4 +38,7 @@ def variant_review(*, variant: AugmentedVariant, user, action: str, reason: str 
     locked.reviewer = user
     locked.reviewed_at = timezone.now()
     locked.save(update_fields=["status", "reject_reason", "reviewer", "reviewed_at"])
+    from annotations.services.adversarial import hard_example_sync  # confirmed hard examples -> seed items
+
+    hard_example_sync(variant=locked, user=user)
     return locked

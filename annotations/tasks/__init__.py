@@ -3,3 +3,4 @@
 from annotations.tasks.imports import import_job_run  # noqa: F401
 from annotations.tasks.rounds import rounds_sweep_stale, training_round_run  # noqa: F401
 from annotations.tasks.exports import export_job_run  # noqa: F401
+from annotations.tasks.augment import adversarial_job_run, augmentation_job_run, judge_labels_run, uu_refine_run  # noqa: F401

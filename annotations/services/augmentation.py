@@ -1,0 +1,541 @@
+"""Augmentation jobs: generate variants of items on a worker, curate them, store them for review.
+
+Lifecycle: ``augmentation_job_start`` (dashboard form or ``manage.py augment``) creates a
+queued ``BackgroundJob(kind=augment)`` and enqueues ``annotations.augmentation_job_run``
+on the ``augment`` queue after commit. The worker claims the row atomically
+(``job_claim_or_resume``), walks the items in id order in batches, and per batch:
+generates variants (``ssl_engine`` generators, or the cheap augmenters), curates them
+(``curate_variants``; optional LLM-judge votes) and bulk-inserts ``AugmentedVariant``
+rows with ``ON CONFLICT DO NOTHING`` on the generation key
+(item, kind, method, model_name, prompt_version, variant_index).
+
+Idempotency and resume: an item that already holds a row for every slot
+``0..per_item-1`` of the same generation key is skipped before anything is generated, so
+re-running a job (or starting a new one over the same items) never duplicates rows and
+only fills what is missing. Kept variants go into the lowest free slots, and raw outputs
+the generator itself rejected (refusals, echoes, empty answers) fill the remaining slots
+as ``dropped`` rows with their reason, so a finished item is never asked again.
+A job left ``running`` by a dead worker is taken over by the next delivery of its
+message once its heartbeat is older than ``UMBRA_JOB_HEARTBEAT_TIMEOUT`` (the broker
+redelivers unacked messages; an admin can also press "Resume", which re-enqueues it).
+
+Provider API keys are never stored: a job stores the *name* of an environment variable
+(``api_key_env``) and the worker reads the key from its own environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotations.errors import ApplicationError, PermissionDenied
+from annotations.models import AugmentedVariant, BackgroundJob, Item, Project, Role
+from annotations.permissions import has_role
+
+logger = logging.getLogger(__name__)
+
+LLM_METHODS = ("llm_rewrite",)
+MODEL_METHODS = ("llm_rewrite", "backtranslation")
+CHEAP_METHODS = ("word_dropout", "word_swap", "synonym")
+METHODS = (*MODEL_METHODS, *CHEAP_METHODS)
+ITEM_SCOPES = {"seed": (Item.Split.SEED,), "pool": (Item.Split.POOL,), "all": (Item.Split.SEED, Item.Split.POOL)}
+CHEAP_VERSION = "umbra-cheap-v1"
+PROVIDER_KINDS = ("local", "openai")
+_LOCAL_KEYS = {"kind", "model", "gguf_file", "device", "batch_size", "dtype"}
+_OPENAI_KEYS = {"kind", "base_url", "model", "api_key_env", "timeout", "max_retries", "concurrency", "use_n"}
+MAX_PER_ITEM = 10
+
+
+def _require_admin(*, user, project: Project, action: str) -> None:
+    if user is None or not has_role(user, project, Role.ADMIN):
+        raise PermissionDenied(f"Only project admins can {action}.")
+
+
+# --- providers -----------------------------------------------------------------
+
+
+def provider_spec_clean(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate a provider spec for storage: no secrets, only known keys; ``{}`` = offline default."""
+    spec = dict(spec or {})
+    if not spec:
+        return {"kind": "local"}
+    kind = spec.get("kind", "local")
+    if kind not in PROVIDER_KINDS:
+        raise ApplicationError(f"Unknown provider kind {kind!r}; choose local or openai.", extra={"field": "provider"})
+    if "api_key" in spec:
+        raise ApplicationError(
+            "Do not store API keys: give the name of an environment variable of the worker (api_key_env).",
+            extra={"field": "api_key_env"},
+        )
+    allowed = _LOCAL_KEYS if kind == "local" else _OPENAI_KEYS
+    unknown = set(spec) - allowed
+    if unknown:
+        raise ApplicationError(f"Unknown {kind} provider settings: {', '.join(sorted(unknown))}.",
+                               extra={"field": "provider"})
+    spec = {k: v for k, v in spec.items() if v not in (None, "")}
+    spec["kind"] = kind
+    if kind == "openai":
+        for key in ("base_url", "model"):
+            if not spec.get(key):
+                raise ApplicationError(f"An OpenAI-compatible provider needs {key}.", extra={"field": key})
+        if not str(spec["base_url"]).startswith(("http://", "https://")):
+            raise ApplicationError("The base URL must start with http:// or https://.", extra={"field": "base_url"})
+        env_name = spec.get("api_key_env", "")
+        if env_name and not env_name.replace("_", "").isalnum():
+            raise ApplicationError("api_key_env must be an environment variable name.", extra={"field": "api_key_env"})
+    return spec
+
+
+def provider_spec_resolve(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Worker side: the engine's provider spec, with the API key read from the named env var."""
+    spec = dict(spec or {"kind": "local"})
+    env_name = spec.pop("api_key_env", "")
+    if env_name:
+        key = os.environ.get(env_name)
+        if not key:
+            raise ApplicationError(f"The worker has no environment variable {env_name!r} (the provider's API key).")
+        spec["api_key"] = key
+    return spec
+
+
+def provider_label(spec: dict[str, Any] | None) -> str:
+    """Short, secret-free description of a provider spec (for the provider column)."""
+    spec = spec or {"kind": "local"}
+    if spec.get("kind") == "openai":
+        return f"openai:{spec.get('model')}@{spec.get('base_url')}"[:64]
+    return f"local:{spec.get('model') or 'smollm2-135m-gguf'}"[-64:]
+
+
+def _model_name(method: str, spec: dict[str, Any], config: dict[str, Any]) -> str:
+    if method == "llm_rewrite":
+        model = spec.get("model") or "SmolLM2-135M-Instruct.Q4_1.gguf"
+        return (f"{spec.get('kind', 'local')}:{model}")[:200]
+    if method == "backtranslation":
+        pivots = config.get("pivots") or ["de", "fr", "ru", "ro"]
+        models = config.get("models") or {}
+        parts = [f"{p}={'|'.join(models[p]) if p in models else 'opus-mt'}" for p in pivots]
+        return ("marian:" + ",".join(parts))[:200]
+    return method
+
+
+def _prompt_version(method: str) -> str:
+    if method == "llm_rewrite":
+        from ssl_engine.augment.llm import PROMPT_VERSION  # light: no torch at import
+
+        return PROMPT_VERSION
+    if method == "backtranslation":
+        from ssl_engine.augment.backtranslation import BACKTRANSLATION_VERSION
+
+        return BACKTRANSLATION_VERSION
+    return CHEAP_VERSION
+
+
+# --- start / resume / cancel (web side) ---------------------------------------------
+
+
+@transaction.atomic
+def augmentation_job_start(
+    *, project: Project, user, method: str, per_item: int = 2, items: str = "seed",
+    provider: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
+    curation: dict[str, Any] | None = None, judge: dict[str, Any] | None = None, limit: int | None = None,
+    batch_size: int = 16, seed: int = 0,
+) -> BackgroundJob:
+    """Queue an augmentation job (admins only) and enqueue it on the ``augment`` queue after commit."""
+    from annotations.tasks.augment import augmentation_job_run as augmentation_job_run_task
+
+    _require_admin(user=user, project=project, action="start augmentation jobs")
+    if method not in METHODS:
+        raise ApplicationError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.",
+                               extra={"field": "method"})
+    if not isinstance(per_item, int) or not 1 <= per_item <= MAX_PER_ITEM:
+        raise ApplicationError(f"Variants per item must be between 1 and {MAX_PER_ITEM}.", extra={"field": "per_item"})
+    if items not in ITEM_SCOPES:
+        raise ApplicationError("Items must be seed, pool or all.", extra={"field": "items"})
+    if limit is not None and limit < 1:
+        raise ApplicationError("The item limit must be positive.", extra={"field": "limit"})
+    if not 1 <= batch_size <= 512:
+        raise ApplicationError("The batch size must be between 1 and 512.", extra={"field": "batch_size"})
+    spec = provider_spec_clean(provider) if method == "llm_rewrite" else {}
+    config = dict(config or {})
+    if method == "backtranslation":
+        models = config.get("models") or {}
+        if not isinstance(models, dict) or any(not isinstance(v, (list, tuple)) or len(v) != 2 for v in models.values()):
+            raise ApplicationError('Backtranslation models must map a pivot to [en->pivot, pivot->en] paths.',
+                                   extra={"field": "models"})
+    judge = dict(judge or {})
+    if judge:
+        judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
+    from ssl_engine.augment.curation import CurationConfig
+
+    try:
+        CurationConfig(**(curation or {}))
+    except TypeError as exc:
+        raise ApplicationError(f"Invalid curation settings: {exc}", extra={"field": "curation"}) from exc
+    scope = Item.objects.filter(project=project, split__in=ITEM_SCOPES[items], excluded=False)
+    if not scope.exists():
+        raise ApplicationError(f"No {items} items to augment in this project.", extra={"field": "items"})
+    job = BackgroundJob.objects.create(
+        project=project, kind=BackgroundJob.Kind.AUGMENT, created_by=user,
+        params={
+            "method": method, "per_item": per_item, "items": items, "limit": limit, "provider": spec,
+            "config": config, "curation": dict(curation or {}), "judge": judge, "batch_size": batch_size,
+            "seed": seed, "model_name": _model_name(method, spec, config), "prompt_version": _prompt_version(method),
+        },
+        progress={"phase": "queued", "done": 0, "total": 0},
+    )
+    job_id = job.pk
+    transaction.on_commit(lambda: augmentation_job_run_task.delay(job_id))
+    return job
+
+
+def job_enqueue(job: BackgroundJob) -> None:
+    """Send a job's message to its queue (the right task for its kind)."""
+    from annotations.tasks import augment as tasks
+
+    task = {
+        BackgroundJob.Kind.AUGMENT: tasks.augmentation_job_run,
+        BackgroundJob.Kind.ADVERSARIAL: tasks.adversarial_job_run,
+        BackgroundJob.Kind.JUDGE: tasks.judge_labels_run,
+    }[job.kind]
+    job_id = job.pk
+    transaction.on_commit(lambda: task.delay(job_id))
+
+
+def _heartbeat_timeout() -> int:
+    return int(getattr(settings, "UMBRA_JOB_HEARTBEAT_TIMEOUT", 300))
+
+
+@transaction.atomic
+def job_resume(*, job: BackgroundJob, user) -> BackgroundJob:
+    """Re-queue a failed, cancelled or stale running job (admins); finished items are skipped."""
+    _require_admin(user=user, project=job.project, action="resume jobs")
+    stale = timezone.now() - timedelta(seconds=_heartbeat_timeout())
+    rows = BackgroundJob.objects.filter(pk=job.pk).filter(
+        Q(status__in=[BackgroundJob.Status.FAILED, BackgroundJob.Status.CANCELLED])
+        | Q(status=BackgroundJob.Status.RUNNING, heartbeat_at__lt=stale)
+    )
+    if not rows.update(status=BackgroundJob.Status.QUEUED, error="", finished_at=None):
+        job.refresh_from_db()
+        raise ApplicationError(f"Job #{job.pk} is {job.status} and still alive or finished; nothing to resume.")
+    job.refresh_from_db()
+    job_enqueue(job)
+    return job
+
+
+def job_cancel(*, job: BackgroundJob, user) -> BackgroundJob:
+    """Cancel a queued or running job (admins); a running worker stops after its current batch."""
+    _require_admin(user=user, project=job.project, action="cancel jobs")
+    if not BackgroundJob.objects.filter(pk=job.pk, status__in=[BackgroundJob.Status.QUEUED,
+                                                                BackgroundJob.Status.RUNNING]).update(
+        status=BackgroundJob.Status.CANCELLED, finished_at=timezone.now()
+    ):
+        job.refresh_from_db()
+        raise ApplicationError(f"Job #{job.pk} has already {job.status}.")
+    job.refresh_from_db()
+    return job
+
+
+# --- worker side ---------------------------------------------------------------------
+
+
+def job_claim_or_resume(*, job_id: int) -> BackgroundJob | None:
+    """queued -> running, or take over a running job whose heartbeat is stale; None otherwise."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=_heartbeat_timeout())
+    claimed = BackgroundJob.objects.filter(pk=job_id).filter(
+        Q(status=BackgroundJob.Status.QUEUED)
+        | Q(status=BackgroundJob.Status.RUNNING, heartbeat_at__lt=stale)
+    ).update(status=BackgroundJob.Status.RUNNING, started_at=now, heartbeat_at=now)
+    if not claimed:
+        return None
+    return BackgroundJob.objects.select_related("project").get(pk=job_id)
+
+
+class JobLost(Exception):
+    """The job is no longer running here (cancelled, or taken over after a stale heartbeat)."""
+
+
+class JobProgress:
+    """Throttled progress + heartbeat writes; raises ``JobLost`` when the row stopped running."""
+
+    def __init__(self, job_id: int, *, min_interval: float = 1.0) -> None:
+        self.job_id, self.min_interval = job_id, min_interval
+        self._last: float | None = None
+        self.writes = 0
+
+    def update(self, force: bool = False, **progress: Any) -> None:
+        now = time.monotonic()
+        if not force and self._last is not None and now - self._last < self.min_interval:
+            return
+        self._last = now
+        self.writes += 1
+        if not BackgroundJob.objects.filter(pk=self.job_id, status=BackgroundJob.Status.RUNNING).update(
+            progress=progress, heartbeat_at=timezone.now()
+        ):
+            raise JobLost(f"job {self.job_id} is no longer running")
+
+
+def job_finish_if_running(*, job_id: int, result: dict, progress: dict | None = None) -> bool:
+    now = timezone.now()
+    fields = {"status": BackgroundJob.Status.SUCCEEDED, "result": result, "finished_at": now, "heartbeat_at": now}
+    if progress is not None:
+        fields["progress"] = progress
+    return bool(BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING).update(**fields))
+
+
+def job_fail_if_running(*, job_id: int, error: str, result: dict | None = None) -> bool:
+    fields = {"status": BackgroundJob.Status.FAILED, "error": error[:10000], "finished_at": timezone.now()}
+    if result is not None:
+        fields["result"] = result
+    return bool(BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING).update(**fields))
+
+
+def _error_text(exc: BaseException) -> str:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "The job ran past its time limit and was stopped; press Resume to continue where it stopped."
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def cheap_generate(texts: Sequence[str], *, method: str, per_item: int, seed: int,
+                   keys: Sequence[int]) -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Cheap augmenter variants, seeded per (item, slot) so a resumed job writes the same text."""
+    from ssl_engine.augment import get_augmenter
+
+    aug = get_augmenter(method)
+    out = []
+    for key, text in zip(keys, texts):
+        variants = [aug(text, random.Random(f"{seed}|{key}|{k}")) for k in range(per_item)]
+        out.append((variants, []))
+    return out
+
+
+def curation_embedder() -> Callable | None:
+    """The backbone's mean-pooled embeddings (bundled MiniLM unless SSL_ENGINE_BACKBONE is set)."""
+    if getattr(settings, "UMBRA_CURATION_EMBEDDINGS", True) is False:
+        return None
+    from ssl_engine.augment.curation import minilm_embedder
+
+    return minilm_embedder(device=settings.SSL_ENGINE_DEVICE or "cpu", model_path=settings.SSL_ENGINE_BACKBONE or None)
+
+
+def _existing_slots(*, item_ids: Sequence[int], kind: str, method: str, model_name: str,
+                    prompt_version: str) -> dict[int, set[int]]:
+    slots: dict[int, set[int]] = {}
+    for item_id, idx in AugmentedVariant.objects.filter(
+        item_id__in=item_ids, kind=kind, method=method, model_name=model_name, prompt_version=prompt_version
+    ).values_list("item_id", "variant_index"):
+        slots.setdefault(item_id, set()).add(idx)
+    return slots
+
+
+def _vote_text(vote: bool | None) -> str:
+    return "yes" if vote is True else "no" if vote is False else "?"
+
+
+def augmentation_job_execute(*, job_id: int, generate: Callable | None = None,
+                             embed: Callable | None = None) -> str:
+    """Run (or resume) an augmentation job on this worker; returns the final status or "skipped".
+
+    ``generate`` and ``embed`` replace the configured generator / embedder (tests, benchmarks).
+    """
+    job = job_claim_or_resume(job_id=job_id)
+    if job is None:
+        logger.info("augmentation job %s not claimable", job_id)
+        return "skipped"
+    p = job.params
+    method, per_item, batch_size = p["method"], int(p["per_item"]), int(p.get("batch_size") or 16)
+    model_name, prompt_version = p["model_name"], p["prompt_version"]
+    provider = provider_label(p.get("provider")) if method == "llm_rewrite" else method
+    progress = JobProgress(job_id)
+    t0 = time.monotonic()
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    try:
+        scope = Item.objects.filter(project=job.project, split__in=ITEM_SCOPES[p["items"]], excluded=False)
+        item_ids = list(scope.order_by("id").values_list("id", flat=True))
+        if p.get("limit"):
+            item_ids = item_ids[: int(p["limit"])]
+        total = len(item_ids)
+        progress.update(force=True, phase="prepare", done=0, total=total)
+        if method in MODEL_METHODS and generate is None:
+            from ssl_engine.augment import generators  # noqa: F401  registers llm_rewrite, backtranslation
+
+        from ssl_engine.augment.curation import CurationConfig
+
+        cur_cfg = CurationConfig(**(p.get("curation") or {}))
+        wants_band = cur_cfg.similarity_low is not None or cur_cfg.similarity_high is not None
+        embedder = embed if embed is not None else (curation_embedder() if wants_band else None)
+        task = "response" if job.project.task == Project.Task.RESPONSE else "prompt"
+        done = 0
+        for start in range(0, total, batch_size):
+            batch_ids = item_ids[start : start + batch_size]
+            slots = _existing_slots(item_ids=batch_ids, kind=AugmentedVariant.Kind.AUGMENTATION, method=method,
+                                    model_name=model_name, prompt_version=prompt_version)
+            todo = [i for i in batch_ids if len(slots.get(i, set()) & set(range(per_item))) < per_item]
+            counts["items_skipped"] += len(batch_ids) - len(todo)
+            if todo:
+                rows = list(Item.objects.filter(pk__in=todo).order_by("id").values_list("id", "text", "prompt"))
+                counts["created"] += _augment_batch(
+                    job=job, rows=rows, slots=slots, method=method, per_item=per_item, model_name=model_name,
+                    prompt_version=prompt_version, provider=provider, task=task, generate=generate,
+                    embed=embedder, counts=counts, reasons=reasons, seed=int(p.get("seed") or 0) + start,
+                )
+            done += len(batch_ids)
+            elapsed = max(time.monotonic() - t0, 1e-6)
+            progress.update(force=done == total, phase="generate", done=done, total=total,
+                            created=counts["created"], kept=counts["kept"], dropped=counts["dropped"],
+                            per_second=round(counts["generated"] / elapsed, 3))
+        seconds = round(time.monotonic() - t0, 3)
+        result = {
+            "items": total, "items_skipped": counts["items_skipped"], "generated": counts["generated"],
+            "created": counts["created"], "kept": counts["kept"], "dropped": counts["dropped"],
+            "pass_rate": round(counts["kept"] / counts["generated"], 4) if counts["generated"] else None,
+            "drop_reasons": dict(reasons.most_common()), "seconds": seconds,
+            "variants_per_second": round(counts["generated"] / seconds, 3) if seconds else None,
+        }
+        job_finish_if_running(job_id=job_id, result=result,
+                              progress={"phase": "done", "done": total, "total": total, "created": counts["created"]})
+        return BackgroundJob.Status.SUCCEEDED
+    except JobLost as exc:
+        logger.warning("%s; stopping", exc)
+        return "lost"
+    except Exception as exc:
+        logger.exception("augmentation job %s failed", job_id)
+        job_fail_if_running(job_id=job_id, error=_error_text(exc),
+                            result={"created": counts["created"], "drop_reasons": dict(reasons)})
+        if isinstance(exc, (ApplicationError, ValueError)):
+            return BackgroundJob.Status.FAILED
+        raise
+
+
+def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: int, model_name: str,
+                   prompt_version: str, provider: str, task: str, generate, embed, counts: Counter,
+                   reasons: Counter, seed: int) -> int:
+    """Generate, curate and insert variants for one batch of items; returns rows inserted."""
+    from ssl_engine.augment.curation import curate_variants, reason_code
+
+    p = job.params
+    texts = [r[1] for r in rows]
+    prompts = [r[2] or None for r in rows] if task == "response" else None
+    # (accepted variants, generator rejections [(raw, reason)]) per item
+    if generate is not None:
+        generated = generate(texts, prompts)
+    elif method in CHEAP_METHODS:
+        generated = cheap_generate(texts, method=method, per_item=per_item, seed=seed, keys=[r[0] for r in rows])
+    else:
+        from ssl_engine.augment.generators import generate_variants
+
+        config = dict(p.get("config") or {})
+        if method == "llm_rewrite":
+            config.setdefault("n_variants", per_item)
+            config.setdefault("on_provider_error", "skip")
+            config["provider"] = provider_spec_resolve(p.get("provider"))
+            if task == "response":
+                config.setdefault("task", "response")
+        res = generate_variants(texts, generator=method, prompts=prompts, config=config, seed=seed)
+        generated = [(list(g.variants)[:per_item], [(r.raw, r.reason) for r in g.rejected]) for g in res]
+    variants = [g[0][:per_item] for g in generated]
+    counts["generated"] += sum(len(v) for v in variants)
+    judge_votes = None
+    judge = p.get("judge") or {}
+    if judge and any(variants):
+        from ssl_engine.llm_judge import judge_rewrites
+
+        judges = [provider_spec_resolve(j) for j in judge.get("judges") or [{"kind": "local"}]]
+        judge_votes = judge_rewrites(texts, variants, judges=judges, task=task, prompts=prompts,
+                                     samples_per_judge=int(judge.get("samples") or 1))
+    report = curate_variants(texts, variants, config=p.get("curation") or None, embed=embed, judge_votes=judge_votes)
+    new_rows: list[AugmentedVariant] = []
+    for (item_id, _text, _prompt), decisions, (_, rejected) in zip(rows, report.decisions, generated):
+        free = [k for k in range(per_item) if k not in slots.get(item_id, set())]
+        entries = []
+        for d in decisions:
+            cur: dict[str, Any] = {"stage": "curation", "reasons": list(d.reasons)}
+            if d.similarity is not None:
+                cur["similarity"] = round(d.similarity, 4)
+            if judge_votes is not None:
+                votes = judge_votes[d.source_index][d.variant_index]
+                cur["judge_votes"] = [{"judge": f"judge {k + 1}", "vote": _vote_text(v)} for k, v in enumerate(votes)]
+                cur["judge_yes"] = d.judge_yes
+            status = AugmentedVariant.Status.PENDING if d.kept else AugmentedVariant.Status.DROPPED
+            entries.append((d.text, status, "; ".join(d.reasons)[:200], cur))
+        for raw, reason in rejected:
+            if reason.startswith("provider_error"):
+                continue  # transient: the slot stays free, so a resumed job asks again
+            if reason_code(reason) in ("surplus",):
+                continue
+            entries.append((raw or "", AugmentedVariant.Status.DROPPED, reason[:200],
+                            {"stage": "generation", "reasons": [reason]}))
+        # Kept variants take the lowest free slots; generator rejections fill what is left.
+        entries.sort(key=lambda e: e[1] != AugmentedVariant.Status.PENDING)
+        for slot, (text, status, reason, cur) in zip(free, entries):
+            new_rows.append(AugmentedVariant(
+                item_id=item_id, job=job, kind=AugmentedVariant.Kind.AUGMENTATION, method=method, provider=provider,
+                model_name=model_name, prompt_version=prompt_version, variant_index=slot, text=text, status=status,
+                curation_reason=reason, curation=cur,
+            ))
+            if status == AugmentedVariant.Status.PENDING:
+                counts["kept"] += 1
+            else:
+                counts["dropped"] += 1
+                for code in dict.fromkeys(reason_code(r) for r in cur["reasons"]):
+                    reasons[code] += 1
+    if not new_rows:
+        return 0
+    key = {"item_id__in": [r[0] for r in rows], "kind": AugmentedVariant.Kind.AUGMENTATION, "method": method,
+           "model_name": model_name, "prompt_version": prompt_version}
+    before = AugmentedVariant.objects.filter(**key).count()
+    AugmentedVariant.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=500)  # ON CONFLICT DO NOTHING
+    return AugmentedVariant.objects.filter(**key).count() - before
+
+
+# --- after a round: loss-based flags ------------------------------------------------------
+
+
+def variants_flag_high_loss(*, losses: dict[int, Sequence[float]], quantile: float = 0.9,
+                            min_fraction: float = 0.75, absolute: float | None = None) -> int:
+    """Flag variants whose per-epoch strong-view loss stays high; returns how many were flagged.
+
+    ``losses`` maps variant id -> per-epoch loss (NaN where unseen). The flag goes into
+    ``curation["loss_flag"]`` and a pending variant's review priority is raised, so a
+    reviewer sees it first; nothing is dropped automatically.
+    """
+    import numpy as np
+
+    from ssl_engine.augment.curation import flag_high_loss
+
+    ids = sorted(losses)
+    if not ids:
+        return 0
+    width = max(len(losses[i]) for i in ids)
+    arr = np.full((len(ids), width), np.nan)
+    for r, vid in enumerate(ids):
+        arr[r, : len(losses[vid])] = losses[vid]
+    flags = flag_high_loss(arr, quantile=quantile, min_fraction=min_fraction, absolute=absolute)
+    n = 0
+    with transaction.atomic():
+        variants = AugmentedVariant.objects.select_for_update().in_bulk(ids)
+        for r, vid in enumerate(ids):
+            if not flags.flagged[r] or vid not in variants:
+                continue
+            v = variants[vid]
+            v.curation = {**(v.curation or {}), "loss_flag": flags.reasons[r], "mean_loss": float(flags.mean_loss[r])}
+            v.review_priority = max(v.review_priority, 5.0)
+            v.save(update_fields=["curation", "review_priority"])
+            n += 1
+    return n
