@@ -140,6 +140,10 @@ UMBRA_ITEM_MAX_CHARS = env.int("UMBRA_ITEM_MAX_CHARS", default=2_000_000)
 # Seed labeling: how long an item handed to an annotator stays reserved for them.
 UMBRA_CLAIM_LEASE_SECONDS = env.int("UMBRA_CLAIM_LEASE_SECONDS", default=600)
 
+# Cache (API throttle counters): per-process memory by default; set CACHE_URL=redis://…/N in
+# production so limits hold across gunicorn workers.
+CACHES = {"default": env.cache("CACHE_URL", default="locmem://")}
+
 # --- security headers -------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
