@@ -141,3 +141,16 @@ def test_double_submitted_label_is_stored_once(project, users, make_item):
     assert len(set(ids)) == 1
     assert Annotation.objects.filter(item=item).count() == 1
     assert Item.objects.get(pk=item.pk).annotation_count == 1
+
+
+@pytest.mark.django_db
+def test_conditional_update_fallback_hands_out_distinct_items(project, users, make_item, monkeypatch):
+    """The SQLite path (no SKIP LOCKED): an atomic conditional UPDATE decides who wins."""
+    from annotations.services import claims
+
+    monkeypatch.setattr(connection.features, "has_select_for_update_skip_locked", False)
+    a, b = make_item(project), make_item(project)
+    first = claims.item_claim_next(project=project, user=users["annotator"])
+    second = claims.item_claim_next(project=project, user=users["reviewer"])
+    assert {first.pk, second.pk} == {a.pk, b.pk}
+    assert claims.item_claim_next(project=project, user=users["admin"]) is None
