@@ -1,5 +1,6 @@
 from django.urls import path
 
+from annotations.views import augment as augment_views
 from annotations.views import dashboard as dashboard_views
 from annotations.views import labeling as labeling_views
 from annotations.views import projects
@@ -26,6 +27,20 @@ urlpatterns = [
     path("p/<slug:slug>/variants/", variant_views.variant_list, name="variant_list"),
     path("p/<slug:slug>/variants/<int:pk>/", variant_views.variant_review_action, name="variant_review"),
     path("p/<slug:slug>/stats/", dashboard_views.dashboard_stats, name="dashboard_stats"),
+    path("p/<slug:slug>/augment/", augment_views.augment_page, name="augment_page"),
+    path("p/<slug:slug>/augment/start/", augment_views.augment_start, name="augment_start"),
+    path("p/<slug:slug>/augment/adversarial/", augment_views.adversarial_start, name="adversarial_start"),
+    path("p/<slug:slug>/augment/judge/", augment_views.judge_labels_start, name="judge_labels_start"),
+    path("p/<slug:slug>/augment/jobs/<int:job_id>/", augment_views.augment_job_detail, name="augment_job_detail"),
+    path("p/<slug:slug>/augment/jobs/<int:job_id>/resume/", augment_views.augment_job_resume,
+         name="augment_job_resume"),
+    path("p/<slug:slug>/augment/jobs/<int:job_id>/cancel/", augment_views.augment_job_cancel,
+         name="augment_job_cancel"),
+    path("p/<slug:slug>/augment/jobs/<int:job_id>/evaluate/", augment_views.adversarial_evaluate,
+         name="adversarial_evaluate"),
+    path("p/<slug:slug>/refine/", augment_views.refine_page, name="refine_page"),
+    path("p/<slug:slug>/refine/start/", augment_views.refine_start, name="refine_start"),
+    path("p/<slug:slug>/refine/<int:round_id>/", augment_views.refine_detail, name="refine_detail"),
     path("p/<slug:slug>/rounds/", round_views.round_list, name="round_list"),
     path("p/<slug:slug>/rounds/start/", round_views.round_start, name="round_start"),
     path("p/<slug:slug>/rounds/<int:round_id>/", round_views.round_detail, name="round_detail"),
