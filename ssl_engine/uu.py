@@ -302,6 +302,8 @@ def refine_labels(
     confidence: float = 0.95,
     min_gap: float = 0.02,
     scorer: ScorerConfig | Mapping[str, Any] | None = None,
+    fix_prior: bool = True,
+    select: str = "last",
     seed: int = 0,
 ) -> RefineResult:
     """Iteratively refine ``noisy_labels`` with robust UU learning (or a baseline).
@@ -318,6 +320,11 @@ def refine_labels(
         prior, theta_p, theta_n: fix π / θ instead of estimating them (θ fixed only
             for the first iteration).
         min_gap: θ_p − θ_n must exceed it, else ``UUError`` (first iteration) or stop.
+        fix_prior: estimate π once from the noisy start and keep it: π is a property of
+            the corpus, and re-estimating it from ever smaller U_p makes the loop drift.
+        select: ``"last"`` returns the last iteration's labels (the paper's loop);
+            ``"best_human"`` returns the iteration whose labels agree best with the
+            human labels (earliest on ties), a guard against late-iteration drift.
 
     Returns the per-iteration labels, θ estimates and changes. Raises ``UUError`` when
     the start is unusable (a set empty, no human label in a set, θ_p ≈ θ_n).
@@ -337,11 +344,17 @@ def refine_labels(
         scorer = ScorerConfig(**scorer)
     scorer = scorer or ScorerConfig()
 
+    if select not in ("last", "best_human"):
+        raise UUError(f"select must be 'last' or 'best_human', got {select!r}")
+    fixed_pi: list[float] = [] if prior is None else [prior]
+
     def estimate(lbl: np.ndarray, first: bool) -> tuple[ThetaEstimate, UUCoefficients]:
-        est = estimate_thetas(lbl, human, confidence=confidence, prior=prior)
+        est = estimate_thetas(lbl, human, confidence=confidence, prior=fixed_pi[0] if fixed_pi else None)
         tp = theta_p if first and theta_p is not None else est.theta_p
         tn = theta_n if first and theta_n is not None else est.theta_n
-        pi = prior if prior is not None else (tp * est.size_p + tn * est.size_n) / len(lbl)
+        pi = fixed_pi[0] if fixed_pi else (tp * est.size_p + tn * est.size_n) / len(lbl)
+        if fix_prior and not fixed_pi:
+            fixed_pi.append(pi)
         return est, uu_coefficients(pi, tp, tn, min_gap=min_gap)
 
     initial = None
@@ -376,6 +389,10 @@ def refine_labels(
         if frac < tol:
             reason, converged = "converged", True
             break
+    if select == "best_human" and history and human:
+        best = max(history, key=lambda it: (it.human_agreement, -it.iteration))
+        current, scores = best.labels, best.scores
+        reason += f"; selected iteration {best.iteration} (human agreement {best.human_agreement:.2f})"
     return RefineResult(
         labels=current,
         scores=scores,
@@ -384,7 +401,7 @@ def refine_labels(
         converged=converged,
         stopped_reason=reason,
         variant=variant,
-        config={"iterations": iterations, "tol": tol, "lam": lam, "min_gap": min_gap, "seed": seed},
+        config={"iterations": iterations, "tol": tol, "lam": lam, "min_gap": min_gap, "fix_prior": fix_prior, "select": select, "seed": seed},
     )
 
 
@@ -415,6 +432,7 @@ def get_refiner(name: str) -> Refiner:
 
 _REFINE_KEYS = {
     "variant", "iterations", "tol", "lam", "prior", "theta_p", "theta_n", "confidence", "min_gap", "scorer",
+    "fix_prior", "select",
 }  # fmt: skip
 
 

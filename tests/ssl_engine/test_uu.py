@@ -160,3 +160,14 @@ def test_refiner_registry_has_uu_refine_and_rejects_duplicates():
     assert res.variant == "robust"
     with pytest.raises(ValueError, match="unknown uu_refine config"):
         get_refiner("uu_refine")(x, noisy, human, {"bogus": 1}, 0)
+
+
+def test_best_human_selection_returns_the_most_agreeing_iteration():
+    x, y, noisy, human = _blobs(n=300, noise=0.35, seed=2)
+    res = refine_labels(x, noisy, human, iterations=3, tol=0.0, select="best_human", scorer={"epochs": 60})
+    best = max(res.iterations, key=lambda it: (it.human_agreement, -it.iteration))
+    assert np.array_equal(res.labels, best.labels)
+    assert "selected iteration" in res.stopped_reason
+    assert res.config["fix_prior"] is True
+    coefs = [it.coefficients.prior for it in res.iterations]
+    assert coefs == [coefs[0]] * len(coefs)  # π is estimated once and kept
