@@ -302,6 +302,9 @@ class Prediction(models.Model):
         ]
         indexes = [
             models.Index(fields=["training_round", "-review_priority", "id"], name="prediction_queue_idx"),
+            # The review queue filtered by agreement type stays an index scan in priority order.
+            models.Index(fields=["training_round", "agreement", "-review_priority", "id"],
+                         name="prediction_agreement_queue_idx"),
         ]
 
 

@@ -20,7 +20,6 @@ from django.db.models import Q, QuerySet
 from annotations.models import Item, ModelVersion, Prediction, Project, TrainingRound
 
 QUEUE_PAGE_SIZE = 20
-COUNT_CAP = 1000
 SIMILAR_LIMIT = 5
 UNTRUSTED = (
     Prediction.Agreement.DISAGREE_BOTH,
@@ -76,12 +75,6 @@ def review_queue(*, training_round: TrainingRound, filters: QueueFilters | None 
     if exclude_ids:
         qs = qs.exclude(pk__in=exclude_ids)
     return qs
-
-
-def review_queue_size(*, queue: QuerySet[Prediction]) -> tuple[int, bool]:
-    """How many items are left, counted up to ``COUNT_CAP`` (an exact count of a huge pool is slow)."""
-    n = queue.order_by()[: COUNT_CAP + 1].count()
-    return min(n, COUNT_CAP), n > COUNT_CAP
 
 
 def prediction_in_project(*, project: Project, prediction_id: int) -> Prediction | None:

@@ -21,7 +21,6 @@ from annotations.queries.review import (
     prediction_in_project,
     predictions_in_queue,
     review_queue,
-    review_queue_size,
     similar_labeled_items,
 )
 from annotations.services.labels import prediction_review, predictions_review_bulk
@@ -55,8 +54,12 @@ def review_queue_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if training_round is not None:
         queue = review_queue(training_round=training_round, filters=filters,
                              exclude_ids=request.session.get(_skips_key(project), []))
-        predictions = list(queue[:QUEUE_PAGE_SIZE])
-        size, more = review_queue_size(queue=queue)
+        # One row past the page says whether more wait; an exact count of a large pool costs
+        # more than the page itself (see benchmarks/results/workbench_speed.md).
+        predictions = list(queue[: QUEUE_PAGE_SIZE + 1])
+        more = len(predictions) > QUEUE_PAGE_SIZE
+        predictions = predictions[:QUEUE_PAGE_SIZE]
+        size = len(predictions)
     context = {
         "project": project,
         "training_round": training_round,
