@@ -204,7 +204,7 @@ def uu_refine_start(*, project: Project, user, source: str, iterations: int = 5,
         hint = "run an LLM-judge labeling job" if source == WeakLabel.Source.LLM_JUDGE else "import weak labels"
         raise ApplicationError(f"No {source} weak labels in this project yet; {hint} first.", extra={"field": "source"})
     extra = dict(config or {})
-    allowed = {"tol", "lam", "prior", "confidence", "min_gap", "scorer"}
+    allowed = {"tol", "lam", "prior", "confidence", "min_gap", "scorer", "fix_prior", "select"}
     if set(extra) - allowed:
         raise ApplicationError(f"Unknown refinement settings: {', '.join(sorted(set(extra) - allowed))}.",
                                extra={"field": "config"})
