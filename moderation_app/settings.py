@@ -142,7 +142,7 @@ UMBRA_CLAIM_LEASE_SECONDS = env.int("UMBRA_CLAIM_LEASE_SECONDS", default=600)
 
 # Cache (API throttle counters): per-process memory by default; set CACHE_URL=redis://…/N in
 # production so limits hold across gunicorn workers.
-CACHES = {"default": env.cache("CACHE_URL", default="locmem://")}
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- security headers -------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
