@@ -69,6 +69,7 @@ class SSLAlgorithm(abc.ABC):
         n_unlabeled: int,
         steps_per_epoch: int,
         class_weights: torch.Tensor | None = None,
+        logit_adjust: torch.Tensor | None = None,
         seed: int = 0,
     ) -> None:
         self.model, self.config = model, config
@@ -76,6 +77,9 @@ class SSLAlgorithm(abc.ABC):
         self.n_unlabeled = n_unlabeled
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.class_weights = class_weights
+        # log(prior) − log(training prior): balanced sampling / class weights train for a uniform
+        # prior, which over-produces minority pseudo-labels on a skewed pool (None = off).
+        self.logit_adjust = logit_adjust
         self.rng = np.random.default_rng(seed + 7919)
         self.step = 0
         self.epoch = 0
@@ -93,8 +97,14 @@ class SSLAlgorithm(abc.ABC):
         return torch.stack([F.cross_entropy(lg.float(), y, weight=w) for lg in logits]).mean()
 
     def weak_logits(self, batch: Batch) -> torch.Tensor:
+        """Weak-view logits without gradient (prior-adjusted on the real classes when configured)."""
         with torch.no_grad():
-            return self.model(batch).float()
+            logits = self.model(batch).float()
+        if self.logit_adjust is not None:
+            adj = self.logit_adjust.to(logits.device)
+            logits = logits.clone()
+            logits[..., : len(adj)] += adj
+        return logits
 
     @abc.abstractmethod
     def train_step(self, labeled: Batch, unlabeled: dict[str, Batch]) -> StepOutput: ...

@@ -33,6 +33,7 @@ class TrainConfig:
     max_length: int = 64  # cpu-fast default; raise on GPU (ToxicChat median is 16 tokens)
     max_unlabeled: int = 8000  # seeded training subsample of the pool; all are scored
     labeled_sampling: str = "balanced"  # "balanced" (equal classes per batch) | "weighted" (class-weighted CE)
+    prior_adjust: bool = False  # add log(labeled prior) − log(training prior) to weak logits for pseudo-labels
     val_fraction: float = 0.2  # carved from the LABELED set (val_f1) when it would hold >= min_val_positives
     min_val_positives: int = 25  # fewer expected harmful val examples -> no split (too noisy to pick F1's argmax)
     # "auto": val_f1 when a validation split exists, else prior_match, else fixed.

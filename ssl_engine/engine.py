@@ -277,9 +277,13 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             class_weights = torch.tensor(len(y_train) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
         epoch_size = min(len(train_unl), cfg.epoch_unlabeled) if cfg.epoch_unlabeled else len(train_unl)
         trainer_probe_spe = max(1, -(-epoch_size // (cfg.batch_size * cfg.unlabeled_ratio))) if train_unl else 1
+        logit_adjust = None
+        if cfg.prior_adjust:
+            prior = np.bincount(y_train, minlength=n_classes).astype(np.float64) / len(y_train)
+            logit_adjust = torch.tensor(np.log(np.maximum(prior, 1e-3)) + np.log(n_classes), dtype=torch.float32)
         algo = algo_cls(
             model, algo_cfg, n_classes=n_classes, n_unlabeled=len(train_unl), steps_per_epoch=trainer_probe_spe,
-            class_weights=class_weights, seed=seed,
+            class_weights=class_weights, logit_adjust=logit_adjust, seed=seed,
         )
         trainer = Trainer(
             algo, cfg, labeled=lab_table, labels=y_train, views=views, n_classes=n_classes, device=device,

@@ -228,3 +228,11 @@ def test_multimatch_recalibrates_every_epoch_and_skips_empty_classes(tiny_backbo
     algo.epoch_pm[:] = 5.0
     algo.on_epoch_end()
     assert algo.epoch == 2
+
+
+def test_prior_adjustment_shifts_weak_logits_only(tiny_backbone):
+    model, algo, labeled, unl = _setup(tiny_backbone, "fixmatch")
+    raw = algo.weak_logits(unl["weak"])
+    algo.logit_adjust = torch.log(torch.tensor([0.87, 0.13])) + np.log(2)
+    adj = algo.weak_logits(unl["weak"])
+    assert torch.allclose(adj - raw, algo.logit_adjust.expand_as(raw), atol=1e-5)
