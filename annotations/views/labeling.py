@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -63,9 +64,11 @@ def labeling_next(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                           category=form.cleaned_data["category"], client_token=form.cleaned_data["client_token"])
     except ApplicationError as exc:
         return _render_card(request, error=exc.message, status=422)
+    notice = f"Item {item.pk} labeled {form.cleaned_data['label']}."
     if not request.htmx:
+        messages.success(request, notice)
         return redirect("annotations:labeling_next", slug=slug)
-    return _render_card(request, notice=f"Item {item.pk} labeled {form.cleaned_data['label']}.")
+    return _render_card(request, notice=notice)
 
 
 @require_POST
@@ -80,6 +83,7 @@ def labeling_skip(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         skips = [i for i in request.session.get(key, []) if i != item.pk] + [item.pk]
         request.session[key] = skips[-SKIPS_KEPT:]
     if not request.htmx:
+        messages.info(request, "Skipped; it comes back later.")
         return redirect("annotations:labeling_next", slug=slug)
     return _render_card(request, notice="Skipped; it comes back later.")
 
@@ -99,5 +103,6 @@ def labeling_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         request.session[key] = [i for i in request.session.get(key, []) if i != undo.item_id]
         notice = f"Undid your label on item {undo.item_id}; label it again."
     if not request.htmx:
+        messages.info(request, notice)
         return redirect("annotations:labeling_next", slug=slug)
     return _render_card(request, notice=notice)

@@ -68,7 +68,9 @@ def _press_and_wait_new_item(page, key: str) -> None:
     page.keyboard.press(key)
     page.wait_for_function(
         "prev => { const el = document.querySelector('article.item-card');"
-        " return el && el.dataset.item !== prev && !document.querySelector('.htmx-request'); }", arg=before)
+        " return el && el.dataset.item !== prev && !document.querySelector('.htmx-request, .htmx-settling')"
+        " && Array.from(document.querySelectorAll('#labeling-card form')).every(f => f['htmx-internal-data']); }",
+        arg=before)
 
 
 def test_annotator_labels_three_items_by_keyboard_and_undoes_one(page_for, live_server, project, users, make_item):
