@@ -409,16 +409,19 @@ def training_round_execute(*, round_id: int, worker: str = "") -> str:
     if not training_round_claim(round_id=round_id, worker=worker):
         logger.info("round %s not claimable (already claimed, finished or cancelled)", round_id)
         return "skipped"
-    training_round = TrainingRound.objects.select_related("project").get(pk=round_id)
     out_dir = artifact_dir(round_id)
     callback = DbProgressCallback(round_id)
     status = TrainingRound.Status.FAILED
     try:
+        # Everything after the claim is inside the try: a claimed round must end failed, never stay running.
+        training_round = TrainingRound.objects.select_related("project").get(pk=round_id)
         _check_writable(out_dir)
         callback.beat("prepare", step=0, total=0, detail="reading data")
         inp, snapshot = round_input_build(training_round=training_round, out_dir=str(out_dir))
         TrainingRound.objects.filter(pk=round_id).update(
-            snapshot=snapshot, n_labeled=len(inp.labeled), n_unlabeled=len(inp.unlabeled), heartbeat_at=timezone.now()
+            # n_labeled counts human labels only (the learning curve's x axis), not refined pseudo-labels.
+            snapshot=snapshot, n_labeled=len(snapshot["labels"]), n_unlabeled=len(inp.unlabeled),
+            heartbeat_at=timezone.now(),
         )
         from ssl_engine.engine import run_round  # worker only: imports torch lazily
 
