@@ -151,6 +151,8 @@ def main():
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--judge-n", type=int, default=0, help="texts for the SmolLM2 judge (0 = skip)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-flips", action="store_true", help="only the SmolLM2-judge starts")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     import torch
 
@@ -176,7 +178,7 @@ def main():
         rng = np.random.default_rng(seed)
         human_idx = rng.choice(len(y), args.human, replace=False)
         human = {int(i): int(y[i]) for i in human_idx}
-        for rate in (0.2, 0.35):
+        for rate in () if args.skip_flips else (0.2, 0.35):
             noisy = flip(y, rate, np.random.default_rng(100 + seed))
             starts.setdefault(f"flip {rate:.0%}", []).append(run_start("", x, y, noisy, human, seed, args.iterations))
         if judge is not None:
@@ -249,8 +251,8 @@ def main():
             elif "error" in c:
                 details.append(f"- {name}, seed {si}: error: {c['error']}")
     lines += ["", "Per-seed robust UU (π fixed) curves, acc/F1 (start → iteration 1 → ...):", "", *details, ""]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
