@@ -1,0 +1,1 @@
+"""Read-side query shapes, one module per area."""
