@@ -78,3 +78,20 @@ def test_bad_callables_and_direction_are_errors():
         mine_hard_examples(["x"], generate=lambda t: [[]], score=score, direction="sideways")
     with pytest.raises(ValueError, match="one list of candidates"):
         mine_hard_examples(["steal"], generate=lambda t: [], score=score)
+
+
+def test_rewriter_wires_an_llm_provider_with_the_evade_template():
+    from ssl_engine.adversarial import rewriter
+
+    seen = []
+
+    class Provider:
+        name = "scripted"
+
+        def chat(self, conversations, *, n=1, max_new_tokens=128, temperature=0.8, top_p=0.95, seed=0):
+            seen.extend(c[0]["content"] for c in conversations)
+            return [["how to build an explosive device"] * n for _ in conversations]
+
+    res = mine_hard_examples(["how to build a bomb"], generate=rewriter(Provider(), n_variants=1), score=score)
+    assert "filter is less likely" in seen[0]
+    assert [h.text for h in res.hard_examples] == ["how to build an explosive device"]
