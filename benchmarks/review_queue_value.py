@@ -126,9 +126,18 @@ def report(train) -> None:
             means[s] = sum(gains[s]) / len(gains[s])
             lines.append(f"| {s} | {means[s]:+.4f} | {len(gains[s])} |")
     if "queue" in means and "random" in means:
-        ratio = means["queue"] / means["random"] if means["random"] > 0 else float("inf")
-        lines += ["", f"Queue vs random: {ratio:.2f}× the F1 gain per reviewed label (target ≥ 2×); "
-                      f"queue vs least-confidence: {means['queue'] - means.get('least_confidence', float('nan')):+.4f} per 100."]
+        if means["random"] > 0:
+            versus = f"{means['queue'] / means['random']:.2f}× the F1 gain per reviewed label of random selection"
+        else:
+            versus = (f"{means['queue']:+.4f} F1 per 100 labels while random selection gained nothing "
+                      f"({means['random']:+.4f})")
+        lines += ["", f"Queue: {versus} (target ≥ 2×); queue minus least-confidence: "
+                      f"{means['queue'] - means.get('least_confidence', float('nan')):+.4f} F1 per 100 labels.",
+                  "", "Gain per 100 labels = (F1 after the last finished step − F1 at the start) / steps, per seed; "
+                      "a single round's F1 moves by a few points with the seed, so read the means, not one row."]
+    picked = {s: [recs[k].get("picked_harmful", 0) for k in recs if k[1] == s] for s in STRATEGIES}
+    lines += ["", "Harmful items among the picked pool items (mean per 100): " + ", ".join(
+        f"{s} {sum(v) / len(v):.1f}" for s, v in picked.items() if v) + "."]
     (RESULTS / "review_queue_value.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
