@@ -121,12 +121,12 @@ def run_start(name, x, y, noisy, human, seed, iterations):
 
 
 VARIANT_RUNS = (  # (key, variant, iterations (None = --iterations), options)
-    ("robust_paper", "robust", None, {"fix_prior": False}),
-    ("robust", "robust", None, {}),
-    ("robust_sel", "robust", None, {"select": "best_human"}),
-    ("unbiased", "unbiased", None, {}),
-    ("pn_1", "pn", 1, {}),
-    ("pn_iter", "pn", None, {}),
+    ("robust_paper", "robust", None, {"fix_prior": False, "select": "last"}),
+    ("robust", "robust", None, {"fix_prior": True, "select": "last"}),
+    ("robust_sel", "robust", None, {"fix_prior": True, "select": "best_human"}),
+    ("unbiased", "unbiased", None, {"fix_prior": True, "select": "last"}),
+    ("pn_1", "pn", 1, {"select": "last"}),
+    ("pn_iter", "pn", None, {"select": "last"}),
 )
 COLUMNS = (
     ("robust_it1", "robust UU, iteration 1"),

@@ -120,7 +120,7 @@ def _blobs(n=600, noise=0.3, seed=0):
 
 def test_refinement_improves_noisy_labels_and_stops_when_stable():
     x, y, noisy, human = _blobs()
-    res = refine_labels(x, noisy, human, variant="robust", iterations=6, tol=0.01, scorer={"epochs": 100})
+    res = refine_labels(x, noisy, human, variant="robust", iterations=6, tol=0.01, select="last", scorer={"epochs": 100})
     start_acc = (noisy == y).mean()
     assert (res.labels == y).mean() > start_acc + 0.15
     assert res.iterations[0].theta is not None and res.iterations[0].theta.theta_p > res.iterations[0].theta.theta_n
@@ -164,7 +164,7 @@ def test_refiner_registry_has_uu_refine_and_rejects_duplicates():
 
 def test_best_human_selection_returns_the_most_agreeing_iteration():
     x, y, noisy, human = _blobs(n=300, noise=0.35, seed=2)
-    res = refine_labels(x, noisy, human, iterations=3, tol=0.0, select="best_human", scorer={"epochs": 60})
+    res = refine_labels(x, noisy, human, iterations=3, tol=0.0, fix_prior=True, scorer={"epochs": 60})
     best = max(res.iterations, key=lambda it: (it.human_agreement, -it.iteration))
     assert np.array_equal(res.labels, best.labels)
     assert "selected iteration" in res.stopped_reason
