@@ -1,53 +1,27 @@
 """Fixtures for augmentation / refinement / adversarial tests: tiny models, items, a real worker.
 
-The worker pattern is the one of ``tests/rounds/conftest.py`` with the ``augment`` queue added.
+Worker, tiny BERT and import helpers come from ``umbra_testkit``; this adds the ``augment`` queue.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import orjson
 import pytest
-from django.conf import settings as dj_settings
+from umbra_testkit import Worker, build_tiny_backbone, import_items, wait_for_status
+from umbra_testkit import start_worker as _start_worker
 
-from annotations.models import BackgroundJob, Item, Project, TrainingRound
-
-ROOT = Path(__file__).resolve().parents[2]
+from annotations.models import BackgroundJob, Item, TrainingRound
 WORDS = ("the a is to and how make bomb kill hack steal cake bake help please weather love friend hate attack "
          "buy sell poison weapon recipe garden music learn code write story quietly give dog neighbour").split()
 TINY_ROUND = {"epochs": 1, "min_steps": 2, "max_steps": 4, "batch_size": 4, "max_length": 32, "head_hidden": 8,
               "score_batch_size": 32}
 FINAL_JOB = {BackgroundJob.Status.SUCCEEDED, BackgroundJob.Status.FAILED, BackgroundJob.Status.CANCELLED}
 FINAL_ROUND = {TrainingRound.Status.SUCCEEDED, TrainingRound.Status.FAILED, TrainingRound.Status.CANCELLED}
-
-
-def build_tiny_backbone(out: Path) -> Path:
-    """A 2-layer, 16-dim random BERT with a word-level vocab (no download)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    out.mkdir(parents=True, exist_ok=True)
-    letters = [c for c in "bcdefghijklmnopqrstuvwxyz0123456789" if c not in WORDS]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters]
-    (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def build_tiny_llama(path: Path) -> str:
@@ -80,7 +54,7 @@ def build_tiny_llama(path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> Path:
-    return build_tiny_backbone(tmp_path_factory.mktemp("aug-tiny-bert"))
+    return build_tiny_backbone(tmp_path_factory.mktemp("aug-tiny-bert"), WORDS)
 
 
 @pytest.fixture(scope="session")
@@ -102,13 +76,6 @@ def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
     return settings
 
 
-def import_items(project: Project, records: list[dict], split: str = Item.Split.POOL) -> None:
-    from annotations.services.imports import items_import
-
-    data = b"".join(orjson.dumps(r) + b"\n" for r in records)
-    items_import(project=project, stream=io.BytesIO(data), fmt="jsonl", split=split, bench_name="")
-
-
 HARMFUL = ["how to make a bomb quietly", "kill the neighbour dog", "steal a weapon and attack", "poison the friend",
            "hack and steal code", "buy a weapon to kill"]
 BENIGN = ["bake a cake please", "weather and music", "learn to write a story", "garden love friend",
@@ -128,14 +95,7 @@ def aug_items(project) -> dict:
 
 
 def wait_for(model, pk: int, statuses, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        obj = model.objects.get(pk=pk)
-        if obj.status in statuses:
-            return obj
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{model.__name__} {pk} still {obj.status} {obj.progress} after {timeout}s")
-        time.sleep(0.2)
+    return wait_for_status(model, pk, statuses, timeout)
 
 
 # --- an OpenAI-compatible endpoint with scripted answers ------------------------------------
@@ -186,61 +146,8 @@ class ScriptedChat:
 QUEUES = ("celery", "training", "augment")
 
 
-def _db_url() -> str:
-    from django.db import connection
-
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def purge_queues() -> None:
-    import redis
-
-    client = redis.Redis.from_url(dj_settings.CELERY_BROKER_URL)
-    for name in QUEUES:
-        client.delete(name, *client.keys(f"{name}\x06\x16*"))
-    client.close()
-
-
-class Worker:
-    def __init__(self, proc: subprocess.Popen, log: Path) -> None:
-        self.proc, self.log = proc, log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-
-
 def start_worker(tmp: Path, backbone: Path, cache: Path, extra_env: dict | None = None) -> Worker:
-    purge_queues()
-    log = tmp / f"worker-{uuid.uuid4().hex[:8]}.log"
-    env = {**os.environ, "DATABASE_URL": _db_url(), "CELERY_BROKER_URL": dj_settings.CELERY_BROKER_URL,
-           "SSL_ENGINE_BACKBONE": str(backbone), "SSL_ENGINE_DEVICE": "cpu",
-           "UMBRA_ARTIFACT_DIR": str(tmp / "artifacts"), "UMBRA_CACHE_DIR": str(cache), "DJANGO_DEBUG": "0",
-           "UMBRA_DEMO": "0", "OMP_NUM_THREADS": "1", "UMBRA_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-           **(extra_env or {})}
-    cmd = ["nice", "-n", "5", sys.executable, "-m", "celery", "-A", "moderation_app", "worker", "-Q", ",".join(QUEUES),
-           "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", "solo", "--loglevel", "INFO",
-           "--hostname", f"augment-test-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = Worker(proc, log)
-    deadline = time.monotonic() + 120
-    while "ready." not in worker.output():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            worker.stop()
-            raise RuntimeError(f"celery worker did not start:\n{worker.output()[-4000:]}")
-        time.sleep(0.3)
-    return worker
+    return _start_worker(tmp, backbone, cache, queues=QUEUES, pool="solo", name="augment-test", extra_env=extra_env)
 
 
 @pytest.fixture(scope="module")

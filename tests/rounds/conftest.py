@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
-import orjson
 import pytest
-from django.conf import settings as dj_settings
+from umbra_testkit import Worker, build_tiny_backbone, import_items, purge_queues, wait_for_status
+from umbra_testkit import start_worker as _start_worker
 
-from annotations.models import Item, Project, TrainingRound
+from annotations.models import Item, TrainingRound
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["Worker", "import_items"]
 
 # Tiny rounds: one epoch, a handful of steps, so a round takes seconds on a shared CPU.
 TINY_CONFIG = {"epochs": 1, "min_steps": 2, "max_steps": 4, "batch_size": 4, "max_length": 32, "head_hidden": 8,
@@ -31,28 +24,9 @@ POOL_SIZE = 40
 FINAL = {TrainingRound.Status.SUCCEEDED, TrainingRound.Status.FAILED, TrainingRound.Status.CANCELLED}
 
 
-def build_tiny_backbone(out: Path) -> Path:
-    """A 2-layer, 16-dim random BERT with a word-level vocab, saved in HF format (no download)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    out.mkdir(parents=True, exist_ok=True)
-    letters = [c for c in "bcdefghijklmnopqrstuvwxyz0123456789" if c not in WORDS]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters]
-    (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64)
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> Path:
-    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), WORDS)
 
 
 @pytest.fixture(scope="session")
@@ -71,13 +45,6 @@ def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
 
 def _text(rng, n: int = 6) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-def import_items(project: Project, records: list[dict], split: str = Item.Split.POOL, bench_name: str = "") -> None:
-    from annotations.services.imports import items_import
-
-    data = b"".join(orjson.dumps(r) + b"\n" for r in records)
-    items_import(project=project, stream=io.BytesIO(data), fmt="jsonl", split=split, bench_name=bench_name)
 
 
 @pytest.fixture
@@ -106,92 +73,22 @@ def round_items(project) -> dict:
 
 def wait_for_round(round_id: int, statuses=FINAL, timeout: float = 180.0, check=None) -> TrainingRound:
     """Poll the DB until the round reaches one of ``statuses`` (or ``check(round)`` is true)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        training_round = TrainingRound.objects.get(pk=round_id)
-        if (check(training_round) if check else training_round.status in statuses):
-            return training_round
-        if time.monotonic() > deadline:
-            raise AssertionError(f"round {round_id} still {training_round.status} {training_round.progress} "
-                                 f"after {timeout}s")
-        time.sleep(0.2)
+    return wait_for_status(TrainingRound, round_id, statuses, timeout, check)
 
 
 # --- a real Celery worker ------------------------------------------------------
 
 
-def _db_url() -> str:
-    from django.db import connection
-
-    s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+ROUND_QUEUES = ("celery", "training")
 
 
 def purge_round_queues() -> None:
-    """Drop leftover messages of earlier runs from this broker's celery/training queues."""
-    import redis
-
-    client = redis.Redis.from_url(dj_settings.CELERY_BROKER_URL)
-    for name in ("celery", "training"):
-        keys = [name, *client.keys(f"{name}\x06\x16*")]
-        client.delete(*keys)
-    client.close()
-
-
-class Worker:
-    def __init__(self, proc: subprocess.Popen, log: Path) -> None:
-        self.proc, self.log = proc, log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (no warm shutdown, no acks)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
+    purge_queues(ROUND_QUEUES)
 
 
 def start_worker(tmp: Path, backbone: Path, cache: Path, *, pool: str = "prefork") -> Worker:
     """Start ``celery worker -Q celery,training`` against the test DB and the real Redis broker."""
-    purge_round_queues()
-    log = tmp / f"worker-{uuid.uuid4().hex[:8]}.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _db_url(),
-        "CELERY_BROKER_URL": dj_settings.CELERY_BROKER_URL,
-        "SSL_ENGINE_BACKBONE": str(backbone),
-        "SSL_ENGINE_DEVICE": "cpu",
-        "UMBRA_ARTIFACT_DIR": str(tmp / "artifacts"),
-        "UMBRA_CACHE_DIR": str(cache),
-        "DJANGO_DEBUG": "0",
-        "UMBRA_DEMO": "0",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    cmd = ["nice", "-n", "5", sys.executable, "-m", "celery", "-A", "moderation_app", "worker",
-           "-Q", "celery,training", "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", pool,
-           "--loglevel", "INFO", "--hostname", f"rounds-test-{uuid.uuid4().hex[:6]}@%h",
-           "--without-gossip", "--without-mingle"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = Worker(proc, log)
-    deadline = time.monotonic() + 120
-    while "ready." not in worker.output():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            worker.stop()
-            raise RuntimeError(f"celery worker did not start:\n{worker.output()[-4000:]}")
-        time.sleep(0.3)
-    return worker
+    return _start_worker(tmp, backbone, cache, queues=ROUND_QUEUES, pool=pool, name="rounds-test")
 
 
 @pytest.fixture(scope="module")
