@@ -72,8 +72,14 @@ def summarise(datasets, algorithms) -> str:
                     rows.append(json.load(f))
     lines = ["# Label efficiency (harmful-class F1 on each test.jsonl)", "",
              "Backbone all-MiniLM-L6-v2, mode cpu-fast (2 top layers trained on cached lower-layer states), "
-             "2 shared CPU cores. Threshold chosen on a validation split of the labeled draw. "
-             "mean ± std over the seeds present (n = number of seeds).", "",
+             "2 shared CPU cores (other jobs running; seconds are wall time under load, 1 torch thread). "
+             "Threshold (threshold_strategy=auto, never on test): 200 labels -> prior_match (the (1-π) quantile "
+             "of the unlabeled pool's scores, π = harmful share of the labeled draw); 2,000 / all labels -> "
+             "F1-best threshold on a 20 % validation split of the labeled draw. "
+             "mean ± std over the seeds present (n = number of seeds).",
+             f"Settings: 200 labels {CPU_CONFIG}; 2,000 / all labels {LARGE_SUPERVISED}; other TrainConfig "
+             "defaults (batch 16, 1 unlabeled per labeled, max_length 64, lr 1e-4 / heads 1e-3, balanced "
+             "labeled batches, strong view = word_dropout, 2 cached views per text).", "",
              "| dataset | algorithm | labels | F1 | precision | recall | AUPRC | seconds/run | n |",
              "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list[dict]] = {}
