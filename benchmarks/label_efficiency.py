@@ -140,7 +140,7 @@ def _plot(groups) -> None:
     plt.close(fig)
 
 
-def measure_modes(data_dir: str, workdir: str, modes=("cpu-fast", "lora", "full"), steps: int = 8) -> str:
+def measure_modes(data_dir: str, workdir: str, modes=("cpu-fast", "lora", "full"), steps: int = 20) -> str:
     """Seconds per step, preparation and scoring throughput of each mode (multimatch, 200 labels).
 
     A full round is extrapolated as prepare + steps x s/step + scoring of the pool and test set,
