@@ -34,3 +34,17 @@ def get_item(mapping, key):
         return mapping.get(key)
     except AttributeError:
         return None
+
+
+# Item pages show at most this many characters of a text: a 1 MB single line takes Chromium
+# over a minute to lay out inside the workbench cards (the browser tab hangs).
+ITEM_DISPLAY_MAX_CHARS = 20_000
+
+
+@register.filter
+def clip(text: str, limit: int = ITEM_DISPLAY_MAX_CHARS) -> str:
+    """At most ``limit`` characters of ``text``, saying how many more were left out (stays escaped)."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters not shown]"

@@ -70,7 +70,9 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
     seed += [_item(project, f"{c} seed {i}", Item.Split.SEED) for i, c in enumerate(chunks[:3])]
     labeled = [_item(project, f"labeled {label} {i}", Item.Split.SEED, human_label=label)
                for i, label in enumerate(["harmful", "unharmful"])]
-    huge = _item(project, HUGE_LINE, Item.Split.TEST) if hostile else None
+    huge = _item(project, HUGE_LINE, Item.Split.POOL) if hostile else None
+    if hostile:  # the response project's first item: a 1 MB single line under a hostile prompt
+        _item(response_project, HUGE_LINE, Item.Split.SEED, prompt="\n".join(texts))
     resp_item = _item(response_project, "\n".join(texts), Item.Split.SEED, prompt="\n".join(reversed(texts)))
     membership_set(project=response_project, user=users["annotator"], role=Role.ANNOTATOR)
     membership_set(project=response_project, user=users["reviewer"], role=Role.REVIEWER)
