@@ -63,9 +63,10 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, ApplicationError):
         extra = dict(exc.extra)
         field = extra.pop("field", None)
+        http_status = extra.pop("http_status", status.HTTP_400_BAD_REQUEST)
         body = {"message": exc.message, "code": extra.pop("code", "invalid"),
                 "fields": {field: [exc.message]} if field else {}, **extra}
-        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        return Response(body, status=http_status)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

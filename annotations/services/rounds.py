@@ -134,8 +134,27 @@ def training_round_start(
     except IntegrityError as exc:
         raise _already_running_error(project) from exc
     round_id = training_round.pk
-    transaction.on_commit(lambda: training_round_run_task.delay(round_id))
+    transaction.on_commit(lambda: _enqueue_or_fail(training_round_run_task, round_id))
     return training_round
+
+
+def _enqueue_or_fail(task, round_id: int) -> None:
+    """Send the round to the training queue; with the broker down, fail the round and say so.
+
+    Runs after the commit, so the row exists: left ``queued`` it would never run and would
+    block every later start.
+    """
+    from kombu.exceptions import OperationalError as BrokerError
+
+    try:
+        task.delay(round_id)
+    except (BrokerError, OSError) as exc:
+        error = (f"Could not reach the task queue (Redis) to start round #{round_id}: {exc}. "
+                 "The round was not started; try again when the broker is back.")
+        TrainingRound.objects.filter(pk=round_id, status=TrainingRound.Status.QUEUED).update(
+            status=TrainingRound.Status.FAILED, finished_at=timezone.now(), error=error)
+        logger.error("round %s: broker unreachable at enqueue: %s", round_id, exc)
+        raise ApplicationError(error, extra={"code": "broker_unavailable", "http_status": 503}) from exc
 
 
 def training_round_cancel(*, training_round: TrainingRound, user) -> TrainingRound:

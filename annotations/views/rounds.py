@@ -84,6 +84,8 @@ def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             # htmx swaps only 2xx and 422 (base.html); plain form posts get the precise 409.
             conflict = exc.extra.get("code") == "round_active" and not request.htmx
             status = 409 if conflict else 422
+            if exc.extra.get("code") == "broker_unavailable" and not request.htmx:
+                status = 503
         else:
             if not request.htmx:
                 messages.success(request, f"Round #{training_round.pk} queued.")
