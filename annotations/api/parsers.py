@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from annotations.api.exceptions import RequestTooLarge
 
 
 class LimitedJSONParser(JSONParser):
-    """Refuses bodies above ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413, declared length or not."""
+    """Refuses bodies above ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413, declared length or not; deep nesting with 400."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -29,4 +30,7 @@ class LimitedJSONParser(JSONParser):
             import io
 
             stream = io.BytesIO(body)
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:  # "[[[[…" a few thousand deep: json's decoder runs out of stack (was a 500)
+            raise ParseError("JSON parse error - nested too deeply.") from None

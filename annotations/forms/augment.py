@@ -47,6 +47,8 @@ class AugmentationStartForm(ProviderFields):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
+        except RecursionError:  # "[[[[…" thousands deep: the decoder runs out of stack (was a 500)
+            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("Expected a JSON object of pivot -> [en->pivot, pivot->en].")
         return value

@@ -26,6 +26,8 @@ class RoundStartForm(forms.Form):
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        except RecursionError:  # "[[[[…" thousands deep: the decoder runs out of stack (was a 500)
+            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("The config must be a JSON object.")
         return value
