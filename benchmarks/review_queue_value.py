@@ -10,7 +10,7 @@ labels 100 pool items picked by a strategy and the model is retrained. Strategie
 
 Reports harmful-class F1 on the ToxicChat test split after each step, for 3 seeds, as
 ``benchmarks/results/review_queue_value.md`` and ``.png``. Every finished round is appended
-to ``review_queue_value.jsonl`` and skipped on the next run, so the script is resumable.
+to ``var/bench/review_queue_value.jsonl`` and skipped on the next run, so the script is resumable.
 The data is read in place from ``--data`` (never copied into the repository).
 
     nice -n 10 .venv/bin/python benchmarks/review_queue_value.py [--seeds 0 1 2] [--steps 3]
@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from ssl_engine.types import LabeledText, RoundInput, UnlabeledText  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-LOG = RESULTS / "review_queue_value.jsonl"
+# Per-round records (labeled ids, queue orders): large, so kept out of the repository in var/.
+LOG = ROOT / "var" / "bench" / "review_queue_value.jsonl"
 STRATEGIES = ("queue", "random", "least_confidence")
 N_SEED, N_PICK, KEEP_ORDER = 200, 100, 400
 
@@ -94,7 +95,7 @@ def picks(strategy: str, prev: dict, labeled: list[int], seed: int, step: int) -
 
 
 def append(record: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
     with LOG.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
@@ -104,7 +105,9 @@ def report(train) -> None:
     seeds = sorted({k[0] for k in recs})
     lines = ["# Review queue value (ToxicChat, harmful-class F1 on the test split)", "",
              "200 random seed labels, one round, then 3 × (100 oracle-labeled pool items + retrain). "
-             "Algorithm and config in each JSONL record; `benchmarks/review_queue_value.py` regenerates this.", "",
+             "Engine: MultiMatch, cpu-fast, config `{\"epochs\": 2, \"epoch_unlabeled\": 512, \"min_steps\": 60}` "
+             "(small on purpose: 30 rounds on 2 shared CPU cores); per-round records in "
+             "`var/bench/review_queue_value.jsonl`; `benchmarks/review_queue_value.py --report-only` regenerates this.", "",
              "| strategy | seed | start | +100 | +200 | +300 | gain per 100 labels |", "|---|---|---|---|---|---|---|"]
     gains: dict[str, list[float]] = {s: [] for s in STRATEGIES}
     for strategy in STRATEGIES:
@@ -138,6 +141,7 @@ def report(train) -> None:
     picked = {s: [recs[k].get("picked_harmful", 0) for k in recs if k[1] == s] for s in STRATEGIES}
     lines += ["", "Harmful items among the picked pool items (mean per 100): " + ", ".join(
         f"{s} {sum(v) / len(v):.1f}" for s, v in picked.items() if v) + "."]
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "review_queue_value.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
