@@ -107,6 +107,7 @@ def _plot(groups) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     datasets = sorted({k[0] for k in groups})
@@ -130,6 +131,10 @@ def _plot(groups) -> None:
                 f = [r["eval"][ds]["f1"] for r in g]
                 ax.errorbar([200], [np.mean(f)], yerr=[np.std(f)], marker="s", linestyle="", label=alg)
         ax.set_xscale("log")
+        ticks = sorted({int(x) for x, _, _ in sup} | {200}) if sup else [200]
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:,}" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("labeled examples")
         ax.set_ylabel("harmful F1 (test)")
         ax.set_title(ds)
