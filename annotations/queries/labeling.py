@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -12,6 +13,7 @@ from annotations.models import Annotation, Item, Label, Project
 # Below this share of the labeled seed set, the minority class gets a warning.
 BALANCE_WARNING_SHARE = 0.2
 BALANCE_WARNING_MIN_LABELS = 10
+SEED_COUNTS_TTL_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,17 @@ class LabelingProgress:
     balance_warning: str
 
 
+def _seed_counts(project: Project) -> dict:
+    """Per-class and open counts of the labeling splits (one aggregate over the project's items)."""
+    return Item.objects.filter(project=project, split__in=[Item.Split.SEED, Item.Split.TEST, Item.Split.BENCH]).aggregate(
+        harmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.HARMFUL)),
+        unharmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.UNHARMFUL)),
+        total=Count("id", filter=Q(split=Item.Split.SEED)),
+        seed_unlabeled=Count("id", filter=Q(split=Item.Split.SEED, human_label="", excluded=False)),
+        eval_unlabeled=Count("id", filter=~Q(split=Item.Split.SEED) & Q(human_label="", excluded=False)),
+    )
+
+
 def labeling_progress(*, project: Project, user) -> LabelingProgress:
     """Today's count for ``user`` and the seed set per class (two aggregate queries)."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -32,13 +45,10 @@ def labeling_progress(*, project: Project, user) -> LabelingProgress:
         labels=Count("id", filter=Q(kind=Annotation.Kind.LABEL)),
         undos=Count("id", filter=Q(kind=Annotation.Kind.UNDO)),
     )
-    seed = Item.objects.filter(project=project, split__in=[Item.Split.SEED, Item.Split.TEST, Item.Split.BENCH]).aggregate(
-        harmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.HARMFUL)),
-        unharmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.UNHARMFUL)),
-        total=Count("id", filter=Q(split=Item.Split.SEED)),
-        seed_unlabeled=Count("id", filter=Q(split=Item.Split.SEED, human_label="", excluded=False)),
-        eval_unlabeled=Count("id", filter=~Q(split=Item.Split.SEED) & Q(human_label="", excluded=False)),
-    )
+    # The split counts scan every labeling item of the project (0.2 s at 200k seed items) and every
+    # card render needs them: shared for a few seconds (load benchmark: p50 8.5 s -> see load.md).
+    seed = cache.get_or_set(f"umbra:labeling-seed-counts:{project.pk}", lambda: _seed_counts(project),
+                            SEED_COUNTS_TTL_SECONDS)
     labeled = seed["harmful"] + seed["unharmful"]
     warning = ""
     if labeled >= BALANCE_WARNING_MIN_LABELS:
