@@ -69,6 +69,11 @@ def server():
             try:
                 if delay:
                     time.sleep(delay)
+            finally:
+                # Out of flight once the answer is ready: the client may send its next request
+                # as soon as it reads this one, before this thread gets to run again.
+                holder["script"].done()
+            try:
                 payload = json.dumps(reply if reply is not None else _answer(body)).encode()
                 self.send_response(status)
                 for k, v in headers.items():
@@ -79,8 +84,6 @@ def server():
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            finally:
-                holder["script"].done()
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
