@@ -99,6 +99,16 @@ def _check_str(value: Any, line: int, name: str, *, max_chars: int) -> str:
     return value
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class _RowInvalid(Exception):
     def __init__(self, error: RowError) -> None:
         self.error = error
@@ -124,6 +134,8 @@ def _parse_record(record: Any, line: int, *, task: str, max_chars: int, source_d
     source = _check_str(record.get("source"), line, "source", max_chars=100) or source_default
     external_id = _check_str(record.get("id"), line, "id", max_chars=200)
     metadata = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    if _has_nul(metadata):  # PostgreSQL's jsonb cannot store \u0000: the COPY would abort the whole import
+        raise _RowInvalid(RowError(line, "metadata", "an extra field contains a NUL byte"))
     return ParsedRow(
         line=line, text=text, prompt=prompt, content_hash=content_hash(text, prompt), source=source,
         external_id=external_id, metadata=metadata, label=label, category=category,
