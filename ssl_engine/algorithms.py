@@ -94,7 +94,16 @@ class SSLAlgorithm(abc.ABC):
         w = self.class_weights.to(logits.device) if self.class_weights is not None else None
         if w is not None and self.extra_classes:
             w = torch.cat([w, w.new_zeros(self.extra_classes)])
-        return torch.stack([F.cross_entropy(lg.float(), y, weight=w) for lg in logits]).mean()
+        ex_w = labeled.get("weights")
+        if ex_w is None:
+            return torch.stack([F.cross_entropy(lg.float(), y, weight=w) for lg in logits]).mean()
+        # Example weights scale each term but not the normaliser, so a batch of weighted
+        # pseudo-labels counts less than the same batch of human labels.
+        cls_w = w[y] if w is not None else torch.ones_like(ex_w)
+        denom = cls_w.sum().clamp_min(1e-8)
+        return torch.stack([
+            (F.cross_entropy(lg.float(), y, weight=w, reduction="none") * ex_w).sum() / denom for lg in logits
+        ]).mean()
 
     def weak_logits(self, batch: Batch) -> torch.Tensor:
         """Weak-view logits without gradient (prior-adjusted on the real classes when configured)."""

@@ -185,6 +185,9 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
         raise ValueError("no labeled examples")
     if labels_all.min() < 0 or labels_all.max() >= n_classes:
         raise ValueError(f"labels must be in [0, {n_classes - 1}]")
+    weights_all = np.array([ex.weight for ex in inp.labeled], dtype=np.float32)
+    if not np.all((weights_all > 0) & (weights_all <= 1)):
+        raise ValueError("labeled example weights must be in (0, 1]")
     missing = [label_names[c] for c in range(n_classes) if not (labels_all == c).any()]
     if missing:
         raise ValueError(f"no labeled example of class(es) {missing}")
@@ -204,13 +207,17 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
     try:
         progress.check("prepare")
         # labeled: train / validation (threshold) split, never touching eval sets
-        expected_val_pos = cfg.val_fraction * int((labels_all == pos).sum())
-        want_val = cfg.threshold_strategy == "val_f1" or (
-            cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives)
-        tr_idx, val_idx = (
-            stratified_split(labels_all, cfg.val_fraction, seed)
-            if want_val else (np.arange(len(labels_all)), np.array([], dtype=int))
-        )
+        # Only full-weight (human) labels may judge the threshold; weighted pseudo-labels only train.
+        human_idx = np.flatnonzero(weights_all >= 1.0)
+        expected_val_pos = cfg.val_fraction * int((labels_all[human_idx] == pos).sum())
+        want_val = len(human_idx) > 0 and (cfg.threshold_strategy == "val_f1" or (
+            cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives))
+        if want_val:
+            _, val_h = stratified_split(labels_all[human_idx], cfg.val_fraction, seed)
+            val_idx = np.sort(human_idx[val_h])
+            tr_idx = np.setdiff1d(np.arange(len(labels_all)), val_idx)
+        else:
+            tr_idx, val_idx = np.arange(len(labels_all)), np.array([], dtype=int)
         lab_train = [inp.labeled[i] for i in tr_idx]
         lab_val = [inp.labeled[i] for i in val_idx]
         # unlabeled: seeded training subsample; every item is still scored
@@ -286,7 +293,8 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             class_weights=class_weights, logit_adjust=logit_adjust, seed=seed,
         )
         trainer = Trainer(
-            algo, cfg, labeled=lab_table, labels=y_train, views=views, n_classes=n_classes, device=device,
+            algo, cfg, labeled=lab_table, labels=y_train, weights=weights_all[tr_idx], views=views,
+            n_classes=n_classes, device=device,
             seed=seed, callbacks=callbacks, control=control,
         )
         t_train = time.time()
@@ -316,7 +324,8 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             pv = _avg_probs(_restrict(_score_table(model, val_table, device, cfg.score_batch_size), n_classes))
             threshold, strategy = choose_threshold(labels_all[val_idx] == pos, pv[:, pos]), "val_f1"
         elif n_pool and n_classes == 2 and cfg.threshold_strategy in ("auto", "prior_match"):
-            prior = float((labels_all == pos).mean())
+            human = labels_all[weights_all >= 1.0]
+            prior = float(((human if len(human) else labels_all) == pos).mean())
             threshold = float(np.quantile(_avg_probs(unl_probs)[:, pos], 1.0 - prior))
             threshold, strategy = min(max(threshold, 1e-6), 1.0 - 1e-6), "prior_match"
 

@@ -53,6 +53,7 @@ class Trainer:
         labeled: TextTable,
         labels: np.ndarray,
         views: dict[str, list[TextTable]],
+        weights: np.ndarray | None = None,
         n_classes: int,
         device: torch.device,
         seed: int,
@@ -61,6 +62,8 @@ class Trainer:
     ) -> None:
         self.algo, self.cfg = algorithm, cfg
         self.labeled, self.labels = labeled, labels
+        # Per-example supervision weight: 1 for human labels, < 1 for refined pseudo-labels.
+        self.weights = np.ones(len(labels), dtype=np.float32) if weights is None else np.asarray(weights, np.float32)
         self.views = views
         self.n_classes = n_classes
         self.device = device
@@ -167,6 +170,7 @@ class Trainer:
             lidx = next(lab_iter)
             labeled = self.labeled.collate(lidx, self.device)
             labeled["labels"] = torch.as_tensor(self.labels[lidx], device=self.device)
+            labeled["weights"] = torch.as_tensor(self.weights[lidx], device=self.device)
             unlabeled: dict[str, dict[str, torch.Tensor]] = {}
             if self.n_unlabeled and self.algo.views:
                 if not u_batches:

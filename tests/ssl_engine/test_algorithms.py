@@ -236,3 +236,19 @@ def test_prior_adjustment_shifts_weak_logits_only(tiny_backbone):
     algo.logit_adjust = torch.log(torch.tensor([0.87, 0.13])) + np.log(2)
     adj = algo.weak_logits(unl["weak"])
     assert torch.allclose(adj - raw, algo.logit_adjust.expand_as(raw), atol=1e-5)
+
+
+def test_example_weights_scale_the_supervised_loss(tiny_backbone):
+    """Refined pseudo-labels (weight < 1) count less than human labels (weight 1)."""
+    model, algo, labeled, _ = _setup(tiny_backbone, "supervised")
+    model.eval()
+    plain = algo.supervised_loss(labeled)
+    labeled["weights"] = torch.ones(4)
+    same = algo.supervised_loss(labeled)
+    labeled["weights"] = torch.full((4,), 0.5)
+    half = algo.supervised_loss(labeled)
+    labeled["weights"] = torch.tensor([1.0, 1.0, 0.0001, 0.0001])
+    harmful_only = algo.supervised_loss(labeled)
+    assert torch.allclose(plain, same, atol=1e-6)
+    assert torch.allclose(half, plain * 0.5, atol=1e-6)
+    assert not torch.allclose(harmful_only, plain, atol=1e-3)

@@ -227,3 +227,18 @@ def test_ssl_algorithm_without_unlabeled_pool_trains_supervised(tiny_backbone, t
                      algorithm="multimatch", config=tiny_config(), backbone=tiny_backbone, device="cpu")
     res = run_round(inp)
     assert res.predictions == [] and res.train_log and res.threshold == 0.5
+
+
+def test_weighted_labels_train_but_are_refused_outside_0_1(tiny_backbone, toy_rows, tmp_path, tiny_config):
+    from ssl_engine.engine import run_round
+
+    labeled, unlabeled = toy_rows
+    rows = [LabeledText(i, t, y, weight=1.0 if k % 2 else 0.3) for k, (i, t, y) in enumerate(labeled)]
+    inp = RoundInput(labeled=rows, unlabeled=[UnlabeledText(i, t) for i, t in unlabeled], out_dir=str(tmp_path / "w"),
+                     algorithm="supervised", config=tiny_config(), backbone=tiny_backbone, device="cpu", seed=0)
+    res = run_round(inp)
+    assert len(res.predictions) == len(unlabeled) and res.train_log
+    bad = [LabeledText(i, t, y, weight=0.0) for i, t, y in labeled]
+    with pytest.raises(ValueError, match="weights must be in"):
+        run_round(RoundInput(labeled=bad, unlabeled=[], out_dir=str(tmp_path / "b"), algorithm="supervised",
+                             config=tiny_config(), backbone=tiny_backbone, device="cpu"))
