@@ -57,7 +57,7 @@ check-services: install
 # The whole suite against the real PostgreSQL and Redis (DATABASE_URL / CELERY_BROKER_URL,
 # defaulting to the local ones on 127.0.0.1).
 test: install browsers check-services
-	$(PY) -m pytest $(if $(CI),--create-db,) $(PYTEST_ARGS)
+	UMBRA_RUN_SLOW=1 $(PY) -m pytest $(if $(CI),--create-db,) $(PYTEST_ARGS)
 
 test-fast: install check-services
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)

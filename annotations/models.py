@@ -275,13 +275,15 @@ class Prediction(models.Model):
     """Model output and review signals for one item in one round (never a human label)."""
 
     class Agreement(models.TextChoices):
+        # The engine's MultiMatch agreement types (ssl_engine.algorithms), weight in brackets.
         NONE = "", "Single head"
-        HIGH_AGREE = "high_agree", "Heads agree, both pass"
-        LOW_AGREE = "low_agree", "Heads agree, neither passes"
-        AGREE_ONE = "agree_one", "Heads agree, one passes"
-        DISAGREE_ONE = "disagree_one", "Heads disagree, one passes"
-        DISAGREE_BOTH = "disagree_both", "Heads disagree with high confidence"
-        DISAGREE_NONE = "disagree_none", "Heads disagree, neither passes"
+        HIGH_AGREE = "high_agree", "Other heads agree, all pass (1)"
+        LOW_AGREE = "low_agree", "Other heads agree, only some pass (3)"
+        DISAGREE_ONE = "disagree_one", "Other heads disagree, the passing ones agree (3)"
+        AGREE_NONE = "agree_none", "Other heads agree, none passes (0)"
+        DISAGREE_BOTH = "disagree_both", "Other heads disagree, both pass (0)"
+        DISAGREE_NONE = "disagree_none", "Other heads disagree, none passes (0)"
+        FIRST_EPOCH = "first_epoch", "First epoch, no cut-offs yet (0)"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
     training_round = models.ForeignKey(TrainingRound, on_delete=models.CASCADE, related_name="predictions")

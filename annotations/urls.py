@@ -4,10 +4,10 @@ from annotations.views import augment as augment_views
 from annotations.views import dashboard as dashboard_views
 from annotations.views import labeling as labeling_views
 from annotations.views import projects
+from annotations.views import review as review_views
+from annotations.views import variants as variant_views
 from annotations.views import rounds as round_views
 from annotations.views import tokens as token_views
-from annotations.views import variants as variant_views
-from annotations.views import review as review_views
 
 app_name = "annotations"
 
@@ -17,6 +17,12 @@ urlpatterns = [
     path("p/<slug:slug>/guidelines/", projects.project_guidelines, name="project_guidelines"),
     path("p/<slug:slug>/import/", projects.item_import, name="item_import"),
     path("p/<slug:slug>/import/jobs/", projects.import_jobs, name="import_jobs"),
+    path("p/<slug:slug>/rounds/", round_views.round_list, name="round_list"),
+    path("p/<slug:slug>/rounds/start/", round_views.round_start, name="round_start"),
+    path("p/<slug:slug>/rounds/<int:round_id>/", round_views.round_detail, name="round_detail"),
+    path("p/<slug:slug>/rounds/<int:round_id>/cancel/", round_views.round_cancel, name="round_cancel"),
+    path("p/<slug:slug>/models/<int:version_id>/activate/", round_views.model_version_activate_view,
+         name="model_version_activate"),
     path("p/<slug:slug>/label/", labeling_views.labeling_next, name="labeling_next"),
     path("p/<slug:slug>/label/skip/", labeling_views.labeling_skip, name="labeling_skip"),
     path("p/<slug:slug>/label/undo/", labeling_views.labeling_undo, name="labeling_undo"),
@@ -41,12 +47,6 @@ urlpatterns = [
     path("p/<slug:slug>/refine/", augment_views.refine_page, name="refine_page"),
     path("p/<slug:slug>/refine/start/", augment_views.refine_start, name="refine_start"),
     path("p/<slug:slug>/refine/<int:round_id>/", augment_views.refine_detail, name="refine_detail"),
-    path("p/<slug:slug>/rounds/", round_views.round_list, name="round_list"),
-    path("p/<slug:slug>/rounds/start/", round_views.round_start, name="round_start"),
-    path("p/<slug:slug>/rounds/<int:round_id>/", round_views.round_detail, name="round_detail"),
-    path("p/<slug:slug>/rounds/<int:round_id>/cancel/", round_views.round_cancel, name="round_cancel"),
-    path("p/<slug:slug>/models/<int:version_id>/activate/", round_views.model_version_activate_view,
-         name="model_version_activate"),
     path("tokens/", token_views.token_list, name="token_list"),
     path("tokens/<int:token_id>/revoke/", token_views.token_revoke, name="token_revoke"),
     path("p/<slug:slug>/tokens/", token_views.project_token_list, name="project_token_list"),

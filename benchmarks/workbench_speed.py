@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORDS = ("how do i make bake explain write a the my for with without someone bank account password recipe poem "
          "story neighbour car phone email code python history science help quickly secretly safe dangerous").split()
-AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_one", "high_agree"]
+AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_none", "high_agree"]
 
 
 def setup_env(db_url: str) -> None:

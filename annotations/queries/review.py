@@ -25,6 +25,8 @@ UNTRUSTED = (
     Prediction.Agreement.DISAGREE_BOTH,
     Prediction.Agreement.DISAGREE_ONE,
     Prediction.Agreement.DISAGREE_NONE,
+    Prediction.Agreement.AGREE_NONE,
+    Prediction.Agreement.FIRST_EPOCH,
     Prediction.Agreement.LOW_AGREE,
 )
 

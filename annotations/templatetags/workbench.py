@@ -39,8 +39,10 @@ _AGREEMENT_WORDS = {
     Prediction.Agreement.DISAGREE_BOTH: "The heads disagree and both are confident: one of them is surely wrong.",
     Prediction.Agreement.DISAGREE_ONE: "The heads disagree; only one is confident.",
     Prediction.Agreement.DISAGREE_NONE: "The heads disagree and neither is confident.",
-    Prediction.Agreement.LOW_AGREE: "The heads agree, but neither is confident enough to pass the threshold.",
-    Prediction.Agreement.AGREE_ONE: "The heads agree; one of them passes the threshold.",
+    Prediction.Agreement.LOW_AGREE: "The heads agree, but not all pass their margin cut-off: hard but trusted "
+    "(weighted 3 in training, so an error here counts triple).",
+    Prediction.Agreement.AGREE_NONE: "The heads agree, but none passes its margin cut-off: no trustworthy pseudo-label.",
+    Prediction.Agreement.FIRST_EPOCH: "Seen only in the first epoch, before margin cut-offs exist: not yet trusted.",
     Prediction.Agreement.HIGH_AGREE: "The heads agree with high confidence (a spot check of a trusted label).",
     Prediction.Agreement.NONE: "Single-head model: no head agreement to report.",
 }
