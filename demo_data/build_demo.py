@@ -181,18 +181,21 @@ def build(seed: int = 7) -> dict[str, list[dict]]:
             rows.append({"id": f"demo-b{i:02d}-{j}", "text": v, "prompt": None, "task": "prompt",
                          "label": "unharmful", "category": None, "source": "umbra-demo"})
     rng.shuffle(rows)
-    seed_rows, test_rows, pool_rows = [], [], []
+    seed_rows, test_rows, pool_rows, to_label = [], [], [], []
     for r in rows:
         kind = r["id"].split("-")[2]
         if kind == "0" and len(seed_rows) < 40:
             seed_rows.append(r)
         elif kind == "1" and len(test_rows) < 60:
             test_rows.append(r)
+        elif kind == "2" and len(to_label) < 40:
+            to_label.append({**r, "label": None, "category": None})  # seed items for annotators to label
         else:
             pool_rows.append({**r, "label": None, "category": None})
     pairs = [{"id": f"demo-r{i:02d}", "text": resp, "prompt": prompt, "task": "response", "label": label,
               "category": None, "source": "umbra-demo"} for i, (prompt, resp, label) in enumerate(PAIRS)]
-    return {"prompts_seed": seed_rows, "prompts_test": test_rows, "prompts_pool": pool_rows, "responses": pairs}
+    return {"prompts_seed": seed_rows, "prompts_to_label": to_label, "prompts_test": test_rows,
+            "prompts_pool": pool_rows, "responses": pairs}
 
 
 def main() -> None:

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "annotations.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -126,6 +127,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+# Static files are served by WhiteNoise (runserver and gunicorn alike). Demo/debug serve straight
+# from static/; production serves `collectstatic` output unless WHITENOISE_USE_FINDERS=1.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=RELAXED)
+WHITENOISE_AUTOREFRESH = DEBUG
 MEDIA_ROOT = Path(env("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 # Trained models (Hugging Face folders), one folder per round.

@@ -326,8 +326,14 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
         elif n_pool and n_classes == 2 and cfg.threshold_strategy in ("auto", "prior_match"):
             human = labels_all[weights_all >= 1.0]
             prior = float(((human if len(human) else labels_all) == pos).mean())
-            threshold = float(np.quantile(_avg_probs(unl_probs)[:, pos], 1.0 - prior))
+            pool_scores = _avg_probs(unl_probs)[:, pos]
+            threshold = float(np.quantile(pool_scores, 1.0 - prior))
             threshold, strategy = min(max(threshold, 1e-6), 1.0 - 1e-6), "prior_match"
+            flagged = float((pool_scores >= threshold).mean())
+            if abs(flagged - prior) > max(0.05, prior) or not 1e-3 <= threshold <= 1.0 - 1e-3:
+                # Saturated scores (an over-confident model on a tiny seed set): the quantile lands
+                # among ties or in the 4th decimal of a saturated sigmoid, which is noise; fall back.
+                threshold, strategy = cfg.fixed_threshold, "fixed (prior_match: saturated scores)"
 
         # eval sets
         metrics: dict[str, dict[str, float]] = {}

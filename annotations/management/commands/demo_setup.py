@@ -56,6 +56,7 @@ class Command(BaseCommand):
                     membership_set(project=project, user=user, role=role)
         imports = [
             (prompts, "prompts_seed.jsonl", Item.Split.SEED),
+            (prompts, "prompts_to_label.jsonl", Item.Split.SEED),
             (prompts, "prompts_test.jsonl", Item.Split.TEST),
             (prompts, "prompts_pool.jsonl", Item.Split.POOL),
             (responses, "responses.jsonl", Item.Split.SEED),
