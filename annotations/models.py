@@ -26,6 +26,16 @@ class Label(models.TextChoices):
     UNHARMFUL = "unharmful", "Unharmful"
 
 
+class JobStatus(models.TextChoices):
+    """Lifecycle of a training round or background job."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
 class Project(models.Model):
     """A labeling effort for one task: prompt harmfulness or response harmfulness."""
 
@@ -190,12 +200,7 @@ class TrainingRound(models.Model):
         MARGINMATCH = "marginmatch", "MarginMatch"
         MULTIMATCH = "multimatch", "MultiMatch"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    Status = JobStatus
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
@@ -348,12 +353,7 @@ class BackgroundJob(models.Model):
         EXPORT = "export", "Export"
         JUDGE = "judge", "LLM judge labels"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    Status = JobStatus
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO
 
 import orjson
@@ -11,6 +11,18 @@ from django.db.models import Count, Q
 from annotations.models import Item, Prediction, Project, TrainingRound
 
 CHUNK = 2000
+
+
+def chunked(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
+    """Lists of up to ``size`` rows, so per-chunk lookups replace per-row queries."""
+    buffer: list[dict] = []
+    for row in rows:
+        buffer.append(row)
+        if len(buffer) >= size:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
 
 
 def _latest_round_id(project: Project) -> int | None:
@@ -33,9 +45,7 @@ def export_records(*, project: Project) -> Iterator[dict]:
         .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
                 "human_category", "excluded", "history", "metadata")
     )
-    buffer: list[dict] = []
-
-    def flush() -> Iterator[dict]:
+    def flush(buffer: list[dict]) -> Iterator[dict]:
         preds = {}
         if round_id:
             preds = {
@@ -63,14 +73,9 @@ def export_records(*, project: Project) -> Iterator[dict]:
                 },
                 "metadata": r["metadata"] or {},
             }
-        buffer.clear()
 
-    for row in items.iterator(chunk_size=CHUNK):
-        buffer.append(row)
-        if len(buffer) >= CHUNK:
-            yield from flush()
-    if buffer:
-        yield from flush()
+    for buffer in chunked(items.iterator(chunk_size=CHUNK)):
+        yield from flush(buffer)
 
 
 def items_export(*, project: Project, out: IO[bytes]) -> int:

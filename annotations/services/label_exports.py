@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotations.errors import ApplicationError
+from annotations.services.exports import chunked
 from annotations.models import Annotation, BackgroundJob, Item, ModelVersion, Prediction, Project, TrainingRound, WeakLabel
 
 CHUNK = 2000
@@ -48,9 +49,7 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -
     items = (Item.objects.filter(project=project, excluded=False).order_by("id")
              .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
                      "human_category"))
-    buffer: list[dict] = []
-
-    def flush() -> Iterator[dict]:
+    def flush(buffer: list[dict]) -> Iterator[dict]:
         ids = [r["id"] for r in buffer]
         human: dict[int, list] = {}
         if "human" in include:
@@ -106,14 +105,9 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -
                 "split": r["split"] if not r["bench_name"] else f"bench:{r['bench_name']}",
                 "provenance": prov,
             }
-        buffer.clear()
 
-    for row in items.iterator(chunk_size=CHUNK):
-        buffer.append(row)
-        if len(buffer) >= CHUNK:
-            yield from flush()
-    if buffer:
-        yield from flush()
+    for buffer in chunked(items.iterator(chunk_size=CHUNK)):
+        yield from flush(buffer)
 
 
 def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES) -> Counter:

@@ -6,11 +6,11 @@ import argparse
 import json
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotations.errors import ApplicationError
-from annotations.models import Membership, Project, Role, TrainingRound
+from annotations.management.commands._augment_common import user_get
+from annotations.models import Project, TrainingRound
 from annotations.services.rounds import training_round_start
 
 BAR_WIDTH = 30
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             raw = json.loads(config)
         except json.JSONDecodeError as exc:
             raise CommandError(f"--config is not valid JSON: {exc}") from exc
-        starter = self._user(project_obj, user)
+        starter = user_get(project_obj, user)
         try:
             training_round = training_round_start(project=project_obj, user=starter, algorithm=algorithm, config=raw,
                                                   seed=seed)
@@ -67,22 +67,6 @@ class Command(BaseCommand):
             return
         reason = f": {final.error}" if final.error else ""
         raise CommandError(f"Round #{final.pk} {final.status}{reason}")
-
-    def _user(self, project: Project, username: str | None):
-        users = get_user_model().objects
-        if username:
-            try:
-                return users.get(username=username)
-            except users.model.DoesNotExist:
-                raise CommandError(f"No user {username!r}.") from None
-        found = users.filter(is_superuser=True, is_active=True).order_by("pk").first()
-        if found is None:
-            member = (Membership.objects.filter(project=project, role=Role.ADMIN, user__is_active=True)
-                      .select_related("user").order_by("pk").first())
-            found = member.user if member else None
-        if found is None:
-            raise CommandError("No superuser or project admin to start the round as; pass --user.")
-        return found
 
     def _follow(self, training_round: TrainingRound, poll: float) -> TrainingRound:
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
