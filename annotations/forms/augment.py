@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 from django import forms
 
+from annotations.forms.common import parse_json_object
 from annotations.services.augmentation import ITEM_SCOPES, METHODS
 
 
@@ -40,18 +40,8 @@ class AugmentationStartForm(ProviderFields):
     )
 
     def clean_backtranslation_models(self) -> dict:
-        raw = (self.cleaned_data.get("backtranslation_models") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
-        except RecursionError:  # "[[[[…" thousands deep: the decoder runs out of stack (was a 500)
-            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Expected a JSON object of pivot -> [en->pivot, pivot->en].")
-        return value
+        return parse_json_object(self.cleaned_data.get("backtranslation_models"),
+                                 not_object="Expected a JSON object of pivot -> [en->pivot, pivot->en].")
 
 
 class AdversarialStartForm(ProviderFields):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 from django import forms
 
 from annotations.errors import ApplicationError
+from annotations.forms.common import parse_json_object
 from annotations.models import TrainingRound
 
 
@@ -19,18 +19,7 @@ class RoundStartForm(forms.Form):
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
 
     def clean_config(self) -> dict:
-        raw = (self.cleaned_data.get("config") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
-        except RecursionError:  # "[[[[…" thousands deep: the decoder runs out of stack (was a 500)
-            raise forms.ValidationError("Not valid JSON: nested too deeply.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("The config must be a JSON object.")
-        return value
+        return parse_json_object(self.cleaned_data.get("config"), not_object="The config must be a JSON object.")
 
     def clean(self):
         from annotations.services.rounds import round_config_validate
