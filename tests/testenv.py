@@ -11,6 +11,7 @@ DEFAULTS = {
     "DJANGO_SECRET_KEY": "test-only-secret-key-not-for-production-use-0123456789",
     "DJANGO_SECURE_COOKIES": "0",
     "DJANGO_SECURE_SSL_REDIRECT": "0",
+    "WHITENOISE_USE_FINDERS": "1",  # serve static/ directly; tests never run collectstatic
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
