@@ -20,3 +20,5 @@ DEFAULTS = {
 for key, value in DEFAULTS.items():
     os.environ.setdefault(key, value)
 os.environ.setdefault("UMBRA_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+# WhiteNoise warns on every request when STATIC_ROOT is missing; tests never run collectstatic.
+os.makedirs(os.path.join(os.environ["UMBRA_VAR_DIR"], "staticfiles"), exist_ok=True)
