@@ -10,11 +10,10 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 
 from annotations.errors import ApplicationError, PermissionDenied
 from annotations.forms.augment import AdversarialStartForm, AugmentationStartForm, JudgeLabelsForm, RefineStartForm
@@ -24,7 +23,7 @@ from annotations.queries import augment as q
 from annotations.services.adversarial import adversarial_evaluation_start, adversarial_job_start
 from annotations.services.augmentation import augmentation_job_start, job_cancel, job_resume
 from annotations.services.refinement import judge_labels_job_start, uu_refine_start
-from annotations.views.common import HtmxHttpRequest
+from annotations.views.common import HtmxHttpRequest, polled_fragment
 
 PAGE = "annotations/augment.html"
 JOB = "annotations/augment_job.html"
@@ -53,8 +52,7 @@ def augment_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Jobs list and start forms; htmx polls refresh only the jobs table, and stop when idle."""
     context = _page_context(request)
     if request.htmx:
-        response_class = HttpResponse if context["has_active"] else HttpResponseStopPolling
-        return response_class(render_to_string(f"{PAGE}#job-table", context, request=request))
+        return polled_fragment(request, f"{PAGE}#job-table", context, active=context["has_active"])
     return render(request, PAGE, context)
 
 
@@ -130,8 +128,7 @@ def augment_job_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
     job = q.augment_job_get(project=request.project, job_id=job_id)
     context = {"project": request.project, "job": job, "can_manage": has_role(request.user, request.project, Role.ADMIN)}
     if request.htmx:
-        response_class = HttpResponse if job.status in ACTIVE else HttpResponseStopPolling
-        return response_class(render_to_string(f"{JOB}#job-progress", context, request=request))
+        return polled_fragment(request, f"{JOB}#job-progress", context, active=job.status in ACTIVE)
     context.update(counts=q.job_variant_counts(job=job), variants=q.job_variants_sample(job=job),
                    params=sorted((job.params or {}).items()))
     return render(request, JOB, context)
@@ -189,8 +186,7 @@ def refine_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """UU refinement rounds and the start form; htmx polls refresh the rounds table."""
     context = _refine_context(request)
     if request.htmx:
-        response_class = HttpResponse if context["has_active"] else HttpResponseStopPolling
-        return response_class(render_to_string(f"{REFINE}#refine-table", context, request=request))
+        return polled_fragment(request, f"{REFINE}#refine-table", context, active=context["has_active"])
     return render(request, REFINE, context)
 
 
@@ -223,8 +219,7 @@ def refine_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpRes
     rnd = q.uu_round_get(project=request.project, round_id=round_id)
     context = {"project": request.project, "r": rnd, "uu": (rnd.metrics or {}).get("uu") or {}}
     if request.htmx:
-        response_class = HttpResponse if rnd.is_active else HttpResponseStopPolling
-        return response_class(render_to_string(f"{REFINE_DETAIL}#refine-status", context, request=request))
+        return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=rnd.is_active)
     return render(request, REFINE_DETAIL, context)
 
 

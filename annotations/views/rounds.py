@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseStopPolling
 
 from annotations.errors import ApplicationError, PermissionDenied
 from annotations.forms.rounds import RoundStartForm
@@ -20,7 +19,7 @@ from annotations.models import Role
 from annotations.permissions import has_role, project_role_required
 from annotations.queries import rounds as q
 from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
-from annotations.views.common import HtmxHttpRequest
+from annotations.views.common import HtmxHttpRequest, polled_fragment
 
 PAGE = "annotations/rounds.html"
 DETAIL = "annotations/round_detail.html"
@@ -55,8 +54,7 @@ def round_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The rounds page; htmx polls serve only the live rounds table, and stop when nothing runs."""
     if request.htmx:
         context = _table_context(request)
-        response_class = HttpResponse if context["has_active"] else HttpResponseStopPolling
-        return response_class(render_to_string(f"{PAGE}#round-table", context, request=request))
+        return polled_fragment(request, f"{PAGE}#round-table", context, active=context["has_active"])
     return render(request, PAGE, _page_context(request))
 
 
@@ -147,6 +145,5 @@ def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
         "can_manage": has_role(request.user, request.project, Role.ADMIN),
     }
     if request.htmx:
-        response_class = HttpResponse if training_round.is_active else HttpResponseStopPolling
-        return response_class(render_to_string(f"{DETAIL}#round-status", context, request=request))
+        return polled_fragment(request, f"{DETAIL}#round-status", context, active=training_round.is_active)
     return render(request, DETAIL, context)
