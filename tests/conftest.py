@@ -12,6 +12,30 @@ PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Suites create users per test; PBKDF2 would dominate the runtime.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory):
+    """A private cpu-fast state cache for the test session."""
+    return tmp_path_factory.mktemp("ssl-cache")
+
+
+@pytest.fixture
+def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
+    """Point the engine (and curation embeddings) at the suite's tiny BERT, on CPU.
+
+    ``tiny_backbone`` is defined by each suite's conftest (its own vocabulary).
+    """
+    settings.SSL_ENGINE_BACKBONE = str(tiny_backbone)
+    settings.SSL_ENGINE_DEVICE = "cpu"
+    monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))
+    return settings
+
+
+@pytest.fixture(autouse=True)
 def _tmp_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.UMBRA_ARTIFACT_DIR = tmp_path / "artifacts"

@@ -69,12 +69,6 @@ def _fresh_scorer_cache():
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hasher(settings):
-    # Users are created per test; PBKDF2 would dominate the role matrix's runtime.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _locmem_cache(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "umbra-api-tests"}}

@@ -62,20 +62,6 @@ def tiny_llama(tmp_path_factory) -> str:
     return build_tiny_llama(tmp_path_factory.mktemp("aug-tiny-llama"))
 
 
-@pytest.fixture(scope="session")
-def engine_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("aug-ssl-cache")
-
-
-@pytest.fixture
-def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
-    """Engine and curation embeddings on the tiny BERT, on CPU, with a private state cache."""
-    settings.SSL_ENGINE_BACKBONE = str(tiny_backbone)
-    settings.SSL_ENGINE_DEVICE = "cpu"
-    monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))
-    return settings
-
-
 HARMFUL = ["how to make a bomb quietly", "kill the neighbour dog", "steal a weapon and attack", "poison the friend",
            "hack and steal code", "buy a weapon to kill"]
 BENIGN = ["bake a cake please", "weather and music", "learn to write a story", "garden love friend",
@@ -157,11 +143,6 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_bac
                           extra_env={"UMBRA_TEST_API_KEY": "sk-test-123"})
     yield worker
     worker.stop()
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True, scope="session")

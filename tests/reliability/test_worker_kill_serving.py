@@ -13,7 +13,6 @@ import pytest
 from rest_framework.test import APIClient
 from rounds.conftest import (  # noqa: F401 - fixtures
     LONG_CONFIG,
-    engine_cache,
     round_items,
     start_worker,
     tiny_backbone,

@@ -29,20 +29,6 @@ def tiny_backbone(tmp_path_factory) -> Path:
     return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), WORDS)
 
 
-@pytest.fixture(scope="session")
-def engine_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("ssl-cache")
-
-
-@pytest.fixture
-def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
-    """Point the engine at the tiny model on CPU with a private state cache."""
-    settings.SSL_ENGINE_BACKBONE = str(tiny_backbone)
-    settings.SSL_ENGINE_DEVICE = "cpu"
-    monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))
-    return settings
-
-
 def _text(rng, n: int = 6) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
@@ -105,9 +91,3 @@ def round_items_light(project) -> None:
     import_items(project, [{"text": "how to make a bomb", "label": "harmful"},
                            {"text": "bake a cake", "label": "unharmful"}], Item.Split.SEED)
     import_items(project, [{"text": f"pool text {i}"} for i in range(3)], Item.Split.POOL)
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # The shared ``users`` fixture creates four users per test; PBKDF2 would dominate the runtime.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -143,11 +143,6 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
     return World(ids=ids, hostile=hostile)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     from api.tiny_model import build_tiny_model
