@@ -21,21 +21,22 @@ from ssl_engine.configs import (
     SupervisedConfig,
 )
 from ssl_engine.model import SafetyModel
+from ssl_engine.registries import registrar
 
 Batch = dict[str, torch.Tensor]
 
 ALGORITHMS: dict[str, type[SSLAlgorithm]] = {}
+_add_algorithm = registrar(ALGORITHMS, "algorithm")
 
 
 def register(name: str):
     """Class decorator adding an algorithm under ``name``; duplicates are an error."""
 
+    add = _add_algorithm(name)
+
     def deco(cls):
-        if name in ALGORITHMS:
-            raise ValueError(f"algorithm {name!r} already registered")
-        ALGORITHMS[name] = cls
         cls.name = name
-        return cls
+        return add(cls)
 
     return deco
 

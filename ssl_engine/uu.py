@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ssl_engine.registries import lookup, registrar
+
 VARIANTS = ("robust", "unbiased", "pn")
 
 
@@ -413,23 +415,11 @@ Refiner = Callable[[np.ndarray, np.ndarray, Mapping[int, int], Mapping[str, Any]
 REFINERS: dict[str, Refiner] = {}
 
 
-def refiner(name: str) -> Callable[[Refiner], Refiner]:
-    """Register a label refiner under ``name``; duplicates are an error."""
-
-    def deco(fn: Refiner) -> Refiner:
-        if name in REFINERS:
-            raise ValueError(f"refiner {name!r} already registered")
-        REFINERS[name] = fn
-        return fn
-
-    return deco
+refiner = registrar(REFINERS, "refiner")
 
 
 def get_refiner(name: str) -> Refiner:
-    try:
-        return REFINERS[name]
-    except KeyError:
-        raise ValueError(f"unknown refiner {name!r}; known: {sorted(REFINERS)}") from None
+    return lookup(REFINERS, "refiner", name)
 
 
 _REFINE_KEYS = {

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ssl_engine.registries import lookup, registrar
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -42,23 +44,11 @@ Generator = Callable[
 GENERATORS: dict[str, Generator] = {}
 
 
-def generator(name: str) -> Callable[[Generator], Generator]:
-    """Register ``fn`` under ``name``; a second registration of a name is an error."""
-
-    def deco(fn: Generator) -> Generator:
-        if name in GENERATORS:
-            raise ValueError(f"generator {name!r} already registered")
-        GENERATORS[name] = fn
-        return fn
-
-    return deco
+generator = registrar(GENERATORS, "generator")
 
 
 def get_generator(name: str) -> Generator:
-    try:
-        return GENERATORS[name]
-    except KeyError:
-        raise ValueError(f"unknown generator {name!r}; known: {sorted(GENERATORS)}") from None
+    return lookup(GENERATORS, "generator", name)
 
 
 def generate_variants(

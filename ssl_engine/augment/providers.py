@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from ssl_engine.registries import registrar
+
 logger = logging.getLogger(__name__)
 
 Message = Mapping[str, str]
@@ -82,16 +84,7 @@ ProviderFactory = Callable[..., ChatProvider]
 PROVIDERS: dict[str, ProviderFactory] = {}
 
 
-def provider_kind(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
-    """Register a provider factory under ``name``; duplicates are an error."""
-
-    def deco(factory: ProviderFactory) -> ProviderFactory:
-        if name in PROVIDERS:
-            raise ValueError(f"provider kind {name!r} already registered")
-        PROVIDERS[name] = factory
-        return factory
-
-    return deco
+provider_kind = registrar(PROVIDERS, "provider kind")  # @provider_kind("local") registers a factory
 
 
 _PROVIDER_CACHE: dict[tuple, ChatProvider] = {}

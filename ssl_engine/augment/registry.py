@@ -5,25 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from ssl_engine.registries import lookup, registrar
+
 Augmenter = Callable[[str, random.Random], str]
 
 AUGMENTERS: dict[str, Augmenter] = {}
 
 
-def augmenter(name: str) -> Callable[[Augmenter], Augmenter]:
-    """Register ``fn`` under ``name``; a second registration of a name is an error."""
-
-    def deco(fn: Augmenter) -> Augmenter:
-        if name in AUGMENTERS:
-            raise ValueError(f"augmenter {name!r} already registered")
-        AUGMENTERS[name] = fn
-        return fn
-
-    return deco
+augmenter = registrar(AUGMENTERS, "augmenter")
 
 
 def get_augmenter(name: str) -> Augmenter:
-    try:
-        return AUGMENTERS[name]
-    except KeyError:
-        raise ValueError(f"unknown augmenter {name!r}; known: {sorted(AUGMENTERS)}") from None
+    return lookup(AUGMENTERS, "augmenter", name)
