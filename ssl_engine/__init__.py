@@ -14,6 +14,7 @@ from ssl_engine.types import (  # noqa: F401
     TrainControl,
     TrainState,
     UnlabeledText,
+    ViewLoss,
 )
 
 LABEL_NAMES = ("unharmful", "harmful")

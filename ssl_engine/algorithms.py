@@ -50,6 +50,9 @@ class StepOutput:
     index: torch.Tensor | None = None  # unlabeled indices in the batch
     weak_logits: torch.Tensor | None = None  # (H, B, C) detached, real classes only
     weights: torch.Tensor | None = None  # (B,) pseudo-label training weight (0 = masked)
+    # (B,) detached per-example CE of the strong view against its target, mean over heads,
+    # whatever the mask (loss-based curation of precomputed views); NaN where not comparable.
+    strong_loss: torch.Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,14 +87,22 @@ class SSLAlgorithm(abc.ABC):
         self.rng = np.random.default_rng(seed + 7919)
         self.step = 0
         self.epoch = 0
+        self.last_labeled_loss: torch.Tensor | None = None
 
     @classmethod
     def n_heads(cls, config: Any) -> int:
         return 1
 
     def supervised_loss(self, labeled: Batch) -> torch.Tensor:
+        """Class- and example-weighted CE, mean over heads.
+
+        Also leaves ``last_labeled_loss``: the (B,) unweighted per-example CE (detached, mean
+        over heads), which the trainer records for loss-based curation of labeled views.
+        """
         logits = self.model(labeled)
         y = labeled["labels"]
+        with torch.no_grad():
+            self.last_labeled_loss = strong_ce(logits.float(), y).mean(0)
         w = self.class_weights.to(logits.device) if self.class_weights is not None else None
         if w is not None and self.extra_classes:
             w = torch.cat([w, w.new_zeros(self.extra_classes)])
@@ -138,6 +149,13 @@ class SSLAlgorithm(abc.ABC):
         return None
 
 
+def strong_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-head, per-example CE: logits (H, B, C), targets (B,) or (H, B) -> (H, B)."""
+    if targets.dim() == 1:
+        targets = targets.expand(logits.shape[0], -1)
+    return torch.stack([F.cross_entropy(lg, t, reduction="none") for lg, t in zip(logits, targets)])
+
+
 def pseudo_margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
     """logit_c - max_{k != c} logit_k for class ``cls`` per row of ``logits`` (B, K)."""
     own = logits.gather(1, cls[:, None]).squeeze(1)
@@ -168,13 +186,13 @@ class FixMatch(SSLAlgorithm):
         probs = wl.softmax(-1).mean(0)
         maxp, yhat = probs.max(-1)
         mask = (maxp >= self.config.threshold).float()
-        sl = self.model(unlabeled["strong"]).float()
-        unsup = torch.stack([(F.cross_entropy(h, yhat, reduction="none") * mask).mean() for h in sl]).mean()
+        ce = strong_ce(self.model(unlabeled["strong"]).float(), yhat)  # (H, B)
+        unsup = (ce * mask).mean(1).mean()
         loss = sup + self.config.unlabeled_weight * unsup
         return StepOutput(
             loss=loss,
             log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()), "mask_ratio": float(mask.mean())},
-            index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask,
+            index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask, strong_loss=ce.detach().mean(0),
         )
 
 
@@ -215,14 +233,14 @@ class FreeMatch(SSLAlgorithm):
         self.thresh.update(probs)
         mask = self.thresh.mask(probs)
         yhat = probs.argmax(-1)
-        sl = self.model(unlabeled["strong"]).float()
-        unsup = torch.stack([(F.cross_entropy(h, yhat, reduction="none") * mask).mean() for h in sl]).mean()
+        ce = strong_ce(self.model(unlabeled["strong"]).float(), yhat)  # (H, B)
+        unsup = (ce * mask).mean(1).mean()
         loss = sup + self.config.unlabeled_weight * unsup
         return StepOutput(
             loss=loss,
             log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()), "mask_ratio": float(mask.mean()),
                  "tau": self.thresh.tau},
-            index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask,
+            index=unlabeled["weak"]["index"], weak_logits=wl, weights=mask, strong_loss=ce.detach().mean(0),
         )
 
 
@@ -308,8 +326,8 @@ class MarginMatch(SSLAlgorithm):
         mask = flex * aum_ok
         targets = torch.where(thr_ex, torch.full_like(yhat, c), yhat)
         mask = torch.where(thr_ex, torch.ones_like(mask), mask)
-        sl = self.model(unlabeled["strong"]).float()
-        unsup = torch.stack([(F.cross_entropy(h, targets, reduction="none") * mask).mean() for h in sl]).mean()
+        ce = strong_ce(self.model(unlabeled["strong"]).float(), targets)
+        unsup = (ce * mask).mean(1).mean()
         loss = sup + cfg.unlabeled_weight * unsup
         self.step += 1
         if self.step % cfg.redraw_steps == 0:
@@ -321,6 +339,8 @@ class MarginMatch(SSLAlgorithm):
                  "mask_ratio": float(real_mask.sum() / max(1, int((~thr_ex).sum()))),
                  "aum_cutoff": self.cutoff if np.isfinite(self.cutoff) else 0.0},
             index=idx_t, weak_logits=wl_full[None, :, :c], weights=real_mask,
+            # threshold examples train towards the fake class: their loss is not a view's quality
+            strong_loss=torch.where(thr_ex, torch.full_like(maxp, float("nan")), ce.detach().mean(0)),
         )
 
     def example_margins(self, pseudo_labels, raw_margins):
@@ -460,10 +480,8 @@ class MultiMatch(SSLAlgorithm):
             fm = masks_t[others].max(0).values
             final_w[head] = torch.as_tensor(weights[head], device=wl.device, dtype=torch.float32) * fm
         targets = torch.as_tensor(labels, device=wl.device)
-        sl = self.model(unlabeled["strong"]).float()
-        unsup = torch.stack(
-            [(final_w[i] * F.cross_entropy(sl[i], targets[i], reduction="none")).mean() for i in range(h)]
-        ).mean()
+        ce = strong_ce(self.model(unlabeled["strong"]).float(), targets)  # (H, B), per-head targets
+        unsup = (final_w * ce).mean(1).mean()
         loss = sup + cfg.unlabeled_weight * unsup
         self.step += 1
         used = final_w.max(0).values
@@ -472,7 +490,7 @@ class MultiMatch(SSLAlgorithm):
             log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()),
                  "mask_ratio": float((final_w > 0).float().mean()),
                  "high_agree_ratio": float((torch.as_tensor(weights) == 1).float().mean())},
-            index=idx_t, weak_logits=wl, weights=used,
+            index=idx_t, weak_logits=wl, weights=used, strong_loss=ce.detach().mean(0),
         )
 
     def on_epoch_end(self) -> None:

@@ -44,6 +44,14 @@ class TrainConfig:
     fixed_threshold: float = 0.5
     trainable_layers: int = 2  # cpu-fast: top encoder layers trained on cached lower-layer states
     n_strong_views: int = 2  # cpu-fast: augmented views drawn per unlabeled text (cached)
+    max_strong_views: int = 8  # precomputed views (approved variants) used per example, at most
+    variant_epoch_share: float = 0.5  # up to this share of each epoch's unlabeled draw goes to items with variants
+    labeled_views: bool = True  # variants of labeled items train as extra labeled copies with the source's label
+    # Loss-based curation: a precomputed view is flagged when its training loss is above this quantile
+    # (over all examples of its kind, per epoch) in at least this share of its post-warm-up epochs.
+    loss_flag_quantile: float = 0.9
+    loss_flag_min_fraction: float = 0.75
+    loss_flag_warmup_epochs: int = 1
     lora_r: int = 8
     lora_alpha: int = 16
     head_hidden: int = 256
@@ -122,6 +130,11 @@ _RANGES: dict[str, tuple[float, float]] = {
     "fixed_threshold": (0.0, 1.0),
     "trainable_layers": (0, 64),
     "n_strong_views": (1, 16),
+    "max_strong_views": (1, 64),
+    "variant_epoch_share": (0.0, 1.0),
+    "loss_flag_quantile": (0.0, 1.0),
+    "loss_flag_min_fraction": (0.0, 1.0),
+    "loss_flag_warmup_epochs": (0, 1000),
     "lora_r": (1, 512),
     "lora_alpha": (1, 4096),
     "head_hidden": (1, 16384),

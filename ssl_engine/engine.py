@@ -20,6 +20,7 @@ from ssl_engine.types import (
     RoundResult,
     TrainControl,
     TrainState,
+    ViewLoss,
 )
 
 MODEL_SUBDIR = "model"
@@ -223,7 +224,15 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
         # unlabeled: seeded training subsample; every item is still scored
         n_pool = len(inp.unlabeled)
         rng = np.random.default_rng(seed + 17)
-        if n_pool > cfg.max_unlabeled:
+        with_views = np.array([i for i, e in enumerate(inp.unlabeled) if e.strong_views], dtype=np.int64)
+        if n_pool > cfg.max_unlabeled and len(with_views):
+            # items with precomputed views (reviewed augmentations) always train, up to the cap
+            keep = with_views if len(with_views) <= cfg.max_unlabeled else \
+                rng.choice(with_views, size=cfg.max_unlabeled, replace=False)
+            others = np.setdiff1d(np.arange(n_pool), keep)
+            fill = rng.choice(others, size=cfg.max_unlabeled - len(keep), replace=False)
+            sub_idx = np.sort(np.concatenate([keep, fill]))
+        elif n_pool > cfg.max_unlabeled:
             sub_idx = np.sort(rng.choice(n_pool, size=cfg.max_unlabeled, replace=False))
         else:
             sub_idx = np.arange(n_pool)
@@ -250,7 +259,11 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                 raise _Stopped
             return tbl
 
-        lab_table = table([e.text for e in lab_train], [e.prompt for e in lab_train], "prepare")
+        # precomputed views of labeled examples train as labeled copies (never those of validation rows)
+        lab_views = [(k, j) for k, e in enumerate(lab_train)
+                     for j in range(min(len(e.strong_views), cfg.max_strong_views))] if cfg.labeled_views else []
+        lab_table = table([e.text for e in lab_train] + [lab_train[k].strong_views[j] for k, j in lab_views],
+                          [e.prompt for e in lab_train] + [lab_train[k].prompt for k, _ in lab_views], "prepare")
         views: dict[str, list] = {}
         # cpu-fast scores the training subsample from the cache too, whatever the algorithm
         score_sub = uses_unlabeled or (cache is not None and len(sub_idx) > 0)
@@ -262,14 +275,17 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                     views["weak"] = [weak_table]
                 elif view == "strong":
                     aug = get_augmenter(inp.strong_augmenter)
+                    # enough tables that every precomputed view (up to max_strong_views) is drawn;
+                    # table v holds view v mod k of an example with k of them, else an on-the-fly one
+                    n_tables = max([cfg.n_strong_views] + [_n_views(e, cfg) for e in train_unl])
                     tables = []
-                    for v in range(cfg.n_strong_views):
+                    for v in range(n_tables):
                         texts = []
                         for e in train_unl:
-                            if e.strong_views:
-                                texts.append(e.strong_views[v % len(e.strong_views)])
+                            if k := _n_views(e, cfg):
+                                texts.append(e.strong_views[v % k])
                             else:
-                                r = random.Random(f"{cfg.augment_seed}|{v}|{e.text}")
+                                r = random.Random(f"{cfg.augment_seed}|{v % cfg.n_strong_views}|{e.text}")
                                 texts.append(aug(e.text, r))
                         tables.append(table(texts, [e.prompt for e in train_unl], "prepare"))
                     views["strong"] = tables
@@ -277,7 +293,10 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                     raise ValueError(f"unknown view {view!r} declared by {inp.algorithm!r}")
         prep_seconds = time.time() - t0
 
-        y_train = labels_all[tr_idx]
+        copies = np.array([k for k, _ in lab_views], dtype=np.int64)
+        y_human = labels_all[tr_idx]
+        y_train = np.concatenate([y_human, y_human[copies]])
+        w_train = np.concatenate([weights_all[tr_idx], weights_all[tr_idx][copies]])
         class_weights = None
         if cfg.labeled_sampling == "weighted":
             counts = np.bincount(y_train, minlength=n_classes).astype(np.float64)
@@ -286,21 +305,22 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
         trainer_probe_spe = max(1, -(-epoch_size // (cfg.batch_size * cfg.unlabeled_ratio))) if train_unl else 1
         logit_adjust = None
         if cfg.prior_adjust:
-            prior = np.bincount(y_train, minlength=n_classes).astype(np.float64) / len(y_train)
+            prior = np.bincount(y_human, minlength=n_classes).astype(np.float64) / len(y_human)
             logit_adjust = torch.tensor(np.log(np.maximum(prior, 1e-3)) + np.log(n_classes), dtype=torch.float32)
         algo = algo_cls(
             model, algo_cfg, n_classes=n_classes, n_unlabeled=len(train_unl), steps_per_epoch=trainer_probe_spe,
             class_weights=class_weights, logit_adjust=logit_adjust, seed=seed,
         )
         trainer = Trainer(
-            algo, cfg, labeled=lab_table, labels=y_train, weights=weights_all[tr_idx], views=views,
-            n_classes=n_classes, device=device,
-            seed=seed, callbacks=callbacks, control=control,
+            algo, cfg, labeled=lab_table, labels=y_train, weights=w_train, views=views,
+            n_classes=n_classes, device=device, seed=seed, callbacks=callbacks, control=control,
+            priority=np.array([k for k, e in enumerate(train_unl) if e.strong_views], dtype=np.int64),
         )
         t_train = time.time()
         if trainer.fit():
             raise _Stopped
         train_only_seconds = time.time() - t_train
+        view_losses = _view_losses(trainer, train_unl, lab_train, lab_views, cfg)
 
         # score every unlabeled item: the training subsample from its table, the rest streamed
         t_score = time.time()
@@ -403,7 +423,9 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                 "labeled_val": _hash_examples(lab_val),
             },
             "counts": {"labeled_train": len(lab_train), "labeled_val": len(lab_val),
-                       "unlabeled_pool": n_pool, "unlabeled_trained": len(train_unl)},
+                       "labeled_view_copies": len(lab_views), "unlabeled_pool": n_pool,
+                       "unlabeled_trained": len(train_unl),
+                       "unlabeled_with_views": sum(1 for e in train_unl if e.strong_views)},
         }
         save_model(model, tokenizer, model_dir, meta, n_classes)
         total = time.time() - t0
@@ -412,10 +434,49 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
                   "score_seconds": score_seconds, "score_items_per_s": n_pool / score_seconds if score_seconds else 0.0,
                   "total_seconds": total, "steps": trainer.total_steps}
         return RoundResult(model_dir=model_dir, predictions=preds, metrics=metrics, threshold=threshold,
-                           train_log=log, train_seconds=total, timings=timing)
+                           train_log=log, train_seconds=total, timings=timing, view_losses=view_losses)
     except _Stopped:
         return RoundResult(model_dir="", predictions=[], metrics={}, threshold=0.5, train_log=[],
                            train_seconds=time.time() - t0, stopped_early=True)
+
+
+def _n_views(example, cfg) -> int:
+    """Precomputed strong views of ``example`` that a round uses."""
+    return min(len(example.strong_views), cfg.max_strong_views)
+
+
+def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss]:
+    """Per-epoch training loss of every precomputed view, flagged against its population."""
+    import warnings
+
+    import numpy as np
+
+    from ssl_engine.augment.curation import view_loss_report
+
+    kw = {"quantile": cfg.loss_flag_quantile, "min_fraction": cfg.loss_flag_min_fraction,
+          "warmup_epochs": cfg.loss_flag_warmup_epochs}
+    out: list[ViewLoss] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of never-drawn rows is NaN, as meant
+        if trainer.tracking.strong_history and train_unl:
+            hist = np.stack(trainer.tracking.strong_history)  # (epochs, n, tables)
+            views, rows, ref = [], [], []
+            for k, e in enumerate(train_unl):
+                nv = _n_views(e, cfg)
+                if not nv:
+                    ref.append(k)
+                for j in range(nv):
+                    views.append((e.example_id, j))
+                    rows.append(np.nanmean(hist[:, k, j::nv], axis=1))  # tables v with v mod nv == j
+            ref_rows = np.nanmean(hist[:, ref, :], axis=2).T
+            out += view_loss_report(views, np.array(rows).reshape(len(views), hist.shape[0]), ref_rows,
+                                    labeled=False, **kw)
+        if lab_views and trainer.labeled_tracking.history:
+            lhist = np.stack(trainer.labeled_tracking.history, axis=1)  # (rows, epochs)
+            n = len(lab_train)
+            out += view_loss_report([(lab_train[k].example_id, j) for k, j in lab_views], lhist[n:], lhist[:n],
+                                    labeled=True, **kw)
+    return out
 
 
 def _apply_thread_setting() -> None:

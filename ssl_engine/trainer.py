@@ -22,17 +22,50 @@ class UnlabeledTracking:
 
     n: int
     n_classes: int
+    n_views: int = 1  # strong-view tables
     last_weight: np.ndarray = field(init=False)
     used: np.ndarray = field(init=False)
     raw_margin: np.ndarray = field(init=False)
     pseudo_label: np.ndarray = field(init=False)
     history: list[np.ndarray] = field(default_factory=list)
+    # strong-view CE against the pseudo-label: this epoch's (n, n_views), and one array per past epoch
+    strong_epoch: np.ndarray = field(init=False)
+    strong_history: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.last_weight = np.zeros(self.n)
         self.used = np.zeros(self.n, dtype=bool)
         self.raw_margin = np.zeros(self.n)
         self.pseudo_label = np.full(self.n, -1, dtype=np.int64)
+        self.strong_epoch = np.full((self.n, self.n_views), np.nan, dtype=np.float32)
+
+    def end_epoch(self) -> None:
+        self.strong_history.append(self.strong_epoch)
+        self.strong_epoch = np.full((self.n, self.n_views), np.nan, dtype=np.float32)
+
+
+@dataclass
+class LabeledTracking:
+    """Per labeled row: mean training CE per epoch (rows are drawn several times an epoch)."""
+
+    n: int
+    loss_sum: np.ndarray = field(init=False)
+    count: np.ndarray = field(init=False)
+    history: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.loss_sum = np.zeros(self.n)
+        self.count = np.zeros(self.n)
+
+    def add(self, idx: np.ndarray, losses: np.ndarray) -> None:
+        np.add.at(self.loss_sum, idx, losses)
+        np.add.at(self.count, idx, 1)
+
+    def end_epoch(self) -> None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.history.append(np.where(self.count > 0, self.loss_sum / self.count, np.nan).astype(np.float32))
+        self.loss_sum[:] = 0
+        self.count[:] = 0
 
 
 def notify(callbacks: Sequence[Callback], state: TrainState, control: TrainControl) -> bool:
@@ -59,6 +92,7 @@ class Trainer:
         seed: int,
         callbacks: Sequence[Callback] = (),
         control: TrainControl | None = None,
+        priority: np.ndarray | None = None,
     ) -> None:
         self.algo, self.cfg = algorithm, cfg
         self.labeled, self.labels = labeled, labels
@@ -72,11 +106,19 @@ class Trainer:
         self.control = control or TrainControl()
         self.log: list[dict[str, float]] = []
         self.n_unlabeled = len(views["weak"][0]) if "weak" in views else 0
-        self.tracking = UnlabeledTracking(self.n_unlabeled, n_classes)
+        self.tracking = UnlabeledTracking(self.n_unlabeled, n_classes, n_views=max(1, len(views.get("strong", ()))))
+        self.labeled_tracking = LabeledTracking(len(labels))
+        self._view_choice: dict[str, np.ndarray] = {}
+        self._view_offset: dict[str, np.ndarray] = {}
+        self._view_draws: dict[str, np.ndarray] = {}
+        self.view_rng = np.random.default_rng([seed, 1])
         self.u_batch = cfg.batch_size * cfg.unlabeled_ratio
         self.epoch_size = self.n_unlabeled
         if cfg.epoch_unlabeled:
             self.epoch_size = min(self.n_unlabeled, cfg.epoch_unlabeled)
+        # unlabeled indices drawn first every epoch (items with precomputed strong views, i.e.
+        # reviewed augmentations), up to ``variant_epoch_share`` of the epoch
+        self.priority = np.unique(np.asarray(priority if priority is not None else [], dtype=np.int64))
         if self.n_unlabeled:
             self.steps_per_epoch = math.ceil(self.epoch_size / self.u_batch)
         else:
@@ -128,7 +170,14 @@ class Trainer:
 
     def _unlabeled_epoch(self):
         weak = self.views["weak"][0]
-        pick = np.sort(self.rng.choice(self.n_unlabeled, size=self.epoch_size, replace=False))
+        if len(self.priority) and self.epoch_size < self.n_unlabeled:
+            cap = int(self.cfg.variant_epoch_share * self.epoch_size)
+            first = self.priority if len(self.priority) <= cap else self.rng.choice(self.priority, cap, replace=False)
+            rest = np.setdiff1d(np.arange(self.n_unlabeled), first)
+            fill = self.rng.choice(rest, size=self.epoch_size - len(first), replace=False)
+            pick = np.sort(np.concatenate([first, fill]))
+        else:
+            pick = np.sort(self.rng.choice(self.n_unlabeled, size=self.epoch_size, replace=False))
         return bucketed_batches(weak.lengths, pick, self.u_batch, self.rng)
 
     def _collate_views(self, idx: np.ndarray) -> dict[str, dict[str, torch.Tensor]]:
@@ -136,8 +185,15 @@ class Trainer:
         for name, tables in self.views.items():
             if len(tables) == 1:
                 batch = tables[0].collate(idx, self.device)
-            else:  # pick one of the precomputed views per example
-                choice = self.rng.integers(len(tables), size=len(idx))
+                self._view_choice[name] = np.zeros(len(idx), dtype=np.int64)
+            else:  # rotate through the precomputed views, from a random start per example,
+                # so every view of an example is drawn once it has been drawn len(tables) times
+                if name not in self._view_offset:
+                    self._view_offset[name] = self.view_rng.integers(len(tables), size=self.n_unlabeled)
+                    self._view_draws[name] = np.zeros(self.n_unlabeled, dtype=np.int64)
+                choice = (self._view_offset[name][idx] + self._view_draws[name][idx]) % len(tables)
+                self._view_draws[name][idx] += 1
+                self._view_choice[name] = choice
                 rows = [tables[v].items[i] for v, i in zip(choice, idx)]
                 batch = TextTable(rows).collate(range(len(rows)), self.device)
             batch["index"] = torch.as_tensor(idx, device=self.device)
@@ -187,12 +243,17 @@ class Trainer:
             opt.step()
             sched.step()
             self._track(out)
+            if self.algo.last_labeled_loss is not None:
+                self.labeled_tracking.add(lidx, self.algo.last_labeled_loss.float().cpu().numpy())
             epoch_done = self.n_unlabeled and self.algo.views and not u_batches
             if epoch_done:
                 self.algo.on_epoch_end()
                 self.tracking.history.append(
                     self.algo.example_margins(self.tracking.pseudo_label, self.tracking.raw_margin).copy()
                 )
+                self.tracking.end_epoch()
+            if (step + 1) % self.steps_per_epoch == 0 or step + 1 == self.total_steps:
+                self.labeled_tracking.end_epoch()
             entry = {"step": step + 1, "loss": float(out.loss.detach()), **out.log}
             self.log.append(entry)
             state.step, state.epoch = step + 1, (step + 1) // self.steps_per_epoch
@@ -202,6 +263,8 @@ class Trainer:
             state.mask_ratio = float(out.log.get("mask_ratio", 0.0))
             if notify(self.callbacks, state, self.control):
                 return True
+        if self.n_unlabeled and not np.isnan(self.tracking.strong_epoch).all():
+            self.tracking.end_epoch()  # a last, partial pass over the unlabeled draw
         model.eval()
         return False
 
@@ -217,3 +280,5 @@ class Trainer:
             w = out.weights.detach().float().cpu().numpy()
             self.tracking.last_weight[idx] = w
             self.tracking.used[idx] = w > 0
+        if out.strong_loss is not None and "strong" in self._view_choice:
+            self.tracking.strong_epoch[idx, self._view_choice["strong"]] = out.strong_loss.float().cpu().numpy()

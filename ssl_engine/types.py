@@ -88,6 +88,24 @@ class ExamplePrediction:
     review_reason: str  # human-readable reason for the priority
 
 
+@dataclass(frozen=True)
+class ViewLoss:
+    """Training loss of one precomputed strong view (an augmentation variant) across epochs.
+
+    Unlabeled source: cross-entropy of the strong view against the weak view's pseudo-label.
+    Labeled source: the view trains as a labeled copy; cross-entropy against the source's label.
+    ``flagged`` when the loss stays above the population's per-epoch quantile (loss-based curation).
+    """
+
+    example_id: str
+    view_index: int  # position in the source example's ``strong_views``
+    labeled: bool
+    losses: tuple[float, ...]  # per-epoch mean loss; NaN where the view was not drawn that epoch
+    mean_loss: float  # over the epochs it was drawn; NaN when never drawn
+    flagged: bool
+    reason: str  # "" unless flagged
+
+
 @dataclass
 class RoundResult:
     """What a round returns: the saved model, per-example outputs and metrics."""
@@ -100,3 +118,4 @@ class RoundResult:
     train_seconds: float
     stopped_early: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # prepare/train/score seconds, score items/s
+    view_losses: list[ViewLoss] = field(default_factory=list)  # one per precomputed strong view in training

@@ -6,7 +6,8 @@ stop-word and Unicode-script heuristic, no downloads), exact and near duplicates
 the source and of the other variants (normalised text, character n-gram Jaccard),
 embedding similarity to the source inside a band ``[low, high]`` (with an embedding
 function passed in), and an LLM-judge majority vote when votes are given.
-``flag_high_loss`` flags variants whose training loss stays high across epochs.
+``flag_high_loss`` flags variants whose training loss stays high across epochs, and
+``view_loss_report`` applies it to a round's precomputed strong views.
 
 A reason is ``"<code>"`` or ``"<code>: <detail>"``; ``reason_code`` gives the code.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ssl_engine.types import ViewLoss
 
 Embedder = Callable[[Sequence[str]], "np.ndarray"]
 
@@ -362,6 +365,39 @@ def flag_high_loss(
         for k in range(n_items)
     )
     return LossFlags(flagged, frac, mean, reasons)
+
+
+def view_loss_report(
+    views: Sequence[tuple[str, int]],
+    view_losses: np.ndarray,
+    reference_losses: np.ndarray,
+    *,
+    labeled: bool,
+    quantile: float = 0.9,
+    min_fraction: float = 0.75,
+    warmup_epochs: int = 1,
+) -> list[ViewLoss]:
+    """Loss-based curation of precomputed views against the population they trained with.
+
+    ``views``: (example_id, view_index) per row of ``view_losses`` (n_views, n_epochs).
+    ``reference_losses`` (n_ref, n_epochs): the same loss for every other example of the same
+    kind (unlabeled items with on-the-fly augmentations, or the human-labeled rows), so that
+    "high" means high relative to the whole round, not only among the variants.
+    """
+    if not len(views):
+        return []
+    view_losses = np.asarray(view_losses, dtype=np.float64)
+    reference_losses = np.asarray(reference_losses, dtype=np.float64).reshape(-1, view_losses.shape[1])
+    flags = flag_high_loss(np.concatenate([view_losses, reference_losses]), quantile=quantile,
+                           min_fraction=min_fraction, warmup_epochs=warmup_epochs)
+    seen = ~np.isnan(view_losses)
+    means = np.where(seen.any(1), np.nansum(view_losses, 1) / np.maximum(seen.sum(1), 1), np.nan)
+    return [
+        ViewLoss(example_id=ex_id, view_index=int(j), labeled=labeled,
+                 losses=tuple(float(x) for x in view_losses[r]), mean_loss=float(means[r]),
+                 flagged=bool(flags.flagged[r]), reason=flags.reasons[r])
+        for r, (ex_id, j) in enumerate(views)
+    ]
 
 
 # --------------------------------------------------------------------------- embedder
