@@ -70,7 +70,7 @@ class VariantSerializer(serializers.ModelSerializer):
     class Meta:
         model = AugmentedVariant
         fields = ["id", "item_id", "kind", "method", "provider", "model_name", "prompt_version", "variant_index",
-                  "text", "status", "curation_reason", "model_score", "review_priority", "reviewer", "reviewed_at",
+                  "text", "status", "curation_reason", "curation", "model_score", "review_priority", "reviewer", "reviewed_at",
                   "reject_reason", "created_at"]
         read_only_fields = fields
 

@@ -62,10 +62,12 @@ class VariantFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(AugmentedVariant.Status.choices))
     kind = forms.ChoiceField(required=False, choices=[("", "Any kind")] + list(AugmentedVariant.Kind.choices))
     method = forms.CharField(required=False, max_length=32)
+    loss_flagged = forms.BooleanField(required=False, label="Flagged by training loss")
 
     def filters(self) -> VariantFilters:
         if not self.is_valid():
             return VariantFilters()
         d = self.cleaned_data
         status = d["status"] if "status" in self.data else AugmentedVariant.Status.PENDING
-        return VariantFilters(status=status, method=d["method"].strip(), kind=d["kind"])
+        return VariantFilters(status=status, method=d["method"].strip(), kind=d["kind"],
+                              loss_flagged=d["loss_flagged"])

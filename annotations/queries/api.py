@@ -66,12 +66,15 @@ def predictions_for_api(*, training_round: TrainingRound, agreement: str | None 
     return qs
 
 
-def variants_for_api(*, project: Project, status: str | None = None, kind: str | None = None) -> QuerySet[AugmentedVariant]:
+def variants_for_api(*, project: Project, status: str | None = None, kind: str | None = None,
+                     loss_flagged: bool = False) -> QuerySet[AugmentedVariant]:
     qs = AugmentedVariant.objects.filter(item__project=project).select_related("item", "reviewer")
     if status:
         qs = qs.filter(status=status)
     if kind:
         qs = qs.filter(kind=kind)
+    if loss_flagged:
+        qs = qs.filter(curation__has_key="loss_flag")
     return qs
 
 

@@ -19,6 +19,7 @@ class VariantFilters:
     status: str = AugmentedVariant.Status.PENDING
     method: str = ""
     kind: str = ""
+    loss_flagged: bool = False  # only variants a round's loss check flagged
 
 
 def variant_queue(*, project: Project, filters: VariantFilters | None = None) -> QuerySet[AugmentedVariant]:
@@ -31,6 +32,8 @@ def variant_queue(*, project: Project, filters: VariantFilters | None = None) ->
         qs = qs.filter(method=f.method)
     if f.kind:
         qs = qs.filter(kind=f.kind)
+    if f.loss_flagged:
+        qs = qs.filter(curation__has_key="loss_flag")
     first = Case(When(kind=AugmentedVariant.Kind.AUGMENTATION, then=Value(1)), default=Value(0),
                  output_field=IntegerField())
     return qs.annotate(kind_rank=first).order_by("kind_rank", "-review_priority", "id")

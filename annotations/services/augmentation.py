@@ -29,7 +29,7 @@ import logging
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -507,35 +507,46 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
 # --- after a round: loss-based flags ------------------------------------------------------
 
 
-def variants_flag_high_loss(*, losses: dict[int, Sequence[float]], quantile: float = 0.9,
-                            min_fraction: float = 0.75, absolute: float | None = None) -> int:
-    """Flag variants whose per-epoch strong-view loss stays high; returns how many were flagged.
+def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence[int],
+                                view_losses: Sequence[Any]) -> dict[str, int]:
+    """Store a round's per-variant training loss; flag the variants whose loss stayed high.
 
-    ``losses`` maps variant id -> per-epoch loss (NaN where unseen). The flag goes into
-    ``curation["loss_flag"]`` and a pending variant's review priority is raised, so a
-    reviewer sees it first; nothing is dropped automatically.
+    ``variant_ids`` is the round snapshot's list, in the order the round read them
+    (item, variant index, id): the j-th of an item's ids is its ``strong_views[j]``.
+    ``view_losses`` are the engine's ``ViewLoss`` rows (flagged against the whole round's
+    population). Each variant the round drew gets ``curation["loss"]`` (round, per-epoch
+    losses, mean, flagged); a flagged one gets ``curation["loss_flag"]`` with the reason and a
+    review priority of at least 5, so reviewers see it first, and a pending one stops being
+    used as an unreviewed strong view. A later round that drew it without flagging clears the
+    flag. Nothing is dropped automatically. Call inside the round's storing transaction.
     """
-    import numpy as np
-
-    from ssl_engine.augment.curation import flag_high_loss
-
-    ids = sorted(losses)
-    if not ids:
-        return 0
-    width = max(len(losses[i]) for i in ids)
-    arr = np.full((len(ids), width), np.nan)
-    for r, vid in enumerate(ids):
-        arr[r, : len(losses[vid])] = losses[vid]
-    flags = flag_high_loss(arr, quantile=quantile, min_fraction=min_fraction, absolute=absolute)
-    n = 0
-    with transaction.atomic():
-        variants = AugmentedVariant.objects.select_for_update().in_bulk(ids)
-        for r, vid in enumerate(ids):
-            if not flags.flagged[r] or vid not in variants:
-                continue
-            v = variants[vid]
-            v.curation = {**(v.curation or {}), "loss_flag": flags.reasons[r], "mean_loss": float(flags.mean_loss[r])}
+    by_item: dict[int, list[int]] = defaultdict(list)
+    item_of = dict(AugmentedVariant.objects.filter(pk__in=variant_ids).values_list("pk", "item_id"))
+    for vid in variant_ids:
+        if vid in item_of:
+            by_item[item_of[vid]].append(vid)
+    rows: dict[int, Any] = {}
+    for vl in view_losses:
+        ids = by_item.get(int(vl.example_id), [])
+        if 0 <= vl.view_index < len(ids) and vl.mean_loss == vl.mean_loss:  # NaN: never drawn
+            rows[ids[vl.view_index]] = vl
+    variants = AugmentedVariant.objects.select_for_update().in_bulk(sorted(rows))
+    changed, flagged = [], 0
+    for vid, vl in rows.items():
+        v = variants.get(vid)
+        if v is None:
+            continue
+        curation = {k: val for k, val in (v.curation or {}).items() if k != "loss_flag"}
+        curation["loss"] = {
+            "round": training_round_id, "as": "labeled copy" if vl.labeled else "strong view",
+            "epochs": [None if x != x else round(float(x), 4) for x in vl.losses],  # JSON has no NaN
+            "mean": round(float(vl.mean_loss), 4), "flagged": bool(vl.flagged),
+        }
+        if vl.flagged:
+            curation["loss_flag"] = vl.reason
             v.review_priority = max(v.review_priority, 5.0)
-            v.save(update_fields=["curation", "review_priority"])
-            n += 1
-    return n
+            flagged += 1
+        v.curation = curation
+        changed.append(v)
+    AugmentedVariant.objects.bulk_update(changed, ["curation", "review_priority"], batch_size=500)
+    return {"checked": len(changed), "flagged": flagged}

@@ -42,6 +42,7 @@ from annotations.models import (
     TrainingRound,
 )
 from annotations.permissions import has_role
+from annotations.services.augmentation import variants_record_view_losses
 from annotations.services.scoring import predictions_store
 
 logger = logging.getLogger(__name__)
@@ -294,15 +295,16 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
     label_index = {name: i for i, name in enumerate(LABEL_NAMES)}
     items = Item.objects.filter(project=project, excluded=False).order_by("id")
 
-    variant_statuses = [AugmentedVariant.Status.APPROVED]
+    usable = Q(status=AugmentedVariant.Status.APPROVED)
     if project.use_unreviewed_curated_variants:
-        variant_statuses.append(AugmentedVariant.Status.PENDING)
+        # curated but unreviewed ones too, unless an earlier round's loss check flagged them
+        usable |= Q(status=AugmentedVariant.Status.PENDING) & ~Q(curation__has_key="loss_flag")
     views: dict[int, list[str]] = defaultdict(list)
     variant_ids: list[int] = []
     for vid, item_id, text in (
         AugmentedVariant.objects.filter(
-            item__project=project, item__excluded=False, kind=AugmentedVariant.Kind.AUGMENTATION,
-            status__in=variant_statuses, item__split__in=[Item.Split.POOL, Item.Split.SEED],
+            usable, item__project=project, item__excluded=False, kind=AugmentedVariant.Kind.AUGMENTATION,
+            item__split__in=[Item.Split.POOL, Item.Split.SEED],
         ).order_by("item_id", "variant_index", "id").values_list("id", "item_id", "text")
     ):
         views[item_id].append(text)
@@ -406,6 +408,12 @@ def training_round_store_result(*, round_id: int, result, callback: DbProgressCa
             )
             return TrainingRound.Status.CANCELLED
         n = predictions_store(training_round_id=round_id, predictions=result.predictions, label_names=LABEL_NAMES)
+        snapshot = dict(training_round.snapshot or {})
+        if snapshot.get("variant_ids"):
+            snapshot["variant_loss"] = variants_record_view_losses(
+                training_round_id=round_id, variant_ids=snapshot["variant_ids"],
+                view_losses=result.view_losses,
+            )
         version = ModelVersion.objects.create(
             project=training_round.project, training_round=training_round, path=str(result.model_dir),
             threshold=min(1.0, max(0.0, float(result.threshold))), metrics=result.metrics,
@@ -414,7 +422,7 @@ def training_round_store_result(*, round_id: int, result, callback: DbProgressCa
             _activate(model_version=version)
         TrainingRound.objects.filter(pk=round_id).update(
             status=TrainingRound.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, metrics=result.metrics,
-            train_log=list(result.train_log),
+            train_log=list(result.train_log), snapshot=snapshot,
             progress={"phase": "done", "step": n, "total": n, "timings": dict(result.timings)},
         )
     return TrainingRound.Status.SUCCEEDED

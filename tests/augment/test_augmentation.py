@@ -6,17 +6,19 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from annotations.errors import ApplicationError, PermissionDenied
-from annotations.models import AugmentedVariant, BackgroundJob, Item
+from annotations.models import AugmentedVariant, BackgroundJob, Item, TrainingRound
 from annotations.services.augmentation import (
     augmentation_job_execute,
     augmentation_job_start,
     job_resume,
     provider_spec_clean,
-    variants_flag_high_loss,
+    variants_record_view_losses,
 )
+from annotations.services.rounds import round_input_build
 
 pytestmark = pytest.mark.django_db
 
@@ -130,11 +132,77 @@ def test_start_validates_and_never_stores_api_keys(project, users, aug_items):
     assert provider_spec_clean(None) == {"kind": "local"}
 
 
-def test_high_loss_flags_raise_review_priority(project, users, aug_items):
-    item = Item.objects.filter(project=project).first()
-    vs = [AugmentedVariant.objects.create(item=item, method="m", variant_index=k, text=f"v{k}") for k in range(10)]
-    losses = {v.pk: [1.0, 0.2, 0.1, 0.1] for v in vs}
-    losses[vs[3].pk] = [1.0, 2.0, 2.5, 2.4]
-    assert variants_flag_high_loss(losses=losses) == 1
-    vs[3].refresh_from_db()
-    assert vs[3].curation["loss_flag"].startswith("high_loss") and vs[3].review_priority >= 5
+def _view_loss(item, j, losses, flagged, labeled=False):
+    from ssl_engine.types import ViewLoss
+
+    seen = [x for x in losses if x == x]
+    return ViewLoss(example_id=str(item.pk), view_index=j, labeled=labeled, losses=tuple(losses),
+                    mean_loss=sum(seen) / len(seen) if seen else float("nan"), flagged=flagged,
+                    reason="high_loss: above the q0.90 loss in 2/2 epochs (mean 2.000)" if flagged else "")
+
+
+def test_round_loss_check_flags_variants_and_flagged_unreviewed_ones_stop_training(project, users, aug_items,
+                                                                                   tmp_path):
+    nan = float("nan")
+    pool = Item.objects.filter(project=project, split="pool").order_by("id").first()
+    seed = Item.objects.filter(project=project, split="seed").order_by("id").first()
+    mk = AugmentedVariant.objects.create
+    p0 = mk(item=pool, method="m", variant_index=0, text="pool view 0", status="approved")
+    p1 = mk(item=pool, method="m", variant_index=1, text="pool view 1")  # pending: curated, unreviewed
+    p2 = mk(item=pool, method="m", variant_index=2, text="pool view 2")
+    s0 = mk(item=seed, method="m", variant_index=0, text="seed view 0", status="approved")
+    mk(item=seed, method="m", variant_index=1, text="rejected view", status="rejected")
+    project.use_unreviewed_curated_variants = True
+    project.save()
+    rnd = TrainingRound.objects.create(project=project, algorithm="fixmatch", config={})
+    inp, snap = round_input_build(training_round=rnd, out_dir=str(tmp_path))
+    assert snap["variant_ids"] == [s0.pk, p0.pk, p1.pk, p2.pk]
+    assert next(e for e in inp.unlabeled if e.example_id == str(pool.pk)).strong_views == (
+        "pool view 0", "pool view 1", "pool view 2")
+    assert next(e for e in inp.labeled if e.example_id == str(seed.pk)).strong_views == ("seed view 0",)
+    losses = [_view_loss(pool, 0, [1.0, 0.2, 0.1], False), _view_loss(pool, 1, [1.0, nan, 2.0], True),
+              _view_loss(pool, 2, [nan, nan, nan], False), _view_loss(seed, 0, [0.9, 2.1, 2.2], True, labeled=True),
+              _view_loss(seed, 5, [1.0, 1.0, 1.0], True)]  # no such view: ignored
+    with transaction.atomic():
+        counts = variants_record_view_losses(training_round_id=rnd.pk, variant_ids=snap["variant_ids"],
+                                             view_losses=losses)
+    assert counts == {"checked": 3, "flagged": 2}
+    for v in (p0, p1, p2, s0):
+        v.refresh_from_db()
+    assert p1.curation["loss_flag"].startswith("high_loss") and p1.review_priority >= 5
+    assert p1.curation["loss"] == {"round": rnd.pk, "as": "strong view", "epochs": [1.0, None, 2.0], "mean": 1.5,
+                                   "flagged": True}
+    assert s0.curation["loss"]["as"] == "labeled copy" and "loss_flag" in s0.curation
+    assert "loss_flag" not in p0.curation and p0.curation["loss"]["mean"] == pytest.approx(0.4333, abs=1e-4)
+    assert "loss" not in p2.curation  # never drawn: nothing to say
+    # The next round drops the flagged unreviewed view; a human-approved one stays, flag and all.
+    TrainingRound.objects.filter(pk=rnd.pk).update(status=TrainingRound.Status.SUCCEEDED)
+    rnd2 = TrainingRound.objects.create(project=project, algorithm="fixmatch", config={})
+    _, snap2 = round_input_build(training_round=rnd2, out_dir=str(tmp_path))
+    assert snap2["variant_ids"] == [s0.pk, p0.pk, p2.pk]
+    # A later round that draws the flagged approved view without flagging it clears the flag.
+    with transaction.atomic():
+        variants_record_view_losses(training_round_id=rnd2.pk, variant_ids=snap2["variant_ids"],
+                                    view_losses=[_view_loss(seed, 0, [0.5, 0.1, 0.1], False, labeled=True)])
+    s0.refresh_from_db()
+    assert "loss_flag" not in s0.curation and s0.curation["loss"]["round"] == rnd2.pk
+
+
+def test_a_round_records_the_loss_of_every_variant_it_drew(project, users, aug_items, engine_settings):
+    from augment.conftest import TINY_ROUND
+
+    from annotations.services.rounds import training_round_execute, training_round_start
+
+    items = list(Item.objects.filter(project=project, split__in=["seed", "pool"]).order_by("id")[:6])
+    for item in items:
+        AugmentedVariant.objects.create(item=item, method="m", text=f"{item.text} please", status="approved")
+    rnd = training_round_start(project=project, user=users["admin"], algorithm="fixmatch",
+                               config={**TINY_ROUND, "epochs": 6, "max_steps": 60})
+    assert training_round_execute(round_id=rnd.pk) == "succeeded"
+    rnd.refresh_from_db()
+    checked = AugmentedVariant.objects.filter(item__project=project, curation__loss__round=rnd.pk)
+    assert rnd.snapshot["variant_loss"]["checked"] == checked.count() == 6
+    assert rnd.snapshot["variant_loss"]["flagged"] == checked.filter(curation__has_key="loss_flag").count()
+    for v in checked:
+        assert len(v.curation["loss"]["epochs"]) >= 1 and v.curation["loss"]["mean"] >= 0
+        assert v.curation["loss"]["as"] == ("labeled copy" if v.item.split == "seed" else "strong view")

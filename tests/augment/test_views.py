@@ -115,3 +115,33 @@ def test_pages_query_count(client_for, project, objects, django_assert_max_num_q
         client.get(_url("augment_page", {}, project, objects))
     with django_assert_max_num_queries(12):
         client.get(_url("augment_job_detail", {"job_id": "job"}, project, objects))
+
+
+def test_loss_flagged_variants_are_shown_filtered_and_linked_from_the_round(client_for, project, users, aug_items):
+    item = Item.objects.filter(project=project).first()
+    rnd = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded",
+                                       snapshot={"variant_ids": [], "variant_loss": {"checked": 2, "flagged": 1}})
+    flagged = AugmentedVariant.objects.create(
+        item=item, method="m", variant_index=0, text="flagged " + XSS, review_priority=5.0,
+        curation={"loss_flag": "high_loss: above the q0.90 loss in 2/2 epochs " + XSS,
+                  "loss": {"round": rnd.pk, "as": "strong view", "epochs": [1.0, 2.0], "mean": 1.5, "flagged": True}})
+    AugmentedVariant.objects.create(
+        item=item, method="m", variant_index=1, text="fine one",
+        curation={"loss": {"round": rnd.pk, "as": "labeled copy", "epochs": [0.2], "mean": 0.2, "flagged": False}})
+    client = client_for("reviewer")
+    url = reverse("annotations:variant_list", kwargs={"slug": project.slug})
+    page = client.get(url).content.decode()
+    assert f"Training loss stayed high in round #{rnd.pk}" in page and "mean 0.200 as a labeled copy" in page
+    assert XSS not in page and "&lt;script&gt;" in page
+    only = client.get(url, {"status": "", "loss_flagged": "on"}).content.decode()
+    assert "1 variant." in only and f'id="variant-{flagged.pk}"' in only and "fine one" not in only
+    detail = client.get(reverse("annotations:round_detail", kwargs={"slug": project.slug, "round_id": rnd.pk}))
+    body = detail.content.decode()
+    assert "Loss check of augmentations: 2 drawn in training, 1 flagged" in body and "loss_flagged=on" in body
+    # the API filters the same way and shows the curation record
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(users["reviewer"])
+    rows = api.get(f"/api/projects/{project.slug}/variants/", {"loss_flagged": "true"}).json()["results"]
+    assert [r["id"] for r in rows] == [flagged.pk] and rows[0]["curation"]["loss"]["mean"] == 1.5

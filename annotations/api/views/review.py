@@ -74,6 +74,7 @@ class PredictionReviewApi(ProjectScopedMixin, APIView):
 class VariantFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=AugmentedVariant.Status.choices, required=False)
     kind = serializers.ChoiceField(choices=AugmentedVariant.Kind.choices, required=False)
+    loss_flagged = serializers.BooleanField(required=False, help_text="Only variants a round's loss check flagged.")
 
 
 @extend_schema_view(list=extend_schema(parameters=[VariantFilter]))
