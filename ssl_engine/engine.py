@@ -238,6 +238,8 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             sub_idx = np.arange(n_pool)
         uses_unlabeled = bool(algo_cls.views) and len(sub_idx) > 0
         train_unl = [inp.unlabeled[i] for i in sub_idx] if uses_unlabeled else []
+        # positions in train_unl of items with precomputed views: drawn first in every epoch
+        unl_with_views = np.array([k for k, e in enumerate(train_unl) if e.strong_views], dtype=np.int64)
 
         model, tokenizer = build_model(
             backbone, n_heads=algo_cls.n_heads(algo_cfg), n_out=n_classes + algo_cls.extra_classes,
@@ -314,7 +316,7 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
         trainer = Trainer(
             algo, cfg, labeled=lab_table, labels=y_train, weights=w_train, views=views,
             n_classes=n_classes, device=device, seed=seed, callbacks=callbacks, control=control,
-            priority=np.array([k for k, e in enumerate(train_unl) if e.strong_views], dtype=np.int64),
+            priority=unl_with_views,
         )
         t_train = time.time()
         if trainer.fit():
@@ -425,7 +427,7 @@ def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundRe
             "counts": {"labeled_train": len(lab_train), "labeled_val": len(lab_val),
                        "labeled_view_copies": len(lab_views), "unlabeled_pool": n_pool,
                        "unlabeled_trained": len(train_unl),
-                       "unlabeled_with_views": sum(1 for e in train_unl if e.strong_views)},
+                       "unlabeled_with_views": len(unl_with_views)},
         }
         save_model(model, tokenizer, model_dir, meta, n_classes)
         total = time.time() - t0

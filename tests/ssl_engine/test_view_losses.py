@@ -27,7 +27,6 @@ def test_view_loss_report_flags_against_the_whole_population():
     assert out[0].reason.startswith("high_loss") and out[1].reason == "" and math.isnan(out[2].mean_loss)
     assert out[0].mean_loss == pytest.approx(np.mean([1.0, 2.0, 2.2, 2.5]))
     assert math.isnan(out[2].losses[0]) and len(out[0].losses) == 4 and not out[0].labeled
-    # Judged among the variants alone, the learned one would be "high" half the time; the reference keeps it low.
     assert view_loss_report([], np.zeros((0, 4)), reference, labeled=True) == []
 
 
