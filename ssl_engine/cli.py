@@ -1,4 +1,4 @@
-"""Command line: train a round from JSONL, predict with a saved model, run the benchmark.
+"""Command line: train a round from JSONL (with optional precomputed views), predict with a saved model.
 
 Bad input (missing file, malformed line, too few labels, a missing class) gives a one-line
 message on stderr and exit status 2, never a traceback.
@@ -7,6 +7,7 @@ message on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -111,33 +112,70 @@ def train_main(args: argparse.Namespace) -> int:
     labeled, rest = draw_labeled(rows, args.labeled, args.seed)
     if args.unlabeled is not None:
         rest = rest[: args.unlabeled]
+    views = read_views(args.views) if args.views else None
     result = run_from_rows(labeled, rest, evals, algorithm=args.algorithm, seed=args.seed, out_dir=args.out,
-                           mode=args.mode, backbone=args.backbone, config=config, device=args.device)
+                           mode=args.mode, backbone=args.backbone, config=config, device=args.device, views=views)
     print(json.dumps({k: result["eval"][k]["f1"] for k in result["eval"]}))
     return 0
 
 
+def read_views(path: str) -> dict[str, tuple[str, ...]]:
+    """Precomputed strong views (LLM rewrites, backtranslations): JSONL rows ``{"id", "views": [...]}``
+    or ``{"id", "text"}`` (one view per row; several rows may share an id)."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    out: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise InputError(f"{path}:{n}: expected a JSON object with an 'id'")
+            views = row.get("views", [row.get("text")] if "text" in row else None)
+            if not isinstance(views, list) or not all(isinstance(v, str) and v.strip() for v in views):
+                raise InputError(f"{path}:{n}: 'views' must be a list of non-empty strings (or give one 'text')")
+            out.setdefault(str(row["id"]), []).extend(views)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=None, backbone=None, config=None,
-                  device=None, strong_augmenter="word_dropout") -> dict:
-    """Run one round on JSONL rows and write ``out_dir/metrics.json``; return that dict."""
+                  device=None, views=None, hidden_labels: bool = False, settings=None) -> dict:
+    """Run one round on JSONL rows and write ``out_dir/metrics.json``; return that dict.
+
+    ``views`` maps an id to its precomputed strong views. With ``hidden_labels`` the unlabeled
+    rows' labels travel as withheld labels (pseudo-label precision only; never trained on).
+    """
     from ssl_engine.engine import labeled_from_rows, run_round
     from ssl_engine.types import RoundInput, UnlabeledText
 
+    views = views or {}
+    idx = {n: i for i, n in enumerate(LABEL_NAMES)}
     os.makedirs(out_dir, exist_ok=True)
+    labeled_texts = [
+        dataclasses.replace(x, strong_views=views.get(x.example_id, ()))
+        for x in labeled_from_rows(labeled, LABEL_NAMES)
+    ]
     inp = RoundInput(
-        labeled=labeled_from_rows(labeled, LABEL_NAMES),
-        unlabeled=[UnlabeledText(str(r["id"]), r["text"], r.get("prompt")) for r in unlabeled],
+        labeled=labeled_texts,
+        unlabeled=[UnlabeledText(str(r["id"]), r["text"], r.get("prompt"), strong_views=views.get(str(r["id"]), ()),
+                                 hidden_label=idx.get(r.get("label")) if hidden_labels else None)
+                   for r in unlabeled],
         out_dir=out_dir, algorithm=algorithm, config=config or {},
         eval_sets={k: labeled_from_rows(v, LABEL_NAMES) for k, v in evals.items()},
         label_names=LABEL_NAMES, mode=mode, backbone=backbone, device=device, seed=seed,
-        strong_augmenter=strong_augmenter,
     )
     t0 = time.time()
-    res = run_round(inp)
+    res = run_round(inp, settings=settings)
     out = {
         "eval": res.metrics, "algorithm": algorithm, "labeled": len(labeled), "unlabeled": len(unlabeled),
         "seed": seed, "train_seconds": time.time() - t0, "threshold": res.threshold, "timings": res.timings,
         "mode": mode, "config": config or {}, "model_dir": res.model_dir,
+        "threshold_strategy": res.threshold_strategy, "threshold_note": res.threshold_note,
+        "pseudo_labels": [dataclasses.asdict(s) | {"precision": s.precision} for s in res.pseudo_labels],
     }
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
@@ -177,7 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", choices=MODES, default=None)
     t.add_argument("--backbone", default=None)
     t.add_argument("--device", default=None)
-    t.add_argument("--config", default=None, help="JSON object of TrainConfig/algorithm settings")
+    t.add_argument("--config", default=None,
+                   help="JSON object of TrainConfig/algorithm settings, e.g. '{\"strong_augmenter\": \"synonym\"}'")
+    t.add_argument("--views", default=None, metavar="VIEWS.jsonl",
+                   help="precomputed strong views (LLM rewrites, backtranslations): {\"id\", \"views\": [...]} per line")
     t.add_argument("--eval", action="append", default=[], metavar="NAME=FILE.jsonl")
     t.add_argument("--out", required=True)
     p = sub.add_parser("predict", help="score a JSONL file with a saved model")
@@ -186,23 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--device", default=None)
     p.add_argument("--batch-size", type=int, default=64)
-    sub.add_parser("bench", help="label-efficiency benchmark (see benchmarks/label_efficiency.py)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        from benchmarks.label_efficiency import main as bench_main
-
-        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    threads = os.environ.get("UMBRA_NUM_THREADS")
     try:
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
         if args.command == "train":
             return train_main(args)
         return predict_main(args)

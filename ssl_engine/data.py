@@ -198,7 +198,3 @@ def bucketed_batches(lengths: np.ndarray, idx: np.ndarray, batch_size: int, rng:
         batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
     order = rng.permutation(len(batches))
     return [batches[i] for i in order]
-
-
-def cache_root(configured: str) -> str:
-    return configured or os.environ.get("UMBRA_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "umbra_ssl")

@@ -1,6 +1,10 @@
 """Public engine API: ``run_round`` (one training round) and ``load_scorer`` (serving).
 
 Both import torch lazily, so ``import ssl_engine.engine`` stays cheap for the web process.
+A round is a sequence of named steps (:class:`_Round`): split labels, subsample the pool,
+build the model, build the tables of the algorithm's views, fit, score the pool, choose the
+threshold, evaluate, assemble predictions from the algorithm's own signals, report the
+pseudo-labels, save.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ssl_engine.settings import EngineSettings
 from ssl_engine.types import (
     Callback,
     ExamplePrediction,
     LabeledText,
+    PseudoLabelStats,
     RoundInput,
     RoundResult,
     TrainControl,
@@ -82,6 +88,20 @@ def stratified_split(labels, fraction: float, seed: int, min_per_class: int = 2)
     return train, val_arr
 
 
+def class_prior(labeled: Sequence[LabeledText], n_classes: int):
+    """Class shares of the human labels (weight 1), each counted with its ``prior_weight``."""
+    import numpy as np
+
+    counts = np.zeros(n_classes)
+    for ex in labeled:
+        if ex.weight >= 1.0:
+            counts[ex.label] += ex.prior_weight
+    if counts.sum() <= 0:  # only non-random labels: fall back to their plain class shares
+        for ex in labeled:
+            counts[ex.label] += 1.0
+    return counts / counts.sum()
+
+
 class _Stopped(Exception):
     pass
 
@@ -127,6 +147,8 @@ def _score_table(model, table, device, batch_size: int, progress=None, phase: st
             out[sel] = probs.transpose(1, 0, 2)
             if progress is not None and progress(phase, min(n, s + batch_size), n):
                 raise _Stopped
+    if out is None:
+        return np.zeros((0, 1, 2), dtype=np.float32)
     return out
 
 
@@ -153,293 +175,388 @@ def _restrict(probs, n_classes: int):
     return p / p.sum(-1, keepdims=True)
 
 
-def run_round(inp: RoundInput, *, callbacks: Sequence[Callback] = ()) -> RoundResult:
+def run_round(
+    inp: RoundInput, *, callbacks: Sequence[Callback] = (), settings: EngineSettings | None = None
+) -> RoundResult:
     """Train one round on ``inp`` and return the saved model dir, per-example outputs and metrics.
 
     Callbacks get ``on_step_end(state, control)`` after every optimiser step and during the
     preparation ("prepare"), scoring ("score") and evaluation ("evaluate") phases; setting
     ``control.should_stop`` ends the round at the next check and returns a result with
-    ``stopped_early=True`` (no model saved, no predictions).
+    ``stopped_early=True`` (no model saved, no predictions). ``settings`` are the deployment's
+    (cache directory, threads); None reads them from the environment.
     """
-    import numpy as np
-    import torch
-
-    from ssl_engine.algorithms import ALGORITHMS
-    from ssl_engine.augment import get_augmenter
-    from ssl_engine.configs import build_configs
-    from ssl_engine.data import StateCache, build_table, cache_root
-    from ssl_engine.metrics import binary_metrics, choose_threshold
-    from ssl_engine.model import build_model, default_backbone, save_model
-    from ssl_engine.review import review_signal
-    from ssl_engine.trainer import Trainer
-
     t0 = time.time()
-    _apply_thread_setting()
-    if inp.algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {inp.algorithm!r}; known: {sorted(ALGORITHMS)}")
-    cfg, algo_cfg = build_configs(inp.algorithm, inp.config)
-    label_names = list(inp.label_names)
-    n_classes = len(label_names)
-    pos = positive_index(label_names)
-    labels_all = np.array([ex.label for ex in inp.labeled], dtype=np.int64)
-    if len(inp.labeled) == 0:
-        raise ValueError("no labeled examples")
-    if labels_all.min() < 0 or labels_all.max() >= n_classes:
-        raise ValueError(f"labels must be in [0, {n_classes - 1}]")
-    weights_all = np.array([ex.weight for ex in inp.labeled], dtype=np.float32)
-    if not np.all((weights_all > 0) & (weights_all <= 1)):
-        raise ValueError("labeled example weights must be in (0, 1]")
-    missing = [label_names[c] for c in range(n_classes) if not (labels_all == c).any()]
-    if missing:
-        raise ValueError(f"no labeled example of class(es) {missing}")
-
-    seed = int(inp.seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    device_name = resolve_device(inp.device)
-    device = torch.device(device_name)
-    mode = resolve_mode(inp.mode, device_name)
-    backbone = inp.backbone or default_backbone()
-    control = TrainControl()
-    progress = _Progress(callbacks, control)
-    algo_cls = ALGORITHMS[inp.algorithm]
-
+    settings = settings or EngineSettings.from_env()
+    settings.apply_threads()
+    rnd = _Round(inp, callbacks, settings)
     try:
-        progress.check("prepare")
-        # labeled: train / validation (threshold) split, never touching eval sets
-        # Only full-weight (human) labels may judge the threshold; weighted pseudo-labels only train.
-        human_idx = np.flatnonzero(weights_all >= 1.0)
-        expected_val_pos = cfg.val_fraction * int((labels_all[human_idx] == pos).sum())
-        want_val = len(human_idx) > 0 and (cfg.threshold_strategy == "val_f1" or (
+        return rnd.run()
+    except _Stopped:
+        return RoundResult(model_dir="", predictions=[], metrics={}, threshold=0.5, train_log=[],
+                           train_seconds=time.time() - t0, stopped_early=True)
+
+
+class _Round:
+    """One round's state, advanced by named steps (see :meth:`run`)."""
+
+    def __init__(self, inp: RoundInput, callbacks: Sequence[Callback], settings: EngineSettings) -> None:
+        import numpy as np
+
+        from ssl_engine.algorithms import ALGORITHMS
+        from ssl_engine.configs import build_configs
+
+        self.t0 = time.time()
+        self.inp, self.callbacks, self.settings = inp, callbacks, settings
+        if inp.algorithm not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {inp.algorithm!r}; known: {sorted(ALGORITHMS)}")
+        self.algo_cls = ALGORITHMS[inp.algorithm]
+        self.cfg, self.algo_cfg = build_configs(inp.algorithm, inp.config)
+        self.label_names = list(inp.label_names)
+        self.n_classes = len(self.label_names)
+        self.pos = positive_index(self.label_names)
+        self.labels = np.array([ex.label for ex in inp.labeled], dtype=np.int64)
+        self.weights = np.array([ex.weight for ex in inp.labeled], dtype=np.float32)
+        self._validate()
+        self.seed = int(inp.seed)
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        import torch
+
+        torch.manual_seed(self.seed)
+        device_name = resolve_device(inp.device)
+        self.device = torch.device(device_name)
+        self.mode = resolve_mode(inp.mode, device_name)
+        from ssl_engine.model import default_backbone
+
+        self.backbone = inp.backbone or default_backbone()
+        self.control = TrainControl()
+        self.progress = _Progress(callbacks, self.control)
+        self.prior = class_prior(inp.labeled, self.n_classes)
+        self.timings: dict[str, float] = {}
+
+    def _validate(self) -> None:
+        import numpy as np
+
+        if len(self.inp.labeled) == 0:
+            raise ValueError("no labeled examples")
+        if self.labels.min() < 0 or self.labels.max() >= self.n_classes:
+            raise ValueError(f"labels must be in [0, {self.n_classes - 1}]")
+        if not np.all((self.weights > 0) & (self.weights <= 1)):
+            raise ValueError("labeled example weights must be in (0, 1]")
+        if any(ex.prior_weight < 0 for ex in self.inp.labeled):
+            raise ValueError("labeled example prior weights must be >= 0")
+        missing = [self.label_names[c] for c in range(self.n_classes) if not (self.labels == c).any()]
+        if missing:
+            raise ValueError(f"no labeled example of class(es) {missing}")
+
+    def run(self) -> RoundResult:
+        self.progress.check("prepare")
+        self.split_labels()
+        self.subsample_pool()
+        self.build_model()
+        self.build_tables()
+        self.timings["prepare_seconds"] = time.time() - self.t0
+        self.fit()
+        self.score_pool()
+        self.choose_threshold()
+        self.evaluate()
+        predictions = self.assemble_predictions()
+        model_dir = self.save()
+        self.timings["total_seconds"] = time.time() - self.t0
+        return RoundResult(
+            model_dir=model_dir, predictions=predictions, metrics=self.metrics, threshold=self.threshold.threshold,
+            train_log=list(self.trainer.log), train_seconds=self.timings["total_seconds"], timings=self.timings,
+            view_losses=self.view_losses(), pseudo_labels=self.pseudo_label_report(),
+            threshold_strategy=self.threshold.strategy, threshold_note=self.threshold.note,
+        )
+
+    # -- steps --------------------------------------------------------------------------------
+    def split_labels(self) -> None:
+        """Labeled train / validation split (threshold choice); only human labels may validate."""
+        import numpy as np
+
+        cfg = self.cfg
+        human = np.flatnonzero(self.weights >= 1.0)
+        expected_val_pos = cfg.val_fraction * int((self.labels[human] == self.pos).sum())
+        want_val = len(human) > 0 and (cfg.threshold_strategy == "val_f1" or (
             cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives))
         if want_val:
-            _, val_h = stratified_split(labels_all[human_idx], cfg.val_fraction, seed)
-            val_idx = np.sort(human_idx[val_h])
-            tr_idx = np.setdiff1d(np.arange(len(labels_all)), val_idx)
+            _, val_h = stratified_split(self.labels[human], cfg.val_fraction, self.seed)
+            self.val_idx = np.sort(human[val_h])
+            self.train_idx = np.setdiff1d(np.arange(len(self.labels)), self.val_idx)
         else:
-            tr_idx, val_idx = np.arange(len(labels_all)), np.array([], dtype=int)
-        lab_train = [inp.labeled[i] for i in tr_idx]
-        lab_val = [inp.labeled[i] for i in val_idx]
-        # unlabeled: seeded training subsample; every item is still scored
-        n_pool = len(inp.unlabeled)
-        rng = np.random.default_rng(seed + 17)
-        with_views = np.array([i for i, e in enumerate(inp.unlabeled) if e.strong_views], dtype=np.int64)
-        if n_pool > cfg.max_unlabeled and len(with_views):
-            # items with precomputed views (reviewed augmentations) always train, up to the cap
-            keep = with_views if len(with_views) <= cfg.max_unlabeled else \
-                rng.choice(with_views, size=cfg.max_unlabeled, replace=False)
-            others = np.setdiff1d(np.arange(n_pool), keep)
-            fill = rng.choice(others, size=cfg.max_unlabeled - len(keep), replace=False)
-            sub_idx = np.sort(np.concatenate([keep, fill]))
-        elif n_pool > cfg.max_unlabeled:
-            sub_idx = np.sort(rng.choice(n_pool, size=cfg.max_unlabeled, replace=False))
-        else:
-            sub_idx = np.arange(n_pool)
-        uses_unlabeled = bool(algo_cls.views) and len(sub_idx) > 0
-        train_unl = [inp.unlabeled[i] for i in sub_idx] if uses_unlabeled else []
-        # positions in train_unl of items with precomputed views: drawn first in every epoch
-        unl_with_views = np.array([k for k, e in enumerate(train_unl) if e.strong_views], dtype=np.int64)
+            self.train_idx, self.val_idx = np.arange(len(self.labels)), np.array([], dtype=int)
+        self.lab_train = [self.inp.labeled[i] for i in self.train_idx]
+        self.lab_val = [self.inp.labeled[i] for i in self.val_idx]
 
-        model, tokenizer = build_model(
-            backbone, n_heads=algo_cls.n_heads(algo_cfg), n_out=n_classes + algo_cls.extra_classes,
-            head_hidden=cfg.head_hidden, dropout=cfg.dropout, mode=mode, trainable_layers=cfg.trainable_layers,
+    def subsample_pool(self) -> None:
+        """A seeded training subsample of the pool (items with precomputed views always join); all are scored."""
+        import numpy as np
+
+        cap, n_pool = self.cfg.max_unlabeled, len(self.inp.unlabeled)
+        rng = np.random.default_rng(self.seed + 17)
+        with_views = np.array([i for i, e in enumerate(self.inp.unlabeled) if e.strong_views], dtype=np.int64)
+        if n_pool <= cap:
+            sub = np.arange(n_pool)
+        elif len(with_views):
+            keep = with_views if len(with_views) <= cap else rng.choice(with_views, size=cap, replace=False)
+            others = np.setdiff1d(np.arange(n_pool), keep)
+            sub = np.sort(np.concatenate([keep, rng.choice(others, size=cap - len(keep), replace=False)]))
+        else:
+            sub = np.sort(rng.choice(n_pool, size=cap, replace=False))
+        self.sub_idx = sub
+        self.uses_unlabeled = bool(self.algo_cls.views) and len(sub) > 0
+        self.train_unl = [self.inp.unlabeled[i] for i in sub] if self.uses_unlabeled else []
+
+    def build_model(self) -> None:
+        from ssl_engine.data import StateCache
+        from ssl_engine.model import build_model
+
+        cfg = self.cfg
+        self.n_heads = self.algo_cls.n_heads(self.algo_cfg)
+        self.model, self.tokenizer = build_model(
+            self.backbone, n_heads=self.n_heads, n_out=self.n_classes + self.algo_cls.extra_classes,
+            head_hidden=cfg.head_hidden, dropout=cfg.dropout, mode=self.mode, trainable_layers=cfg.trainable_layers,
             lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
         )
-        model.to(device)
-        layer_tag = "pooled" if model.pools_in_cache else model.split_layer
-        cache = StateCache(cache_root(cfg.cache_dir), backbone, layer_tag, cfg.max_length) \
-            if mode == "cpu-fast" else None
+        self.model.to(self.device)
+        layer_tag = "pooled" if self.model.pools_in_cache else self.model.split_layer
+        self.cache = StateCache(self.settings.cache_root, self.backbone, layer_tag, cfg.max_length) \
+            if self.mode == "cpu-fast" else None
 
-        def table(texts, prompts, phase):
-            tbl = build_table(
-                texts, prompts, tokenizer=tokenizer, max_length=cfg.max_length,
-                model=model if cache is not None else None, cache=cache, device=device,
-                batch_size=cfg.score_batch_size, progress=lambda d, t: progress(phase, d, t),
-            )
-            if tbl is None:
-                raise _Stopped
-            return tbl
+    def table(self, texts, prompts, phase: str):
+        """A table of ``texts`` (cached lower-layer states in cpu-fast mode, token ids otherwise)."""
+        from ssl_engine.data import build_table
 
-        # precomputed views of labeled examples train as labeled copies (never those of validation rows)
-        lab_views = [(k, j) for k, e in enumerate(lab_train)
-                     for j in range(min(len(e.strong_views), cfg.max_strong_views))] if cfg.labeled_views else []
-        lab_table = table([e.text for e in lab_train] + [lab_train[k].strong_views[j] for k, j in lab_views],
-                          [e.prompt for e in lab_train] + [lab_train[k].prompt for k, _ in lab_views], "prepare")
-        views: dict[str, list] = {}
+        tbl = build_table(
+            texts, prompts, tokenizer=self.tokenizer, max_length=self.cfg.max_length,
+            model=self.model if self.cache is not None else None, cache=self.cache, device=self.device,
+            batch_size=self.cfg.score_batch_size, progress=lambda d, t: self.progress(phase, d, t),
+        )
+        if tbl is None:
+            raise _Stopped
+        return tbl
+
+    def build_tables(self) -> None:
+        """The labeled table (with labeled copies of precomputed views) and one table list per view."""
+        cfg, lab = self.cfg, self.lab_train
+        self.lab_views = [(k, j) for k, e in enumerate(lab) for j in range(_n_views(e, cfg))] \
+            if cfg.labeled_views else []
+        self.lab_table = self.table([e.text for e in lab] + [lab[k].strong_views[j] for k, j in self.lab_views],
+                                    [e.prompt for e in lab] + [lab[k].prompt for k, _ in self.lab_views], "prepare")
         # cpu-fast scores the training subsample from the cache too, whatever the algorithm
-        score_sub = uses_unlabeled or (cache is not None and len(sub_idx) > 0)
-        sub_rows = [inp.unlabeled[i] for i in sub_idx] if score_sub else []
-        weak_table = table([e.text for e in sub_rows], [e.prompt for e in sub_rows], "prepare") if score_sub else None
-        if uses_unlabeled:
-            for view in algo_cls.views:
-                if view == "weak":
-                    views["weak"] = [weak_table]
-                elif view == "strong":
-                    aug = get_augmenter(inp.strong_augmenter)
-                    # enough tables that every precomputed view (up to max_strong_views) is drawn;
-                    # table v holds view v mod k of an example with k of them, else an on-the-fly one
-                    n_tables = max([cfg.n_strong_views] + [_n_views(e, cfg) for e in train_unl])
-                    tables = []
-                    for v in range(n_tables):
-                        texts = []
-                        for e in train_unl:
-                            if k := _n_views(e, cfg):
-                                texts.append(e.strong_views[v % k])
-                            else:
-                                r = random.Random(f"{cfg.augment_seed}|{v % cfg.n_strong_views}|{e.text}")
-                                texts.append(aug(e.text, r))
-                        tables.append(table(texts, [e.prompt for e in train_unl], "prepare"))
-                    views["strong"] = tables
-                else:
-                    raise ValueError(f"unknown view {view!r} declared by {inp.algorithm!r}")
-        prep_seconds = time.time() - t0
+        self.score_sub = self.uses_unlabeled or (self.cache is not None and len(self.sub_idx) > 0)
+        rows = [self.inp.unlabeled[i] for i in self.sub_idx] if self.score_sub else []
+        self.weak_table = self.table([e.text for e in rows], [e.prompt for e in rows], "prepare") \
+            if self.score_sub else None
+        self.views: dict[str, list] = {}
+        for view in self.algo_cls.views if self.uses_unlabeled else ():
+            if view == "weak":
+                self.views["weak"] = [self.weak_table]
+            elif view == "strong":
+                self.views["strong"] = self.strong_tables()
+            else:
+                raise ValueError(f"unknown view {view!r} declared by {self.inp.algorithm!r}")
 
-        copies = np.array([k for k, _ in lab_views], dtype=np.int64)
-        y_human = labels_all[tr_idx]
+    def strong_tables(self) -> list:
+        """Enough tables that every precomputed view (up to ``max_strong_views``) is drawn; table v holds
+        view v mod k of an item with k of them, else the v-th cached text augmentation of it."""
+        from ssl_engine.augment import get_augmenter
+
+        cfg, unl = self.cfg, self.train_unl
+        aug = get_augmenter(cfg.strong_augmenter)
+        n_tables = max([cfg.n_strong_views] + [_n_views(e, cfg) for e in unl])
+        tables = []
+        for v in range(n_tables):
+            texts = []
+            for e in unl:
+                if k := _n_views(e, cfg):
+                    texts.append(e.strong_views[v % k])
+                else:
+                    r = random.Random(f"{cfg.augment_seed}|{cfg.strong_augmenter}|{v % cfg.n_strong_views}|{e.text}")
+                    texts.append(aug(e.text, r))
+            tables.append(self.table(texts, [e.prompt for e in unl], "prepare"))
+        return tables
+
+    def fit(self) -> None:
+        """Build the algorithm and run the shared training loop."""
+        import numpy as np
+
+        from ssl_engine.trainer import Trainer, schedule
+
+        cfg = self.cfg
+        copies = np.array([k for k, _ in self.lab_views], dtype=np.int64)
+        y_human = self.labels[self.train_idx]
         y_train = np.concatenate([y_human, y_human[copies]])
-        w_train = np.concatenate([weights_all[tr_idx], weights_all[tr_idx][copies]])
+        w_train = np.concatenate([self.weights[self.train_idx], self.weights[self.train_idx][copies]])
         class_weights = None
         if cfg.labeled_sampling == "weighted":
-            counts = np.bincount(y_train, minlength=n_classes).astype(np.float64)
-            class_weights = torch.tensor(len(y_train) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        epoch_size = min(len(train_unl), cfg.epoch_unlabeled) if cfg.epoch_unlabeled else len(train_unl)
-        trainer_probe_spe = max(1, -(-epoch_size // (cfg.batch_size * cfg.unlabeled_ratio))) if train_unl else 1
-        logit_adjust = None
-        if cfg.prior_adjust:
-            prior = np.bincount(y_human, minlength=n_classes).astype(np.float64) / len(y_human)
-            logit_adjust = torch.tensor(np.log(np.maximum(prior, 1e-3)) + np.log(n_classes), dtype=torch.float32)
-        algo = algo_cls(
-            model, algo_cfg, n_classes=n_classes, n_unlabeled=len(train_unl), steps_per_epoch=trainer_probe_spe,
-            class_weights=class_weights, logit_adjust=logit_adjust, seed=seed,
+            counts = np.bincount(y_train, minlength=self.n_classes).astype(np.float64)
+            class_weights = len(y_train) / (self.n_classes * np.maximum(counts, 1))
+        per_epoch, total = schedule(cfg, n_labeled=len(y_train), n_unlabeled=len(self.train_unl))
+        self.algo = self.algo_cls(
+            self.model, self.algo_cfg, n_classes=self.n_classes, n_unlabeled=len(self.train_unl),
+            steps_per_epoch=per_epoch, total_steps=total, class_weights=class_weights, class_prior=self.prior,
+            label_smoothing=cfg.label_smoothing, seed=self.seed,
         )
-        trainer = Trainer(
-            algo, cfg, labeled=lab_table, labels=y_train, weights=w_train, views=views,
-            n_classes=n_classes, device=device, seed=seed, callbacks=callbacks, control=control,
-            priority=unl_with_views,
+        self.trainer = Trainer(
+            self.algo, cfg, labeled=self.lab_table, labels=y_train, weights=w_train, views=self.views,
+            n_classes=self.n_classes, device=self.device, seed=self.seed, callbacks=self.callbacks,
+            control=self.control,
         )
-        t_train = time.time()
-        if trainer.fit():
+        t = time.time()
+        if self.trainer.fit():
             raise _Stopped
-        train_only_seconds = time.time() - t_train
-        view_losses = _view_losses(trainer, train_unl, lab_train, lab_views, cfg)
+        self.timings["train_seconds"] = time.time() - t
+        self.timings["steps"] = self.trainer.total_steps
 
-        # score every unlabeled item: the training subsample from its table, the rest streamed
-        t_score = time.time()
-        n_heads = algo_cls.n_heads(algo_cfg)
-        unl_probs = np.zeros((n_pool, n_heads, n_classes), dtype=np.float32)
-        if score_sub:
-            unl_probs[sub_idx] = _restrict(
-                _score_table(model, weak_table, device, cfg.score_batch_size, progress), n_classes)
-            rest = np.setdiff1d(np.arange(n_pool), sub_idx)
-        else:
-            rest = np.arange(n_pool)
+    def score_pool(self) -> None:
+        """Probabilities of every unlabeled item: the training subsample from its table, the rest streamed."""
+        import numpy as np
+
+        t, cfg, n_pool = time.time(), self.cfg, len(self.inp.unlabeled)
+        self.unl_probs = np.zeros((n_pool, self.n_heads, self.n_classes), dtype=np.float32)
+        rest = np.arange(n_pool)
+        if self.score_sub:
+            self.unl_probs[self.sub_idx] = _restrict(
+                _score_table(self.model, self.weak_table, self.device, cfg.score_batch_size, self.progress),
+                self.n_classes)
+            rest = np.setdiff1d(rest, self.sub_idx)
         if len(rest):
-            unl_probs[rest] = _restrict(_stream_scores(
-                model, tokenizer, [inp.unlabeled[i] for i in rest], cfg, device, progress), n_classes)
-        score_seconds = time.time() - t_score
+            self.unl_probs[rest] = _restrict(_stream_scores(
+                self.model, self.tokenizer, [self.inp.unlabeled[i] for i in rest], cfg, self.device, self.progress),
+                self.n_classes)
+        self.pool_scores = _avg_probs(self.unl_probs)[:, self.pos] if n_pool else np.zeros(0)
+        self.timings["score_seconds"] = time.time() - t
+        self.timings["score_items_per_s"] = n_pool / self.timings["score_seconds"] if self.timings["score_seconds"] else 0
 
-        # decision threshold: labeled validation split, or the labeled prior on the unlabeled pool
-        threshold, strategy = cfg.fixed_threshold, "fixed"
-        if len(lab_val) and cfg.threshold_strategy in ("auto", "val_f1"):
-            val_table = table([e.text for e in lab_val], [e.prompt for e in lab_val], "evaluate")
-            pv = _avg_probs(_restrict(_score_table(model, val_table, device, cfg.score_batch_size), n_classes))
-            threshold, strategy = choose_threshold(labels_all[val_idx] == pos, pv[:, pos]), "val_f1"
-        elif n_pool and n_classes == 2 and cfg.threshold_strategy in ("auto", "prior_match"):
-            human = labels_all[weights_all >= 1.0]
-            prior = float(((human if len(human) else labels_all) == pos).mean())
-            pool_scores = _avg_probs(unl_probs)[:, pos]
-            threshold = float(np.quantile(pool_scores, 1.0 - prior))
-            threshold, strategy = min(max(threshold, 1e-6), 1.0 - 1e-6), "prior_match"
-            flagged = float((pool_scores >= threshold).mean())
-            if abs(flagged - prior) > max(0.05, prior) or not 1e-3 <= threshold <= 1.0 - 1e-3:
-                # Saturated scores (an over-confident model on a tiny seed set): the quantile lands
-                # among ties or in the 4th decimal of a saturated sigmoid, which is noise; fall back.
-                threshold, strategy = cfg.fixed_threshold, "fixed (prior_match: saturated scores)"
+    def scores_of(self, rows: Sequence[LabeledText], phase: str):
+        """p(harmful) of labeled rows (validation or evaluation sets)."""
+        tbl = self.table([e.text for e in rows], [e.prompt for e in rows], phase)
+        probs = _score_table(self.model, tbl, self.device, self.cfg.score_batch_size, self.progress, phase)
+        return _avg_probs(_restrict(probs, self.n_classes))[:, self.pos]
 
-        # eval sets
-        metrics: dict[str, dict[str, float]] = {}
-        for name, rows in inp.eval_sets.items():
+    def choose_threshold(self) -> None:
+        """The configured strategy from ``ssl_engine.thresholds`` (never on evaluation sets)."""
+        import numpy as np
+
+        from ssl_engine.thresholds import ThresholdInputs, choose_threshold
+
+        val_scores = val_labels = None
+        if len(self.lab_val):
+            val_scores = self.scores_of(self.lab_val, "evaluate")
+            val_labels = (self.labels[self.val_idx] == self.pos).astype(int)
+        name = self.cfg.threshold_strategy
+        if self.n_classes != 2 and name in ("auto", "prior_match"):
+            name = "fixed"
+        self.threshold = choose_threshold(name, ThresholdInputs(
+            pool_scores=self.pool_scores, prior=float(self.prior[self.pos]), fixed=self.cfg.fixed_threshold,
+            val_scores=val_scores, val_labels=None if val_labels is None else np.asarray(val_labels)))
+
+    def evaluate(self) -> None:
+        import numpy as np
+
+        from ssl_engine.metrics import binary_metrics
+
+        self.metrics: dict[str, dict] = {}
+        for name, rows in self.inp.eval_sets.items():
             rows = list(rows)
-            if not rows:
-                continue
-            tbl = table([e.text for e in rows], [e.prompt for e in rows], "evaluate")
-            pe = _avg_probs(_restrict(_score_table(model, tbl, device, cfg.score_batch_size, progress, "evaluate"),
-                                      n_classes))
-            y = np.array([e.label for e in rows]) == pos
-            metrics[name] = binary_metrics(y, pe[:, pos], threshold)
-        progress.check("evaluate")
+            if rows:
+                y = np.array([e.label for e in rows]) == self.pos
+                self.metrics[name] = binary_metrics(y, self.scores_of(rows, "evaluate"), self.threshold.threshold)
+        self.progress.check("evaluate")
 
-        # predictions + review signals
-        avg = _avg_probs(unl_probs)
-        tracking = trainer.tracking
-        agreement = algo.example_agreement() if uses_unlabeled else None
-        dis_w = float(getattr(algo_cfg, "disagreement_weight", 3.0))
-        sub_pos = {int(g): k for k, g in enumerate(sub_idx)} if uses_unlabeled else {}
+    def assemble_predictions(self) -> list[ExamplePrediction]:
+        """One prediction per unlabeled item, with the algorithm's own review signals."""
+        from ssl_engine.review import review_signal
+
+        avg = _avg_probs(self.unl_probs) if len(self.unl_probs) else self.unl_probs
+        tracking, thr = self.trainer.tracking, self.threshold.threshold
+        agreement = self.algo.example_agreement() if self.uses_unlabeled else None
+        dis_w = float(getattr(self.algo_cfg, "disagreement_weight", 3.0))
+        sub_pos = {int(g): k for k, g in enumerate(self.sub_idx)} if self.uses_unlabeled else {}
         preds: list[ExamplePrediction] = []
-        for i, ex in enumerate(inp.unlabeled):
-            p = float(avg[i, pos])
-            heads = tuple(float(x) for x in unl_probs[i, :, pos])
+        for i, ex in enumerate(self.inp.unlabeled):
+            p = float(avg[i, self.pos])
+            heads = tuple(float(x) for x in self.unl_probs[i, :, self.pos])
             k = sub_pos.get(i)
+            hist, used, weight, agr = (), False, 0.0, ""
             if k is not None:
                 hist = tuple(float(h[k]) for h in tracking.history)
                 used, weight = bool(tracking.used[k]), float(tracking.last_weight[k])
-                agr = ""
                 if agreement is not None:
                     agr, weight = agreement[0][k], float(agreement[1][k])
-            else:
-                hist, used, weight, agr = (), False, 0.0, ""
-            if n_classes == 2:
-                pl = int(p >= threshold) if pos == 1 else int(p < threshold)
+            if self.n_classes == 2:
+                pl = int(p >= thr) if self.pos == 1 else int(p < thr)
             else:
                 pl = int(avg[i].argmax())
-            prio, reason = review_signal(p_harmful=p, head_probs=heads, threshold=threshold, history=hist,
+            prio, reason = review_signal(p_harmful=p, head_probs=heads, threshold=thr, history=hist,
                                          weight=weight, agreement=agr, disagreement_weight=dis_w)
-            if k is None and uses_unlabeled:
+            if k is None and self.uses_unlabeled:
                 reason += "; not in the training subsample (scored only)"
             preds.append(ExamplePrediction(
                 example_id=ex.example_id, p_harmful=p, head_probs=heads, pseudo_label=pl, used=used,
                 weight=weight, agreement=agr, margin_history=hist, review_priority=prio, review_reason=reason,
             ))
+        return preds
 
-        # save
-        model_dir = os.path.join(inp.out_dir, MODEL_SUBDIR)
+    def pseudo_label_report(self) -> list[PseudoLabelStats]:
+        """Per epoch and class: pseudo-labels drawn and used, and checked against withheld labels."""
+        import numpy as np
+
+        tr = self.trainer.tracking if self.uses_unlabeled else None
+        if tr is None or not tr.target_history:
+            return []
+        hidden = np.array([-1 if e.hidden_label is None else int(e.hidden_label) for e in self.train_unl])
+        out = []
+        for ep, (tgt, w) in enumerate(zip(tr.target_history, tr.weight_history, strict=True), 1):
+            for c, name in enumerate(self.label_names):
+                drawn = tgt == c
+                used = drawn & (w > 0)
+                checked = used & (hidden >= 0)
+                out.append(PseudoLabelStats(
+                    epoch=ep, label=name, drawn=int(drawn.sum()), used=int(used.sum()),
+                    mean_weight=float(w[used].mean()) if used.any() else 0.0,
+                    checked=int(checked.sum()), correct=int((checked & (hidden == c)).sum())))
+        return out
+
+    def view_losses(self) -> list[ViewLoss]:
+        return _view_losses(self.trainer, self.train_unl, self.lab_train, self.lab_views, self.cfg)
+
+    def save(self) -> str:
+        from ssl_engine.configs import config_as_dict
+        from ssl_engine.model import save_model
+
+        model_dir = os.path.join(self.inp.out_dir, MODEL_SUBDIR)
         meta = {
             "format": "umbra-ssl-model/1",
-            "label_names": label_names,
-            "positive_index": pos,
-            "threshold": threshold,
-            "threshold_strategy": strategy,
-            "algorithm": inp.algorithm,
-            "config": {"train": _asdict(cfg), "algorithm": _asdict(algo_cfg)},
-            "seed": seed,
-            "backbone": backbone,
-            "mode": mode,
-            "n_heads": n_heads,
-            "head_hidden": cfg.head_hidden,
-            "max_length": cfg.max_length,
+            "label_names": self.label_names,
+            "positive_index": self.pos,
+            "threshold": self.threshold.threshold,
+            "threshold_strategy": self.threshold.strategy,
+            "algorithm": self.inp.algorithm,
+            "config": {"train": config_as_dict(self.cfg), "algorithm": config_as_dict(self.algo_cfg)},
+            "seed": self.seed,
+            "backbone": self.backbone,
+            "mode": self.mode,
+            "n_heads": self.n_heads,
+            "head_hidden": self.cfg.head_hidden,
+            "max_length": self.cfg.max_length,
+            "class_prior": [float(x) for x in self.prior],
             "data_hashes": {
-                "labeled": _hash_examples(inp.labeled),
-                "unlabeled": _hash_examples(inp.unlabeled),
-                "labeled_train": _hash_examples(lab_train),
-                "labeled_val": _hash_examples(lab_val),
+                "labeled": _hash_examples(self.inp.labeled),
+                "unlabeled": _hash_examples(self.inp.unlabeled),
+                "labeled_train": _hash_examples(self.lab_train),
+                "labeled_val": _hash_examples(self.lab_val),
             },
-            "counts": {"labeled_train": len(lab_train), "labeled_val": len(lab_val),
-                       "labeled_view_copies": len(lab_views), "unlabeled_pool": n_pool,
-                       "unlabeled_trained": len(train_unl),
-                       "unlabeled_with_views": len(unl_with_views)},
+            "counts": {"labeled_train": len(self.lab_train), "labeled_val": len(self.lab_val),
+                       "labeled_view_copies": len(self.lab_views), "unlabeled_pool": len(self.inp.unlabeled),
+                       "unlabeled_trained": len(self.train_unl),
+                       "unlabeled_with_views": sum(1 for e in self.train_unl if e.strong_views)},
         }
-        save_model(model, tokenizer, model_dir, meta, n_classes)
-        total = time.time() - t0
-        log = list(trainer.log)
-        timing = {"prepare_seconds": prep_seconds, "train_seconds": train_only_seconds,
-                  "score_seconds": score_seconds, "score_items_per_s": n_pool / score_seconds if score_seconds else 0.0,
-                  "total_seconds": total, "steps": trainer.total_steps}
-        return RoundResult(model_dir=model_dir, predictions=preds, metrics=metrics, threshold=threshold,
-                           train_log=log, train_seconds=total, timings=timing, view_losses=view_losses)
-    except _Stopped:
-        return RoundResult(model_dir="", predictions=[], metrics={}, threshold=0.5, train_log=[],
-                           train_seconds=time.time() - t0, stopped_early=True)
+        save_model(self.model, self.tokenizer, model_dir, meta, self.n_classes)
+        return model_dir
 
 
 def _n_views(example, cfg) -> int:
@@ -460,7 +577,7 @@ def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss
     out: list[ViewLoss] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of never-drawn rows is NaN, as meant
-        if trainer.tracking.strong_history and train_unl:
+        if trainer.tracking.strong_history and train_unl and any(e.strong_views for e in train_unl):
             hist = np.stack(trainer.tracking.strong_history)  # (epochs, n, tables)
             views, rows, ref = [], [], []
             for k, e in enumerate(train_unl):
@@ -479,21 +596,6 @@ def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss
             out += view_loss_report([(lab_train[k].example_id, j) for k, j in lab_views], lhist[n:], lhist[:n],
                                     labeled=True, **kw)
     return out
-
-
-def _apply_thread_setting() -> None:
-    """Honour UMBRA_NUM_THREADS (torch intra-op threads); on shared cores 1 beats oversubscription."""
-    threads = os.environ.get("UMBRA_NUM_THREADS")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-
-
-def _asdict(obj) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 def _stream_scores(model, tokenizer, rows, cfg, device, progress):
@@ -519,10 +621,10 @@ def _stream_scores(model, tokenizer, rows, cfg, device, progress):
 class Scorer:
     """A loaded model for serving: ``score`` returns (p_harmful averaged, per-head p_harmful)."""
 
-    def __init__(self, model_dir: str, device: str | None = None) -> None:
+    def __init__(self, model_dir: str, device: str | None = None, settings: EngineSettings | None = None) -> None:
         from ssl_engine.model import load_saved
 
-        _apply_thread_setting()
+        (settings or EngineSettings.from_env()).apply_threads()
         self.device = resolve_device(device)
         self.model, self.tokenizer, self.meta = load_saved(model_dir, self.device)
         self.threshold = float(self.meta["threshold"])
@@ -545,9 +647,9 @@ class Scorer:
         return [(float(avg[i, k]), tuple(float(x) for x in probs[i, :, k])) for i in range(len(texts))]
 
 
-def load_scorer(model_dir: str, device: str | None = None) -> Scorer:
+def load_scorer(model_dir: str, device: str | None = None, settings: EngineSettings | None = None) -> Scorer:
     """Load a model saved by ``run_round`` once; reuse the returned scorer for every request."""
-    return Scorer(model_dir, device)
+    return Scorer(model_dir, device, settings)
 
 
 def labeled_from_rows(rows: Sequence[dict], label_names: Sequence[str]) -> list[LabeledText]:

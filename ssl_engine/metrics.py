@@ -1,45 +1,44 @@
-"""Harmful-class metrics (sklearn) and the decision-threshold choice (never on test data)."""
+"""Harmful-class metrics (scikit-learn), with the confusion matrix and a compact PR curve."""
 
 from __future__ import annotations
 
 import numpy as np
 
+PR_CURVE_POINTS = 101
 
-def binary_metrics(y_true: np.ndarray, p_pos: np.ndarray, threshold: float) -> dict[str, float]:
-    """F1/precision/recall/accuracy at ``threshold`` and AUPRC for the positive (harmful) class."""
-    from sklearn.metrics import accuracy_score, average_precision_score, precision_recall_fscore_support
+
+def binary_metrics(y_true: np.ndarray, p_pos: np.ndarray, threshold: float) -> dict:
+    """F1/precision/recall/accuracy at ``threshold``, AUPRC, confusion counts and a PR curve.
+
+    ``pr_curve`` holds at most ``PR_CURVE_POINTS`` (precision, recall, threshold) points,
+    evenly spaced along the curve, for plotting.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_curve,
+        precision_recall_fscore_support,
+    )
 
     y_true = np.asarray(y_true).astype(int)
-    pred = (np.asarray(p_pos) >= threshold).astype(int)
+    p_pos = np.asarray(p_pos, dtype=np.float64)
+    pred = (p_pos >= threshold).astype(int)
     p, r, f, _ = precision_recall_fscore_support(y_true, pred, average="binary", pos_label=1, zero_division=0)
-    auprc = float(average_precision_score(y_true, p_pos)) if 0 < y_true.sum() < len(y_true) else float("nan")
+    both = 0 < y_true.sum() < len(y_true)
+    auprc = float(average_precision_score(y_true, p_pos)) if both else float("nan")
+    tn, fp, fn, tp = (int(x) for x in confusion_matrix(y_true, pred, labels=[0, 1]).ravel())
+    curve = {"precision": [], "recall": [], "thresholds": []}
+    if both:
+        prec, rec, thr = precision_recall_curve(y_true, p_pos)
+        prec, rec = prec[:-1], rec[:-1]  # the last point (recall 0, precision 1) has no threshold
+        keep = np.unique(np.linspace(0, len(thr) - 1, min(PR_CURVE_POINTS, len(thr))).round().astype(int))
+        curve = {"precision": [round(float(x), 4) for x in prec[keep]],
+                 "recall": [round(float(x), 4) for x in rec[keep]],
+                 "thresholds": [round(float(x), 6) for x in thr[keep]]}
     return {
         "f1": float(f), "precision": float(p), "recall": float(r), "auprc": auprc,
         "accuracy": float(accuracy_score(y_true, pred)), "threshold": float(threshold),
         "n": int(len(y_true)), "positive_rate": float(y_true.mean()) if len(y_true) else 0.0,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "pr_curve": curve,
     }
-
-
-def choose_threshold(y_val: np.ndarray, p_val: np.ndarray) -> float:
-    """Threshold maximising harmful F1 on a validation split carved from the labeled data.
-
-    Candidates are midpoints between sorted scores; ties go to the threshold closest to 0.5
-    so that a tiny split cannot push it to an extreme.
-    """
-    y_val = np.asarray(y_val).astype(int)
-    p_val = np.asarray(p_val, dtype=np.float64)
-    if len(y_val) == 0 or y_val.sum() == 0 or y_val.sum() == len(y_val):
-        return 0.5
-    s = np.unique(p_val)
-    cands = np.unique(np.concatenate([[0.5], (s[:-1] + s[1:]) / 2 if len(s) > 1 else s]))
-    best, best_key = 0.5, (-1.0, 0.0)
-    for t in cands:
-        pred = p_val >= t
-        tp = float((pred & (y_val == 1)).sum())
-        fp = float((pred & (y_val == 0)).sum())
-        fn = float((~pred & (y_val == 1)).sum())
-        f1 = 2 * tp / max(1.0, 2 * tp + fp + fn)
-        key = (round(f1, 9), -abs(t - 0.5))
-        if key > best_key:
-            best, best_key = float(t), key
-    return best

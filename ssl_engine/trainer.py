@@ -27,7 +27,11 @@ class UnlabeledTracking:
     used: np.ndarray = field(init=False)
     raw_margin: np.ndarray = field(init=False)
     pseudo_label: np.ndarray = field(init=False)
+    target: np.ndarray = field(init=False)  # the class the unlabeled loss used (after alignment / vote)
     history: list[np.ndarray] = field(default_factory=list)
+    # per epoch: (target class, weight) of every example drawn that epoch (-1 / 0 when not drawn)
+    target_history: list[np.ndarray] = field(default_factory=list)
+    weight_history: list[np.ndarray] = field(default_factory=list)
     # strong-view CE against the pseudo-label: this epoch's (n, n_views), and one array per past epoch
     strong_epoch: np.ndarray = field(init=False)
     strong_history: list[np.ndarray] = field(default_factory=list)
@@ -37,11 +41,27 @@ class UnlabeledTracking:
         self.used = np.zeros(self.n, dtype=bool)
         self.raw_margin = np.zeros(self.n)
         self.pseudo_label = np.full(self.n, -1, dtype=np.int64)
+        self.target = np.full(self.n, -1, dtype=np.int64)
+        self._epoch_target = np.full(self.n, -1, dtype=np.int64)
+        self._epoch_weight = np.zeros(self.n)
         self.strong_epoch = np.full((self.n, self.n_views), np.nan, dtype=np.float32)
+
+    def record(self, idx: np.ndarray, targets: np.ndarray | None, weights: np.ndarray | None) -> None:
+        if weights is not None:
+            self.last_weight[idx] = weights
+            self.used[idx] = weights > 0
+            self._epoch_weight[idx] = weights
+        if targets is not None:
+            self.target[idx] = targets
+            self._epoch_target[idx] = targets
 
     def end_epoch(self) -> None:
         self.strong_history.append(self.strong_epoch)
         self.strong_epoch = np.full((self.n, self.n_views), np.nan, dtype=np.float32)
+        self.target_history.append(self._epoch_target)
+        self.weight_history.append(self._epoch_weight)
+        self._epoch_target = np.full(self.n, -1, dtype=np.int64)
+        self._epoch_weight = np.zeros(self.n)
 
 
 @dataclass
@@ -75,6 +95,27 @@ def notify(callbacks: Sequence[Callback], state: TrainState, control: TrainContr
     return control.should_stop
 
 
+def schedule(cfg: TrainConfig, *, n_labeled: int, n_unlabeled: int) -> tuple[int, int]:
+    """(steps per epoch, total steps): ``epochs`` full passes over the unlabeled subsample (over the
+    labeled set when there is none), at least ``min_steps``, at most ``max_steps`` when set."""
+    if n_unlabeled:
+        per_epoch = math.ceil(n_unlabeled / (cfg.batch_size * cfg.unlabeled_ratio))
+    else:
+        per_epoch = max(1, math.ceil(n_labeled / cfg.batch_size))
+    total = max(cfg.epochs * per_epoch, cfg.min_steps)
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    return per_epoch, total
+
+
+def token_mask(attention_mask: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Hide a random share ``p`` of each row's tokens from attention and pooling (a fresh draw per call);
+    the first token always stays, so no row is emptied."""
+    keep = torch.rand(attention_mask.shape, generator=generator) >= p
+    keep[:, 0] = True
+    return attention_mask * keep.to(attention_mask.device, attention_mask.dtype)
+
+
 class Trainer:
     """Runs ``algorithm.train_step`` for ``total_steps`` steps; algorithms never own a loop."""
 
@@ -92,7 +133,6 @@ class Trainer:
         seed: int,
         callbacks: Sequence[Callback] = (),
         control: TrainControl | None = None,
-        priority: np.ndarray | None = None,
     ) -> None:
         self.algo, self.cfg = algorithm, cfg
         self.labeled, self.labels = labeled, labels
@@ -102,6 +142,7 @@ class Trainer:
         self.n_classes = n_classes
         self.device = device
         self.rng = np.random.default_rng(seed)
+        self.mask_rng = torch.Generator().manual_seed(seed + 31)
         self.callbacks = callbacks
         self.control = control or TrainControl()
         self.log: list[dict[str, float]] = []
@@ -113,20 +154,8 @@ class Trainer:
         self._view_draws: dict[str, np.ndarray] = {}
         self.view_rng = np.random.default_rng([seed, 1])
         self.u_batch = cfg.batch_size * cfg.unlabeled_ratio
-        self.epoch_size = self.n_unlabeled
-        if cfg.epoch_unlabeled:
-            self.epoch_size = min(self.n_unlabeled, cfg.epoch_unlabeled)
-        # unlabeled indices drawn first every epoch (items with precomputed strong views, i.e.
-        # reviewed augmentations), up to ``variant_epoch_share`` of the epoch
-        self.priority = np.unique(np.asarray(priority if priority is not None else [], dtype=np.int64))
-        if self.n_unlabeled:
-            self.steps_per_epoch = math.ceil(self.epoch_size / self.u_batch)
-        else:
-            self.steps_per_epoch = math.ceil(len(labeled) / cfg.batch_size)
-        total = max(cfg.epochs * self.steps_per_epoch, cfg.min_steps)
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
-        self.total_steps = total
+        self.steps_per_epoch, self.total_steps = schedule(
+            cfg, n_labeled=len(labels), n_unlabeled=self.n_unlabeled if algorithm.views else 0)
 
     # -- sampling ---------------------------------------------------------------------------
     def _labeled_batches(self):
@@ -169,16 +198,8 @@ class Trainer:
                 yield from bucketed_batches(self.labeled.lengths, all_idx, bs, self.rng)
 
     def _unlabeled_epoch(self):
-        weak = self.views["weak"][0]
-        if len(self.priority) and self.epoch_size < self.n_unlabeled:
-            cap = int(self.cfg.variant_epoch_share * self.epoch_size)
-            first = self.priority if len(self.priority) <= cap else self.rng.choice(self.priority, cap, replace=False)
-            rest = np.setdiff1d(np.arange(self.n_unlabeled), first)
-            fill = self.rng.choice(rest, size=self.epoch_size - len(first), replace=False)
-            pick = np.sort(np.concatenate([first, fill]))
-        else:
-            pick = np.sort(self.rng.choice(self.n_unlabeled, size=self.epoch_size, replace=False))
-        return bucketed_batches(weak.lengths, pick, self.u_batch, self.rng)
+        """One pass over the whole unlabeled subsample, in length-bucketed batches."""
+        return bucketed_batches(self.views["weak"][0].lengths, np.arange(self.n_unlabeled), self.u_batch, self.rng)
 
     def _collate_views(self, idx: np.ndarray) -> dict[str, dict[str, torch.Tensor]]:
         out = {}
@@ -194,8 +215,10 @@ class Trainer:
                 choice = (self._view_offset[name][idx] + self._view_draws[name][idx]) % len(tables)
                 self._view_draws[name][idx] += 1
                 self._view_choice[name] = choice
-                rows = [tables[v].items[i] for v, i in zip(choice, idx)]
+                rows = [tables[v].items[i] for v, i in zip(choice, idx, strict=True)]
                 batch = TextTable(rows).collate(range(len(rows)), self.device)
+            if name == "strong" and self.cfg.token_mask > 0:
+                batch["attention_mask"] = token_mask(batch["attention_mask"], self.cfg.token_mask, self.mask_rng)
             batch["index"] = torch.as_tensor(idx, device=self.device)
             out[name] = batch
         return out
@@ -263,8 +286,8 @@ class Trainer:
             state.mask_ratio = float(out.log.get("mask_ratio", 0.0))
             if notify(self.callbacks, state, self.control):
                 return True
-        if self.n_unlabeled and not np.isnan(self.tracking.strong_epoch).all():
-            self.tracking.end_epoch()  # a last, partial pass over the unlabeled draw
+        if self.n_unlabeled and self.algo.views and u_batches:
+            self.tracking.end_epoch()  # a last, partial pass over the unlabeled subsample
         model.eval()
         return False
 
@@ -276,9 +299,10 @@ class Trainer:
         pl = avg.argmax(-1)
         self.tracking.pseudo_label[idx] = pl.cpu().numpy()
         self.tracking.raw_margin[idx] = pseudo_margin(avg, pl).cpu().numpy()
-        if out.weights is not None:
-            w = out.weights.detach().float().cpu().numpy()
-            self.tracking.last_weight[idx] = w
-            self.tracking.used[idx] = w > 0
+        self.tracking.record(
+            idx,
+            None if out.targets is None else out.targets.cpu().numpy(),
+            None if out.weights is None else out.weights.detach().float().cpu().numpy(),
+        )
         if out.strong_loss is not None and "strong" in self._view_choice:
             self.tracking.strong_epoch[idx, self._view_choice["strong"]] = out.strong_loss.float().cpu().numpy()

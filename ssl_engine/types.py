@@ -17,6 +17,10 @@ class LabeledText:
     prompt: str | None = None  # the user prompt, for the response task
     weight: float = 1.0  # < 1 for refined/pseudo labels fed in as soft supervision
     strong_views: tuple[str, ...] = ()  # precomputed augmentations (approved variants)
+    # Weight in the class-prior estimate (pseudo-label alignment, prior_match threshold): the
+    # inverse inclusion probability of a sampled label; 0 for labels picked non-randomly (e.g.
+    # from the review queue), which would skew the estimate towards the hard cases.
+    prior_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,9 @@ class UnlabeledText:
     text: str
     prompt: str | None = None
     strong_views: tuple[str, ...] = ()  # precomputed augmentations (LLM rewrite, backtranslation)
+    # A known label withheld from training (a probe): only used to measure pseudo-label precision,
+    # never for any training or threshold choice. Benchmarks set it from the hidden labels.
+    hidden_label: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,6 @@ class RoundInput:
     backbone: str | None = None  # HF id or local path; None = bundled all-MiniLM-L6-v2
     device: str | None = None  # None = cuda if available else cpu
     seed: int = 0
-    strong_augmenter: str = "word_dropout"  # used where an example has no strong_views
 
 
 @dataclass
@@ -106,6 +112,27 @@ class ViewLoss:
     reason: str  # "" unless flagged
 
 
+@dataclass(frozen=True)
+class PseudoLabelStats:
+    """Per class: how many pseudo-labels an epoch used, and how many of those were checked / right.
+
+    ``checked``/``correct`` count used pseudo-labels of items that carry a withheld label
+    (``UnlabeledText.hidden_label``); ``precision`` is None when none was checked.
+    """
+
+    epoch: int  # 1-based; the last entry of RoundResult.pseudo_labels is the final epoch
+    label: str
+    drawn: int  # items of the training subsample seen this epoch with this pseudo-label
+    used: int  # ... whose pseudo-label passed the mask (weight > 0)
+    mean_weight: float  # mean training weight of the used ones
+    checked: int
+    correct: int
+
+    @property
+    def precision(self) -> float | None:
+        return self.correct / self.checked if self.checked else None
+
+
 @dataclass
 class RoundResult:
     """What a round returns: the saved model, per-example outputs and metrics."""
@@ -119,3 +146,6 @@ class RoundResult:
     stopped_early: bool = False
     timings: dict[str, float] = field(default_factory=dict)  # prepare/train/score seconds, score items/s
     view_losses: list[ViewLoss] = field(default_factory=list)  # one per precomputed strong view in training
+    pseudo_labels: list[PseudoLabelStats] = field(default_factory=list)  # per epoch and class
+    threshold_strategy: str = ""
+    threshold_note: str = ""

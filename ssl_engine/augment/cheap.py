@@ -136,3 +136,7 @@ def synonym(text: str, rng: random.Random, p: float = 0.5) -> str:
     if not changed:
         return word_dropout(text, rng, p=0.1)
     return " ".join(out)
+
+
+CHEAP_AUGMENTERS: tuple[str, ...] = ("word_dropout", "word_swap", "synonym")
+"""The augmenters defined here (strong views computed on the fly; the round form offers these)."""

@@ -10,6 +10,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("UMBRA_NUM_THREADS", "1")  # 2 shared cores: one intra-op thread avoids oversubscription
 
 
+@pytest.fixture(autouse=True)
+def _engine_cache_in_tmp(tmp_path, monkeypatch):
+    """The cpu-fast state cache is a deployment setting (environment), never round config."""
+    monkeypatch.setenv("UMBRA_CACHE_DIR", str(tmp_path / "engine-cache"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     import torch
@@ -79,8 +85,7 @@ def tiny_config(tmp_path):
 
 
 def _tiny_config(tmp_path, **over):
-    cfg = {"epochs": 2, "epoch_unlabeled": 0, "min_steps": 4, "batch_size": 4, "max_length": 32,
-           "head_hidden": 16, "cache_dir": str(tmp_path / "cache"), "trainable_layers": 1, "val_fraction": 0.0,
-           "score_batch_size": 8}
+    cfg = {"epochs": 2, "min_steps": 4, "batch_size": 4, "max_length": 32,
+           "head_hidden": 16, "trainable_layers": 1, "val_fraction": 0.0, "score_batch_size": 8}
     cfg.update(over)
     return cfg

@@ -185,7 +185,7 @@ def test_cli_train_then_predict(tiny_backbone, tmp_path):
     train = _write(tmp_path / "train.jsonl", rows)
     out = tmp_path / "run"
     cfg = json.dumps({"epochs": 1, "min_steps": 2, "batch_size": 4, "max_length": 16, "head_hidden": 8,
-                      "cache_dir": str(tmp_path / "cache"), "trainable_layers": 1, "val_fraction": 0.0})
+                      "trainable_layers": 1, "val_fraction": 0.0})
     r = _cli("train", "--train", train, "--labeled", "12", "--seed", "0", "--algorithm", "fixmatch",
              "--backbone", tiny_backbone, "--mode", "cpu-fast", "--eval", f"toy={train}", "--out", str(out),
              "--config", cfg)
@@ -213,7 +213,7 @@ def test_real_minilm_round_small(tmp_path):
                 [LabeledText(f"b{i}", t, 0) for i, t in enumerate(benign)],
         unlabeled=[UnlabeledText(f"u{i}", t) for i, t in enumerate(harmful + benign)],
         out_dir=str(tmp_path), algorithm="multimatch",
-        config={"epochs": 2, "min_steps": 4, "batch_size": 4, "val_fraction": 0.0, "cache_dir": str(tmp_path / "c")},
+        config={"epochs": 2, "min_steps": 4, "batch_size": 4, "val_fraction": 0.0},
     )
     res = run_round(inp)
     assert len(res.predictions) == 6
@@ -242,3 +242,45 @@ def test_weighted_labels_train_but_are_refused_outside_0_1(tiny_backbone, toy_ro
     with pytest.raises(ValueError, match="weights must be in"):
         run_round(RoundInput(labeled=bad, unlabeled=[], out_dir=str(tmp_path / "b"), algorithm="supervised",
                              config=tiny_config(), backbone=tiny_backbone, device="cpu"))
+
+
+def test_withheld_labels_measure_pseudo_label_precision_and_never_change_training(tiny_backbone, toy_rows, tmp_path,
+                                                                                  tiny_config):
+    from ssl_engine.engine import run_round
+    from ssl_engine.types import PseudoLabelStats
+
+    harmful_words = ("bomb", "kill", "steal", "hack", "hurt", "drug", "gun", "attack")
+    cfg = tiny_config(epochs=3, max_unlabeled=40, min_steps=0)
+    plain = run_round(_input(toy_rows, tmp_path / "a", tiny_backbone, "fixmatch", {**cfg, "threshold": 0.5}))
+    labeled, unlabeled = toy_rows
+    probed = RoundInput(
+        labeled=[LabeledText(i, t, y) for i, t, y in labeled],
+        unlabeled=[UnlabeledText(i, t, hidden_label=int(any(w in t for w in harmful_words))) for i, t in unlabeled],
+        out_dir=str(tmp_path / "b"), algorithm="fixmatch", config={**cfg, "threshold": 0.5},
+        backbone=tiny_backbone, device="cpu", seed=0)
+    checked = run_round(probed)
+    assert [p.p_harmful for p in checked.predictions] == [p.p_harmful for p in plain.predictions]
+    stats = checked.pseudo_labels
+    assert all(isinstance(s, PseudoLabelStats) for s in stats)
+    assert [(s.epoch, s.label) for s in stats] == [(e, lab) for e in (1, 2, 3) for lab in ("unharmful", "harmful")]
+    for s in stats:
+        assert s.used <= s.drawn and s.checked == s.used and 0 <= s.correct <= s.checked
+        assert (s.precision is None) == (s.checked == 0)
+    assert sum(s.drawn for s in stats if s.epoch == 1) == 40  # a full pass over the pool per epoch
+    assert all(s.checked == 0 for s in plain.pseudo_labels)
+
+
+def test_token_mask_hides_a_fresh_share_of_tokens_but_never_the_first():
+    import torch
+
+    from ssl_engine.trainer import token_mask
+
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.ones(64, 50, dtype=torch.long)
+    a, b = token_mask(mask, 0.3, gen), token_mask(mask, 0.3, gen)
+    assert (a[:, 0] == 1).all() and (b[:, 0] == 1).all()
+    assert abs(float(a[:, 1:].float().mean()) - 0.7) < 0.05
+    assert not torch.equal(a, b)  # drawn afresh at every use
+    padded = torch.zeros(2, 5, dtype=torch.long)
+    padded[:, :2] = 1
+    assert (token_mask(padded, 0.5, gen)[:, 2:] == 0).all()  # padding stays hidden

@@ -72,3 +72,32 @@ def test_public_modules_do_not_import_torch_or_frameworks():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_config_schema_documents_every_field_with_bounds():
+    from ssl_engine.configs import config_schema
+
+    for name in ALGORITHM_NAMES:
+        specs = config_schema(name)
+        names = [s.name for s in specs]
+        assert len(names) == len(set(names)), f"{name}: a field is declared twice"
+        for s in specs:
+            assert s.help, f"{name}.{s.name} has no help text"
+            assert s.type in ("int", "float", "bool", "str"), (name, s.name, s.type)
+            if s.type in ("int", "float"):
+                assert s.min is not None and s.max is not None and s.min <= s.default <= s.max, (name, s.name)
+            if s.choices:
+                assert s.default in s.choices, (name, s.name)
+
+
+def test_an_algorithms_own_fields_come_first_and_shared_ones_follow():
+    from ssl_engine.configs import config_schema
+
+    names = [s.name for s in config_schema("fixmatch")]
+    assert names.index("threshold") < names.index("epochs")
+    assert "n_heads" not in names and "n_heads" in [s.name for s in config_schema("multimatch")]
+
+
+def test_cache_directory_is_not_a_round_setting():
+    with pytest.raises(ValueError, match="'cache_dir'"):
+        validate_config("supervised", {"cache_dir": "/anywhere"})

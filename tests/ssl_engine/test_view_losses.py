@@ -39,12 +39,12 @@ def test_every_precomputed_view_of_an_unlabeled_item_trains(tiny_backbone, toy_r
            for i, t in unlabeled]
     inp = RoundInput(labeled=[LabeledText(i, t, y) for i, t, y in labeled], unlabeled=unl,
                      out_dir=str(tmp_path / "run"), algorithm="fixmatch",
-                     config=tiny_config(epochs=15, max_unlabeled=12, epoch_unlabeled=8, min_steps=0, n_strong_views=2),
+                     config=tiny_config(epochs=15, max_unlabeled=12, min_steps=0, n_strong_views=2),
                      backbone=tiny_backbone, device="cpu", mode="cpu-fast", seed=0)
     res = run_round(inp)
     assert {(v.example_id, v.view_index) for v in res.view_losses} == {
         ("u3", 0), ("u3", 1), ("u3", 2), ("u17", 0), ("u17", 1), ("u17", 2), ("u30", 0)}
-    # items with views always join the 12-item training subsample and every 8-item epoch draw
+    # items with views always join the 12-item training subsample; every epoch is a full pass over it
     preds = {p.example_id: p for p in res.predictions}
     assert all(preds[i].margin_history for i in with_views)
     assert sum(1 for p in res.predictions if p.margin_history) == 12
