@@ -1,16 +1,30 @@
-"""Label-efficiency benchmark: harmful F1 vs number of labels, per algorithm (resumable).
+"""Label efficiency, side by side: peers, supervised, every SSL algorithm, and the active loop.
 
-    python benchmarks/label_efficiency.py [--datasets toxicchat,beavertails] [--seeds 0,1,2]
-        [--algorithms supervised,fixmatch,...] [--mode cpu-fast] [--data-dir /work/shared/data]
-    python -m ssl_engine bench ...   (same)
+    .venv/bin/python benchmarks/label_efficiency.py [--datasets toxicchat,beavertails] [--seeds 0,1,2]
+        [--parts peers,supervised,ssl,active] [--split test|dev] [--data-dir ../shared/data]
 
-Runs, per dataset and seed: every algorithm at 200 labels, ``supervised`` at 2,000 and all
-labels. Each run writes one JSON under benchmarks/results/label_efficiency_runs/ and is
-skipped when that file exists. The table (mean ± std of harmful F1 on test.jsonl, train
-time) and a PNG plot go to benchmarks/results/label_efficiency.{md,png}.
+One command runs, per data set and seed, on the *same* stratified draw of labels for every
+method (``ssl_engine.cli.draw_labeled``):
 
-The data sets are read from --data-dir and never copied. Test data is only evaluated,
-never used for any choice: thresholds come from a split of the labeled draw.
+- peers: frozen-encoder + class-balanced logistic regression, and SetFit (same MiniLM body;
+  ``make bench-install``); both threshold with prior_match (see ``benchmarks/peers.py``);
+- ``supervised`` at 200, 2,000 and all labels (each in the mode the engine picks by default);
+- every SSL algorithm at 200 labels (default CPU configuration);
+- the active loop: 200 random seeds, and 200 seeds suggested by ``ssl_engine.selection``
+  (no labels used), then 4 rounds of 50 labels chosen by the review queue, by random draw
+  and by least confidence, retraining the default algorithm after each (hidden labels are
+  the oracle; queue/least-confidence picks carry ``prior_weight=0``).
+
+Per run: F1, precision, recall, AUPRC on the evaluation split, pseudo-label precision by class
+(the pool's hidden labels are passed as withheld labels, never trained on), wall time and
+steps. Each run is one JSON under ``benchmarks/results/label_efficiency_runs/<split>/`` and is
+skipped when present (resumable). The table (mean ± std) goes to
+``benchmarks/results/label_efficiency[_dev].md`` and a plot of F1 against human labels, one
+line per method, to ``label_efficiency[_dev].png``.
+
+``--split dev`` carves a stratified 20 % development split from train (fixed seed) and
+evaluates on it: every default was chosen there. ``--split test`` evaluates on test.jsonl,
+which no choice ever read. The data is read in place and never copied.
 """
 
 from __future__ import annotations
@@ -26,226 +40,300 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import numpy as np  # noqa: E402
+
+from benchmarks import peers  # noqa: E402
+from ssl_engine.cli import draw_labeled, read_jsonl, run_from_rows  # noqa: E402
+
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-RUNS = os.path.join(RESULTS, "label_efficiency_runs")
-ALL_ALGOS = ("supervised", "fixmatch", "freematch", "marginmatch", "multimatch")
-# Settings for the default CPU benchmark (chosen on a dev split carved from train, not on test).
-CPU_CONFIG = {"epochs": 3, "epoch_unlabeled": 640, "min_steps": 120}
-LARGE_SUPERVISED = {"epochs": 1, "min_steps": 250}  # 2,000 / all labels: >= 1 pass over the labeled set
+SSL_ALGOS = ("fixmatch", "freematch", "marginmatch", "multimatch")
+PARTS = ("peers", "supervised", "ssl", "active")
+LOOP_ALGORITHM = "multimatch"  # the product's default algorithm
+LOOP_ROUNDS, LOOP_BATCH = 4, 50
+STRATEGIES = ("queue", "random", "least_confidence")
+DEV_SEED, DEV_FRACTION = 1234, 0.2
 
 
-def planned_runs(datasets, seeds, algorithms, n_small: int = 200, n_mid: int = 2000):
-    for ds in datasets:
-        for seed in seeds:
-            for alg in algorithms:
-                yield ds, alg, n_small, seed
-            if "supervised" in algorithms:
-                yield ds, "supervised", n_mid, seed
-                yield ds, "supervised", "all", seed
-
-
-def run_one(ds: str, alg: str, n, seed: int, *, data_dir: str, mode: str | None, workdir: str) -> dict:
-    from ssl_engine.cli import draw_labeled, read_jsonl, run_from_rows
-
+# -- data -------------------------------------------------------------------------------------
+def load_split(data_dir: str, ds: str, split: str) -> tuple[list[dict], list[dict]]:
+    """(train rows, evaluation rows): test.jsonl, or a stratified dev split carved from train."""
     train = read_jsonl(os.path.join(data_dir, ds, "train.jsonl"), need_label=True)
-    test = read_jsonl(os.path.join(data_dir, ds, "test.jsonl"), need_label=True)
-    n_lab = len(train) if n == "all" else int(n)
-    labeled, rest = draw_labeled(train, n_lab, seed)
-    config = dict(CPU_CONFIG) if n != "all" and n_lab <= 200 else dict(LARGE_SUPERVISED)
-    out_dir = os.path.join(workdir, f"{ds}_{alg}_{n}_{seed}")
-    res = run_from_rows(labeled, rest, {ds: test}, algorithm=alg, seed=seed, out_dir=out_dir, mode=mode,
-                        config=config)
-    shutil.rmtree(out_dir, ignore_errors=True)  # models are large; the benchmark keeps metrics only
-    res.pop("model_dir", None)
-    res.update({"dataset": ds, "labels": n, "n_labeled": n_lab})
-    return res
+    if split == "test":
+        return train, read_jsonl(os.path.join(data_dir, ds, "test.jsonl"), need_label=True)
+    rng = np.random.default_rng(DEV_SEED)
+    dev = set()
+    for c in ("harmful", "unharmful"):
+        ix = [i for i, r in enumerate(train) if r["label"] == c]
+        dev |= set(rng.choice(ix, size=int(round(DEV_FRACTION * len(ix))), replace=False).tolist())
+    return [r for i, r in enumerate(train) if i not in dev], [r for i, r in enumerate(train) if i in dev]
 
 
-def summarise(datasets, algorithms) -> str:
-    import numpy as np
+# -- runs -------------------------------------------------------------------------------------
+class Bench:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.runs_dir = os.path.join(RESULTS, "label_efficiency_runs", args.split)
+        os.makedirs(self.runs_dir, exist_ok=True)
 
+    def path(self, ds, method, labels, seed) -> str:
+        return os.path.join(self.runs_dir, f"{ds}_{method}_{labels}_{seed}.json")
+
+    def once(self, ds, method, labels, seed, fn) -> dict:
+        """Run ``fn`` unless its result file exists; store and print it."""
+        path = self.path(ds, method, labels, seed)
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        t0 = time.time()
+        res = fn()
+        res.setdefault("n_labeled", labels)
+        res.update({"dataset": ds, "method": method, "labels": labels, "seed": seed, "split": self.args.split,
+                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2)})
+        with open(path + ".tmp", "w") as f:
+            json.dump(res, f, indent=1)
+        os.replace(path + ".tmp", path)
+        m = res["metrics"]
+        print(f"{ds} {method} {labels} seed={seed}: F1={m['f1']:.3f} AUPRC={m['auprc']:.3f} "
+              f"({res['wall_seconds']:.0f}s)", flush=True)
+        return res
+
+    def engine(self, ds, algorithm, labeled, pool, evals, seed, config=None) -> dict:
+        """One engine round; returns the compact record kept per run (no per-item predictions)."""
+        out_dir = os.path.join(self.args.workdir, f"{ds}_{algorithm}_{len(labeled)}_{seed}_{os.getpid()}")
+        try:
+            res = run_from_rows(labeled, pool, {"eval": evals}, algorithm=algorithm, seed=seed, out_dir=out_dir,
+                                config=config or {}, hidden_labels=True, keep_predictions=True)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        return res
+
+    @staticmethod
+    def record(res: dict) -> dict:
+        return {"metrics": _compact(res["eval"]["eval"]), "threshold": res["threshold"], "n_labeled": res["labeled"],
+                "threshold_strategy": res.get("threshold_strategy"), "timings": res["timings"],
+                "pseudo_labels": res.get("pseudo_labels", []), "config": res.get("config", {}),
+                "mode": res.get("mode")}
+
+
+def _compact(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in ("pr_curve",)}
+
+
+def run_peers(b: Bench, ds, train, evals, seed) -> None:
+    labeled, pool = draw_labeled(train, 200, seed)
+    key = f"{ds}|{b.args.split}"
+    emb_all = peers.embeddings(train, key + "|train")
+    pos = {id(r): i for i, r in enumerate(train)}
+    emb = lambda rows: emb_all[[pos[id(r)] for r in rows]]  # noqa: E731
+    emb_eval = peers.embeddings(evals, key + "|eval")
+    b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
+        labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+    try:
+        import setfit  # noqa: F401
+    except ImportError:
+        print("setfit is not installed (make bench-install): skipping the SetFit peer", file=sys.stderr)
+        return
+    b.once(ds, "setfit", 200, seed, lambda: peers.setfit(labeled, pool, evals, seed=seed))
+
+
+def run_supervised(b: Bench, ds, train, evals, seed) -> None:
+    for n in (200, 2000, "all"):
+        n_lab = len(train) if n == "all" else n
+        labeled, pool = draw_labeled(train, n_lab, seed)
+        b.once(ds, "supervised", n, seed, lambda: b.record(b.engine(ds, "supervised", labeled, pool, evals, seed)))
+
+
+def run_ssl(b: Bench, ds, train, evals, seed) -> None:
+    labeled, pool = draw_labeled(train, 200, seed)
+    for alg in SSL_ALGOS:
+        b.once(ds, alg, 200, seed, lambda alg=alg: b.record(b.engine(ds, alg, labeled, pool, evals, seed)))
+
+
+# -- active loop ------------------------------------------------------------------------------
+def suggested_seeds(train: list[dict], n: int, seed: int) -> list[int]:
+    """Indices of ``n`` train rows chosen without labels (ssl_engine.selection)."""
+    from ssl_engine.selection import BENIGN_DESCRIPTIONS, HARM_DESCRIPTIONS, embed_texts, harm_prior, suggest_seeds
+
+    emb = peers.embeddings(train, f"{id(train)}|train-all")
+    harm = harm_prior(emb, embed_texts(list(HARM_DESCRIPTIONS)), embed_texts(list(BENIGN_DESCRIPTIONS)))
+    return suggest_seeds(emb, n, seed=seed, harm_scores=harm)
+
+
+def pick(strategy: str, res: dict, pool_ids: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    """The next ``k`` pool ids a reviewer labels under ``strategy``."""
+    preds = res["predictions"]
+    if strategy == "queue":
+        order = sorted(preds, key=lambda p: (-p["review_priority"], p["example_id"]))
+    elif strategy == "least_confidence":
+        order = sorted(preds, key=lambda p: (abs(p["p_harmful"] - 0.5), p["example_id"]))
+    else:
+        return [str(x) for x in rng.choice(pool_ids, size=k, replace=False)]
+    return [p["example_id"] for p in order[:k]]
+
+
+def run_active(b: Bench, ds, train, evals, seed) -> None:
+    by_id = {str(r["id"]): r for r in train}
+    random_lab, _ = draw_labeled(train, 200, seed)
+    starts = {"random": [str(r["id"]) for r in random_lab]}
+    picks = suggested_seeds(train, 200, seed)
+    starts["suggested"] = [str(train[p.index]["id"]) for p in picks]
+    prior_w = {"random": {i: 1.0 for i in starts["random"]},
+               "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks}}
+    plans = [("random", s) for s in STRATEGIES] + [("suggested", "queue")]
+    for start, strategy in plans:
+        ids, weights = list(starts[start]), dict(prior_w[start])
+        rng = np.random.default_rng([seed, 99])
+        for step in range(LOOP_ROUNDS + 1):
+            n = len(ids)
+            method = f"active_{start}_{strategy}" if step else f"active_{start}"
+            labeled = [dict(by_id[i], prior_weight=weights.get(i, 0.0)) for i in ids]
+            chosen = set(ids)
+            pool = [r for r in train if str(r["id"]) not in chosen]
+
+            def one(labeled=labeled, pool=pool):
+                res = b.engine(ds, LOOP_ALGORITHM, labeled, pool, evals, seed)
+                rec = b.record(res)
+                rec["next"] = {s: pick(s, res, [str(r["id"]) for r in pool], LOOP_BATCH,
+                                       np.random.default_rng([seed, n])) for s in STRATEGIES}
+                rec["labeled_ids"] = ids
+                return rec
+
+            rec = b.once(ds, method, n, seed, one)
+            if step == LOOP_ROUNDS:
+                break
+            new = rec["next"][strategy]
+            ids += new
+            for i in new:  # random picks are a random sample of the pool; the others are not
+                weights[i] = 1.0 if strategy == "random" else 0.0
+
+
+# -- summary ------------------------------------------------------------------------------------
+def load_runs(split: str) -> list[dict]:
+    folder = os.path.join(RESULTS, "label_efficiency_runs", split)
     rows = []
-    if os.path.isdir(RUNS):
-        for name in sorted(os.listdir(RUNS)):
-            if name.endswith(".json"):
-                with open(os.path.join(RUNS, name)) as f:
-                    rows.append(json.load(f))
-    lines = ["# Label efficiency (harmful-class F1 on each test.jsonl)", "",
-             "Backbone all-MiniLM-L6-v2, mode cpu-fast (2 top layers trained on cached lower-layer states), "
-             "2 shared CPU cores (other jobs running; seconds are wall time under load, 1 torch thread). "
-             "Threshold (threshold_strategy=auto, never on test): 200 labels -> prior_match (the (1-π) quantile "
-             "of the unlabeled pool's scores, π = harmful share of the labeled draw); 2,000 / all labels -> "
-             "F1-best threshold on a 20 % validation split of the labeled draw. "
-             "mean ± std over the seeds present (n = number of seeds).",
-             f"Settings: 200 labels {CPU_CONFIG}; 2,000 / all labels {LARGE_SUPERVISED}; other TrainConfig "
-             "defaults (batch 16, 1 unlabeled per labeled, max_length 64, lr 1e-4 / heads 1e-3, balanced "
-             "labeled batches, strong view = word_dropout, 2 cached views per text).", "",
-             "| dataset | algorithm | labels | F1 | precision | recall | AUPRC | seconds/run | n |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as f:
+                rows.append(json.load(f))
+    return rows
+
+
+def _pl_precision(run: dict, label: str) -> float | None:
+    last = [s for s in run.get("pseudo_labels", []) if s["label"] == label]
+    if not last:
+        return None
+    s = last[-1]
+    return s["correct"] / s["checked"] if s["checked"] else None
+
+
+def _fmt(values: list[float], digits: int = 3) -> str:
+    return f"{np.mean(values):.{digits}f}" if values else "–"
+
+
+def summarise(split: str) -> str:
+    runs = load_runs(split)
     groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["algorithm"], str(r["labels"])), []).append(r)
-    order = {a: i for i, a in enumerate(ALL_ALGOS)}
-    for key in sorted(groups, key=lambda k: (k[0], {"200": 0, "2000": 1, "all": 2}.get(k[2], 3), order.get(k[1], 9))):
-        ds, alg, n = key
+    for r in runs:
+        groups.setdefault((r["dataset"], r["method"], str(r["labels"])), []).append(r)
+    order = ["lr_probe", "setfit", "supervised", *SSL_ALGOS, "active_random", "active_suggested",
+             *[f"active_random_{s}" for s in STRATEGIES], "active_suggested_queue"]
+    lab_order = lambda n: int(n) if n.isdigit() else 10**9  # noqa: E731
+    lines = [f"# Label efficiency ({'test.jsonl' if split == 'test' else 'dev split carved from train'})", "",
+             "Harmful-class metrics; mean ± std over the seeds present (n). Pseudo-label precision (PL prec.): the "
+             "share of the final epoch's used pseudo-labels of that class whose hidden label agrees (pool labels "
+             "are withheld from training and only counted). Seconds: wall time per run on the shared 2-core "
+             "machine (load average at the end of each run in the run files).", "",
+             "| data set | method | labels | F1 | precision | recall | AUPRC | PL prec. harmful | PL prec. unharmful "
+             "| seconds | steps | n |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(groups, key=lambda k: (k[0], order.index(k[1]) if k[1] in order else 99, lab_order(k[2]))):
         g = groups[key]
-        m = {k: np.array([x["eval"][ds][k] for x in g]) for k in ("f1", "precision", "recall", "auprc")}
-        secs = np.array([x["train_seconds"] for x in g])
-        lines.append(f"| {ds} | {alg} | {n} | {m['f1'].mean():.3f} ± {m['f1'].std():.3f} | "
-                     f"{m['precision'].mean():.3f} | {m['recall'].mean():.3f} | {m['auprc'].mean():.3f} | "
-                     f"{secs.mean():.0f} | {len(g)} |")
+        f1 = [x["metrics"]["f1"] for x in g]
+        plh = [v for v in (_pl_precision(x, "harmful") for x in g) if v is not None]
+        plu = [v for v in (_pl_precision(x, "unharmful") for x in g) if v is not None]
+        steps = [x["timings"]["steps"] for x in g if x.get("timings", {}).get("steps")]
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {np.mean(f1):.3f} ± {np.std(f1):.3f} | "
+            f"{_fmt([x['metrics']['precision'] for x in g])} | {_fmt([x['metrics']['recall'] for x in g])} | "
+            f"{_fmt([x['metrics']['auprc'] for x in g])} | {_fmt(plh, 2)} | {_fmt(plu, 2)} | "
+            f"{np.mean([x['wall_seconds'] for x in g]):.0f} | {int(np.mean(steps)) if steps else '–'} | {len(g)} |")
     text = "\n".join(lines) + "\n"
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "label_efficiency.md"), "w") as f:
+    suffix = "" if split == "test" else "_dev"
+    with open(os.path.join(RESULTS, f"label_efficiency{suffix}.md"), "w") as f:
         f.write(text)
-    _plot(groups)
+    _plot(groups, os.path.join(RESULTS, f"label_efficiency{suffix}.png"))
     return text
 
 
-def _plot(groups) -> None:
+def _plot(groups, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
-    import numpy as np
 
     datasets = sorted({k[0] for k in groups})
     if not datasets:
         return
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        sup = []
-        for n in ("200", "2000", "all"):
-            g = groups.get((ds, "supervised", n))
-            if g:
-                x = float(np.mean([r["n_labeled"] for r in g]))
-                f = [r["eval"][ds]["f1"] for r in g]
-                sup.append((x, np.mean(f), np.std(f)))
-        if sup:
-            xs, ys, es = zip(*sup)
-            ax.errorbar(xs, ys, yerr=es, marker="o", label="supervised")
-        for alg in ALL_ALGOS[1:]:
-            g = groups.get((ds, alg, "200"))
-            if g:
-                f = [r["eval"][ds]["f1"] for r in g]
-                ax.errorbar([200], [np.mean(f)], yerr=[np.std(f)], marker="s", linestyle="", label=alg)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        series: dict[str, list[tuple[float, float, float]]] = {}
+        for (d, method, _), g in groups.items():
+            if d != ds:
+                continue
+            f1 = [x["metrics"]["f1"] for x in g]
+            point = (float(np.mean([x["n_labeled"] for x in g])), float(np.mean(f1)), float(np.std(f1)))
+            if method in ("active_random", "active_suggested"):  # the first point of each of their loops
+                for s in STRATEGIES:
+                    series.setdefault(f"{method}_{s}", []).append(point)
+            else:
+                series.setdefault(method, []).append(point)
+        for name, pts in sorted(series.items()):
+            if name.startswith("active_suggested_") and name != "active_suggested_queue":
+                continue
+            xs, ys, es = zip(*sorted(pts), strict=True)
+            ax.errorbar(xs, ys, yerr=es, fmt="o-" if len(pts) > 1 else "s", capsize=3, label=name, markersize=4)
         ax.set_xscale("log")
-        ticks = sorted({int(x) for x, _, _ in sup} | {200}) if sup else [200]
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([f"{t:,}" for t in ticks])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("labeled examples")
-        ax.set_ylabel("harmful F1 (test)")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{int(v):,}"))
+        ax.set_xlabel("human labels")
+        ax.set_ylabel("harmful F1")
         ax.set_title(ds)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "label_efficiency.png"), dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def measure_modes(data_dir: str, workdir: str, modes=("cpu-fast", "lora", "full"), steps: int = 20) -> str:
-    """Seconds per step, preparation and scoring throughput of each mode (multimatch, 200 labels).
-
-    A full round is extrapolated as prepare + steps x s/step + scoring of the pool and test set,
-    with the benchmark's step count; cpu-fast preparation is measured on a warm cache.
-    """
-    import numpy as np
-
-    from ssl_engine.cli import draw_labeled, read_jsonl, run_from_rows
-    from ssl_engine.engine import load_scorer
-
-    train = read_jsonl(os.path.join(data_dir, "toxicchat", "train.jsonl"), need_label=True)
-    test = read_jsonl(os.path.join(data_dir, "toxicchat", "test.jsonl"), need_label=True)
-    labeled, rest = draw_labeled(train, 200, 0)
-    lines = ["# Mode costs (toxicchat, multimatch, 200 labels, all-MiniLM-L6-v2, CPU)", "",
-             "| mode | trainable params | s/step | prepare s | score items/s (pool) | est. round s "
-             "(120 steps, 4,152 pool + 1,088 test) |", "|---|---|---|---|---|---|"]
-    for mode in modes:
-        out_dir = os.path.join(workdir, f"modes_{mode}")
-        cfg = {"max_steps": steps, "min_steps": steps, "epoch_unlabeled": 640}
-        res = run_from_rows(labeled, rest[:1000], {}, algorithm="multimatch", seed=0, out_dir=out_dir, mode=mode,
-                            config=cfg)
-        t = res["timings"]
-        s_step = t["train_seconds"] / t["steps"]
-        ips = t["score_items_per_s"]
-        est = t["prepare_seconds"] * 4.152 + 120 * s_step + (4152 + 1088) / max(ips, 1e-9)
-        if mode == "cpu-fast":  # warm cache: only tokenisation remains of the preparation
-            res2 = run_from_rows(labeled, rest[:1000], {}, algorithm="multimatch", seed=0, out_dir=out_dir,
-                                 mode=mode, config=cfg)
-            est = res2["timings"]["prepare_seconds"] * 4.152 + 120 * s_step + (4152 + 1088) / max(ips, 1e-9)
-        trainable = {"cpu-fast": "top 2 layers + heads", "lora": "LoRA r=8 (q,k,v) + heads",
-                     "full": "all + heads"}[mode]
-        lines.append(f"| {mode} | {trainable} | {s_step:.2f} | {t['prepare_seconds']:.0f} | {ips:.0f} | {est:.0f} |")
-        scorer_dir = res["model_dir"]
-        if mode == "cpu-fast":
-            scorer = load_scorer(scorer_dir, device="cpu")
-            texts = [r["text"] for r in test]
-            short = [x for x in texts if len(x) < 200][:1000]
-            t0 = time.time()
-            scorer.score(short, batch_size=64)
-            short_ips = len(short) / (time.time() - t0)
-            t0 = time.time()
-            scorer.score(texts[:1000], batch_size=64)
-            all_ips = 1000 / (time.time() - t0)
-        shutil.rmtree(out_dir, ignore_errors=True)
-    lines += ["", f"load_scorer().score on ToxicChat test texts: {short_ips:.0f} items/s for short texts (<200 chars), "
-              f"{all_ips:.0f} items/s for the first 1,000 texts (max_length 64), batch 64, "
-              f"{os.environ.get('UMBRA_NUM_THREADS', 'default')} torch thread(s), shared 2-core machine.",
-              f"Measured with {steps} steps per mode; load average at the end: {os.getloadavg()[0]:.1f}."]
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(RESULTS, "label_efficiency_modes.md"), "w") as f:
-        f.write(text)
-    return text
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="label_efficiency")
-    parser.add_argument("--datasets", default="toxicchat,beavertails")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--algorithms", default=",".join(ALL_ALGOS))
-    parser.add_argument("--mode", default=None, help="cpu-fast | lora | full (default: by device)")
-    parser.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", "/work/shared/data"))
-    parser.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))
-    parser.add_argument("--summary-only", action="store_true")
-    parser.add_argument("--measure-modes", action="store_true", help="time cpu-fast / lora / full and exit")
-    args = parser.parse_args(argv)
-    if args.measure_modes:
-        os.makedirs(RESULTS, exist_ok=True)
-        print(measure_modes(args.data_dir, args.workdir))
-        return 0
-    datasets = [d for d in args.datasets.split(",") if d]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
-    algorithms = [a for a in args.algorithms.split(",") if a]
-    unknown = set(algorithms) - set(ALL_ALGOS)
-    if unknown:
-        print(f"error: unknown algorithm(s) {sorted(unknown)}", file=sys.stderr)
+    ap = argparse.ArgumentParser(prog="label_efficiency")
+    ap.add_argument("--datasets", default="toxicchat,beavertails")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--parts", default=",".join(PARTS))
+    ap.add_argument("--split", choices=("test", "dev"), default="test")
+    ap.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data")))
+    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))
+    ap.add_argument("--summary-only", action="store_true")
+    args = ap.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    if set(parts) - set(PARTS):
+        print(f"error: unknown part(s) {sorted(set(parts) - set(PARTS))}; known: {list(PARTS)}", file=sys.stderr)
         return 2
+    datasets = [d for d in args.datasets.split(",") if d]
     for ds in datasets:
         for split in ("train", "test"):
             if not os.path.isfile(os.path.join(args.data_dir, ds, f"{split}.jsonl")):
                 print(f"error: {args.data_dir}/{ds}/{split}.jsonl not found", file=sys.stderr)
                 return 2
-    os.makedirs(RUNS, exist_ok=True)
+    b = Bench(args)
     if not args.summary_only:
-        threads = os.environ.get("UMBRA_NUM_THREADS")
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
-        for ds, alg, n, seed in planned_runs(datasets, seeds, algorithms):
-            path = os.path.join(RUNS, f"{ds}_{alg}_{n}_{seed}.json")
-            if os.path.exists(path):
-                continue
-            t0 = time.time()
-            res = run_one(ds, alg, n, seed, data_dir=args.data_dir, mode=args.mode, workdir=args.workdir)
-            with open(path + ".tmp", "w") as f:
-                json.dump(res, f, indent=2)
-            os.replace(path + ".tmp", path)
-            print(f"{ds} {alg} {n} seed={seed}: F1={res['eval'][ds]['f1']:.3f} ({time.time() - t0:.0f}s)", flush=True)
-            summarise(datasets, algorithms)
-    print(summarise(datasets, algorithms))
+        runners = {"peers": run_peers, "supervised": run_supervised, "ssl": run_ssl, "active": run_active}
+        for ds in datasets:
+            train, evals = load_split(args.data_dir, ds, args.split)
+            for seed in (int(s) for s in args.seeds.split(",") if s):
+                for part in parts:
+                    runners[part](b, ds, train, evals, seed)
+                    summarise(args.split)
+    print(summarise(args.split))
     return 0
 
 

@@ -143,11 +143,14 @@ def read_views(path: str) -> dict[str, tuple[str, ...]]:
 
 
 def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=None, backbone=None, config=None,
-                  device=None, views=None, hidden_labels: bool = False, settings=None) -> dict:
+                  device=None, views=None, hidden_labels: bool = False, settings=None,
+                  keep_predictions: bool = False) -> dict:
     """Run one round on JSONL rows and write ``out_dir/metrics.json``; return that dict.
 
     ``views`` maps an id to its precomputed strong views. With ``hidden_labels`` the unlabeled
     rows' labels travel as withheld labels (pseudo-label precision only; never trained on).
+    A labeled row may carry ``prior_weight`` (see ``LabeledText``). ``keep_predictions`` adds
+    the per-item predictions (id, p_harmful, review priority and reason) to the returned dict.
     """
     from ssl_engine.engine import labeled_from_rows, run_round
     from ssl_engine.types import RoundInput, UnlabeledText
@@ -173,12 +176,16 @@ def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=N
     out = {
         "eval": res.metrics, "algorithm": algorithm, "labeled": len(labeled), "unlabeled": len(unlabeled),
         "seed": seed, "train_seconds": time.time() - t0, "threshold": res.threshold, "timings": res.timings,
-        "mode": mode, "config": config or {}, "model_dir": res.model_dir,
+        "mode": res.mode or mode, "config": config or {}, "model_dir": res.model_dir,
         "threshold_strategy": res.threshold_strategy, "threshold_note": res.threshold_note,
         "pseudo_labels": [dataclasses.asdict(s) | {"precision": s.precision} for s in res.pseudo_labels],
     }
+    if keep_predictions:
+        out["predictions"] = [{"example_id": p.example_id, "p_harmful": p.p_harmful,
+                               "review_priority": p.review_priority, "review_reason": p.review_reason}
+                              for p in res.predictions]
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(out, f, indent=2)
+        json.dump({k: v for k, v in out.items() if k != "predictions"}, f, indent=2)
     return out
 
 

@@ -66,7 +66,8 @@ class TrainConfig:
                            advanced=True)
     lora_r: int = param(8, min=1, max=512, help="lora mode: adapter rank.", group=GROUP_MODEL, advanced=True)
     lora_alpha: int = param(16, min=1, max=4096, help="lora mode: adapter scale.", group=GROUP_MODEL, advanced=True)
-    bf16: bool = param(True, help="bfloat16 autocast (CUDA only).", group=GROUP_MODEL, advanced=True)
+    bf16: bool = param(True, group=GROUP_MODEL, advanced=True,
+                       help="bfloat16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX): ~2-4x faster.")
     score_batch_size: int = param(64, min=1, max=4096, help="Batch size when scoring.", group=GROUP_MODEL,
                                   advanced=True)
     unlabeled_ratio: int = param(2, min=1, max=64, help="Unlabeled examples per labeled example in a step (μ).",

@@ -141,6 +141,7 @@ def build_table(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
     progress: Callable[[int, int], bool] | None = None,
+    bf16: bool = False,
 ) -> TextTable | None:
     """Token-id table, or (with ``model`` and ``cache``) a table of cached lower-layer states.
 
@@ -158,7 +159,9 @@ def build_table(
     done = 0
     pending_k: list[str] = []
     pending_s: list[torch.Tensor] = []
-    with torch.inference_mode():
+    from ssl_engine.model import autocast
+
+    with torch.inference_mode(), autocast(device, bf16):
         for start in range(0, total, batch_size):
             sel = list(range(start, min(total, start + batch_size)))
             batch = table_for_missing.collate(sel, device)

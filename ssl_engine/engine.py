@@ -40,14 +40,20 @@ def resolve_device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_mode(mode: str | None, device: str) -> str:
+FULL_MODE_MIN_LABELS = 1000
+
+
+def resolve_mode(mode: str | None, device: str, n_labeled: int = 0) -> str:
+    """The training mode: as asked, else ``full`` on a GPU or with at least ``FULL_MODE_MIN_LABELS``
+    human labels (every layer trains: worth its CPU time once there is that much to learn from),
+    else ``cpu-fast`` (top layers on cached lower-layer states)."""
     if mode:
         from ssl_engine.configs import MODES
 
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; known: {list(MODES)}")
         return mode
-    return "full" if device.startswith("cuda") else "cpu-fast"
+    return "full" if device.startswith("cuda") or n_labeled >= FULL_MODE_MIN_LABELS else "cpu-fast"
 
 
 def positive_index(label_names: Sequence[str]) -> int:
@@ -125,21 +131,22 @@ class _Progress:
             raise _Stopped
 
 
-def _score_table(model, table, device, batch_size: int, progress=None, phase: str = "score"):
+def _score_table(model, table, device, batch_size: int, progress=None, phase: str = "score", bf16: bool = True):
     """Probabilities (n, H, C) over real classes for a TextTable, length-bucketed, no grad."""
     import numpy as np
     import torch
+
+    from ssl_engine.model import autocast
 
     n = len(table)
     order = np.argsort(table.lengths, kind="stable")
     out = None
     model.eval()
-    use_amp = str(device).startswith("cuda")
     with torch.inference_mode():
         for s in range(0, n, batch_size):
             sel = order[s : s + batch_size]
             batch = table.collate(sel, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else _null():
+            with autocast(device, bf16):
                 logits = model(batch).float()
             probs = logits.softmax(-1).cpu().numpy()  # (H, B, C')
             if out is None:
@@ -150,12 +157,6 @@ def _score_table(model, table, device, batch_size: int, progress=None, phase: st
     if out is None:
         return np.zeros((0, 1, 2), dtype=np.float32)
     return out
-
-
-def _null():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _avg_probs(logit_probs):
@@ -226,7 +227,7 @@ class _Round:
         torch.manual_seed(self.seed)
         device_name = resolve_device(inp.device)
         self.device = torch.device(device_name)
-        self.mode = resolve_mode(inp.mode, device_name)
+        self.mode = resolve_mode(inp.mode, device_name, n_labeled=int((self.weights >= 1.0).sum()))
         from ssl_engine.model import default_backbone
 
         self.backbone = inp.backbone or default_backbone()
@@ -268,7 +269,7 @@ class _Round:
             model_dir=model_dir, predictions=predictions, metrics=self.metrics, threshold=self.threshold.threshold,
             train_log=list(self.trainer.log), train_seconds=self.timings["total_seconds"], timings=self.timings,
             view_losses=self.view_losses(), pseudo_labels=self.pseudo_label_report(),
-            threshold_strategy=self.threshold.strategy, threshold_note=self.threshold.note,
+            threshold_strategy=self.threshold.strategy, threshold_note=self.threshold.note, mode=self.mode,
         )
 
     # -- steps --------------------------------------------------------------------------------
@@ -321,7 +322,11 @@ class _Round:
             lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
         )
         self.model.to(self.device)
+        from ssl_engine.model import bf16_supported
+
+        self.bf16 = cfg.bf16 and bf16_supported(self.device)
         layer_tag = "pooled" if self.model.pools_in_cache else self.model.split_layer
+        layer_tag = f"{layer_tag}bf16" if self.bf16 else layer_tag  # bf16 states differ from fp32 ones
         self.cache = StateCache(self.settings.cache_root, self.backbone, layer_tag, cfg.max_length) \
             if self.mode == "cpu-fast" else None
 
@@ -332,7 +337,7 @@ class _Round:
         tbl = build_table(
             texts, prompts, tokenizer=self.tokenizer, max_length=self.cfg.max_length,
             model=self.model if self.cache is not None else None, cache=self.cache, device=self.device,
-            batch_size=self.cfg.score_batch_size, progress=lambda d, t: self.progress(phase, d, t),
+            batch_size=self.cfg.score_batch_size, progress=lambda d, t: self.progress(phase, d, t), bf16=self.bf16,
         )
         if tbl is None:
             raise _Stopped
@@ -420,7 +425,8 @@ class _Round:
         rest = np.arange(n_pool)
         if self.score_sub:
             self.unl_probs[self.sub_idx] = _restrict(
-                _score_table(self.model, self.weak_table, self.device, cfg.score_batch_size, self.progress),
+                _score_table(self.model, self.weak_table, self.device, cfg.score_batch_size, self.progress,
+                             bf16=self.bf16),
                 self.n_classes)
             rest = np.setdiff1d(rest, self.sub_idx)
         if len(rest):
@@ -434,7 +440,8 @@ class _Round:
     def scores_of(self, rows: Sequence[LabeledText], phase: str):
         """p(harmful) of labeled rows (validation or evaluation sets)."""
         tbl = self.table([e.text for e in rows], [e.prompt for e in rows], phase)
-        probs = _score_table(self.model, tbl, self.device, self.cfg.score_batch_size, self.progress, phase)
+        probs = _score_table(self.model, tbl, self.device, self.cfg.score_batch_size, self.progress, phase,
+                             bf16=self.bf16)
         return _avg_probs(_restrict(probs, self.n_classes))[:, self.pos]
 
     def choose_threshold(self) -> None:
@@ -609,7 +616,7 @@ def _stream_scores(model, tokenizer, rows, cfg, device, progress):
     for s in range(0, len(rows), chunk):
         part = rows[s : s + chunk]
         tbl = TextTable(tokenized_items(tokenizer, [r.text for r in part], [r.prompt for r in part], cfg.max_length))
-        probs = _score_table(model, tbl, device, cfg.score_batch_size)
+        probs = _score_table(model, tbl, device, cfg.score_batch_size, bf16=cfg.bf16)
         if out is None:
             out = np.zeros((len(rows), probs.shape[1], probs.shape[2]), dtype=np.float32)
         out[s : s + len(part)] = probs
@@ -653,7 +660,8 @@ def load_scorer(model_dir: str, device: str | None = None, settings: EngineSetti
 
 
 def labeled_from_rows(rows: Sequence[dict], label_names: Sequence[str]) -> list[LabeledText]:
-    """Build LabeledText from JSONL-style dicts (id, text, prompt, label name)."""
+    """Build LabeledText from JSONL-style dicts (id, text, prompt, label name, optional prior_weight)."""
     idx = {n: i for i, n in enumerate(label_names)}
-    return [LabeledText(example_id=str(r["id"]), text=r["text"], label=idx[r["label"]], prompt=r.get("prompt"))
+    return [LabeledText(example_id=str(r["id"]), text=r["text"], label=idx[r["label"]], prompt=r.get("prompt"),
+                        prior_weight=float(r.get("prior_weight", 1.0)))
             for r in rows]

@@ -33,6 +33,25 @@ class Head(nn.Module):
         return self.net(x)
 
 
+def bf16_supported(device) -> bool:
+    """bfloat16 autocast pays off: any CUDA device, or a CPU with native bf16 GEMMs (AVX512-BF16 / AMX)."""
+    if str(device).startswith("cuda"):
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device, enabled: bool = True):
+    """A bfloat16 autocast context for ``device`` when enabled and supported, else a no-op."""
+    import contextlib
+
+    if not enabled or not bf16_supported(device):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda" if str(device).startswith("cuda") else "cpu", dtype=torch.bfloat16)
+
+
 def _bert_like(encoder: nn.Module) -> bool:
     return hasattr(encoder, "embeddings") and hasattr(getattr(encoder, "encoder", None), "layer")
 

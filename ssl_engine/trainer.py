@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import torch
 from ssl_engine.algorithms import SSLAlgorithm, pseudo_margin
 from ssl_engine.configs import TrainConfig
 from ssl_engine.data import TextTable, bucketed_batches
+from ssl_engine.model import autocast
 from ssl_engine.types import Callback, TrainControl, TrainState
 
 
@@ -239,8 +239,7 @@ class Trainer:
             return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warm))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
-        use_amp = self.device.type == "cuda" and cfg.bf16
-        amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+        amp = lambda: autocast(self.device, cfg.bf16)  # noqa: E731
         lab_iter = self._labeled_batches()
         u_batches: list[np.ndarray] = []
         state = TrainState(total_steps=self.total_steps, phase="train")

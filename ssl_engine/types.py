@@ -149,3 +149,4 @@ class RoundResult:
     pseudo_labels: list[PseudoLabelStats] = field(default_factory=list)  # per epoch and class
     threshold_strategy: str = ""
     threshold_note: str = ""
+    mode: str = ""  # the training mode the round ran in (cpu-fast | lora | full)

@@ -51,6 +51,13 @@ class PseudoLabelConfig:
              "(ReMixMatch's distribution alignment) before any mask is applied.")
     alignment_momentum: float = param(0.99, min=0.0, max=0.99999, group=GROUP_ALGORITHM, advanced=True,
                                       help="EMA momentum of the model's class mix on the pool (alignment).")
+    class_balanced: bool = param(
+        True, group=GROUP_ALGORITHM,
+        help="Weigh pseudo-labels so that each class carries the same total weight in the unlabeled loss "
+             "(as the labeled loss does), instead of the majority class drowning the rare one.")
+    unlabeled_rampup: float = param(
+        0.1, min=0.0, max=1.0, group=GROUP_ALGORITHM, advanced=True,
+        help="Share of the steps over which λ_u grows linearly from 0 (the model first learns from labels).")
 
 
 @dataclass
@@ -102,6 +109,10 @@ class SSLAlgorithm(abc.ABC):
         self.class_prior = prior / prior.sum()
         self.label_smoothing = label_smoothing
         self.rng = np.random.default_rng(seed + 7919)
+        from ssl_engine.algorithms.policies import ClassBalance
+
+        self.balance = ClassBalance(self.class_prior, getattr(config, "alignment_momentum", 0.99)) \
+            if getattr(config, "class_balanced", False) else None
         self.step = 0
         self.epoch = 0
         self.last_labeled_loss = None  # (B,) unweighted per-example CE of the last labeled batch
@@ -153,11 +164,17 @@ class SSLAlgorithm(abc.ABC):
         return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0,
                                          "mask_ratio": 0.0})
 
+    def balanced(self, targets, mask):
+        """``mask`` times the class-balance multipliers of ``targets`` (``mask`` alone when off)."""
+        return mask if self.balance is None else mask * self.balance(targets, mask)
+
     def unlabeled_output(self, sup, unsup, *, unlabeled: Batch, weak_logits, weights, targets, ce,
                          **log: float) -> StepOutput:
-        """The common tail of a semi-supervised ``train_step``: total loss, log and tracking."""
+        """The common tail of a semi-supervised ``train_step``: total loss (λ_u ramped up), log, tracking."""
+        rampup = getattr(self.config, "unlabeled_rampup", 0.0) * self.total_steps
+        ramp = min(1.0, self.step / rampup) if rampup > 0 else 1.0
         self.step += 1
-        loss = sup + self.config.unlabeled_weight * unsup
+        loss = sup + self.config.unlabeled_weight * ramp * unsup
         w = weights.detach().float()
         return StepOutput(
             loss=loss,

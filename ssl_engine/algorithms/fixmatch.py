@@ -32,6 +32,6 @@ class FixMatch(SSLAlgorithm):
         mask = confidence_mask(probs, self.config.threshold)
         yhat = probs.argmax(-1)
         ce = strong_ce(self.model(unlabeled["strong"]).float(), yhat)  # (H, B)
-        unsup = (ce * mask).mean(1).mean()
+        unsup = (ce * self.balanced(yhat, mask)).mean(1).mean()
         return self.unlabeled_output(sup, unsup, unlabeled=unlabeled["weak"], weak_logits=wl[None],
                                      weights=mask, targets=yhat, ce=ce)

@@ -46,7 +46,7 @@ class FreeMatch(SSLAlgorithm):
         yhat = probs.argmax(-1)
         strong = self.model(unlabeled["strong"]).float()[..., : self.n_classes]
         ce = strong_ce(strong, yhat)
-        unsup = (ce * mask).mean(1).mean()
+        unsup = (ce * self.balanced(yhat, mask)).mean(1).mean()
         if self.config.fairness_weight > 0 and mask.sum() > 0:
             unsup = unsup + self.config.fairness_weight * self.fairness_loss(strong.mean(0), mask)
         thr = self.sat.class_thresholds()

@@ -93,12 +93,13 @@ class MarginMatch(SSLAlgorithm):
             aum_ok = torch.ones_like(flex)
         mask = flex * aum_ok
         targets = torch.where(thr_ex, torch.full_like(yhat, c), yhat)
-        mask = torch.where(thr_ex, torch.ones_like(mask), mask)
+        real_mask = mask * (~thr_ex).float()
+        # threshold examples always train towards the fake class, outside the class balance
+        mask = torch.where(thr_ex, torch.ones_like(mask), self.balanced(yhat, real_mask))
         ce = strong_ce(self.model(unlabeled["strong"]).float(), targets)
         unsup = (ce * mask).mean(1).mean()
         if (self.step + 1) % cfg.redraw_steps == 0:
             self._draw_threshold_examples()
-        real_mask = mask * (~thr_ex).float()
         # threshold examples train towards the fake class: their loss is not a view's quality
         ce_real = torch.where(thr_ex[None], torch.full_like(ce, float("nan")), ce)
         return self.unlabeled_output(sup, unsup, unlabeled=weak, weak_logits=real[None], weights=real_mask,

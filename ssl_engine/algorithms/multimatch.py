@@ -178,10 +178,14 @@ class MultiMatch(SSLAlgorithm):
             final_w[head] = torch.as_tensor(weights[head], device=wl.device, dtype=torch.float32) * fm
         targets = torch.as_tensor(labels, device=wl.device)
         ce = strong_ce(self.model(unlabeled["strong"]).float(), targets)  # (H, B), per-head targets
-        unsup = (final_w * ce).mean(1).mean()
         best_head = final_w.argmax(0)
+        used_w = final_w.max(0).values  # the agreement weight (0 / 1 / 3), before class balancing
+        if self.balance is not None:  # one histogram over every head's used pseudo-labels
+            flat = self.balanced(targets.reshape(-1), final_w.reshape(-1))
+            final_w = flat.reshape(final_w.shape)
+        unsup = (final_w * ce).mean(1).mean()
         used_target = targets.gather(0, best_head[None]).squeeze(0)
-        return self.unlabeled_output(sup, unsup, unlabeled=weak, weak_logits=wl, weights=final_w.max(0).values,
+        return self.unlabeled_output(sup, unsup, unlabeled=weak, weak_logits=wl, weights=used_w,
                                      targets=used_target, ce=ce,
                                      high_agree_ratio=float((weights == 1).mean()))
 

@@ -125,7 +125,8 @@ def test_freematch_step_updates_threshold_and_masks(tiny_backbone):
 def test_freematch_fairness_term_changes_the_loss_only_when_weighted(tiny_backbone):
     losses = []
     for weight in (0.0, 1.0):
-        model, algo, labeled, unl = _setup(tiny_backbone, "freematch", seed=3, fairness_weight=weight)
+        model, algo, labeled, unl = _setup(tiny_backbone, "freematch", seed=3, fairness_weight=weight,
+                                           unlabeled_rampup=0.0)
         losses.append(float(algo.train_step(labeled, unl).loss.detach()))
     assert np.isfinite(losses).all() and losses[0] != losses[1]
 
@@ -325,3 +326,25 @@ def test_example_weights_scale_the_supervised_loss(tiny_backbone):
     assert torch.allclose(plain, same, atol=1e-6)
     assert torch.allclose(half, plain * 0.5, atol=1e-6)
     assert not torch.allclose(harmful_only, plain, atol=1e-3)
+
+
+def test_class_balance_gives_each_class_the_same_total_weight():
+    from ssl_engine.algorithms.policies import ClassBalance
+
+    cb = ClassBalance(np.array([0.5, 0.5]), momentum=0.0)
+    targets = torch.tensor([0] * 9 + [1])
+    mult = cb(targets, torch.ones(10))
+    assert float(mult[targets == 0].sum()) == pytest.approx(float(mult[targets == 1].sum()))
+    assert float(mult.mean()) == pytest.approx(1.0)
+    masked = cb(targets, torch.tensor([1.0] * 9 + [0.0]))  # only class 0 used: nothing to rebalance against
+    assert float(masked[0]) == pytest.approx(0.5)
+
+
+def test_unlabeled_weight_ramps_up_from_zero(tiny_backbone):
+    model, algo, labeled, unl = _setup(tiny_backbone, "fixmatch", threshold=0.0, unlabeled_rampup=0.5)
+    algo.total_steps = 4
+    first = algo.train_step(labeled, unl)
+    assert float(first.loss) == pytest.approx(first.log["supervised_loss"], rel=1e-6)  # λ_u · 0
+    algo.train_step(labeled, unl)
+    third = algo.train_step(labeled, unl)  # step 2 of 4 with a 2-step ramp: full weight
+    assert float(third.loss) == pytest.approx(third.log["supervised_loss"] + third.log["unsupervised_loss"], rel=1e-5)

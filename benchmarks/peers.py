@@ -1,0 +1,84 @@
+"""Peer methods for the label-efficiency benchmark, on the same draws and the same MiniLM body.
+
+- ``lr_probe``: frozen encoder (mean-pooled, L2-normalised sentence embeddings, 256 tokens) +
+  class-balanced logistic regression (scikit-learn).
+- ``setfit``: SetFit (``pip install -r requirements-bench.txt``) with the same MiniLM body,
+  its default few-shot recipe (contrastive pairs, 1 epoch, logistic-regression head).
+
+Both choose their decision threshold with the rule Umbra uses at this label count when no
+validation split can be carved (``prior_match``: flag the labeled harmful share of the
+unlabeled pool), so the comparison is of the scores, not of threshold luck.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ssl_engine.metrics import binary_metrics
+from ssl_engine.thresholds import ThresholdInputs, choose_threshold
+
+_EMB_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _texts(rows: Sequence[dict]) -> tuple[list[str], list[str | None] | None]:
+    texts = [r["text"] for r in rows]
+    prompts = [r.get("prompt") for r in rows]
+    return texts, prompts if any(prompts) else None
+
+
+def embeddings(rows: Sequence[dict], key: str) -> np.ndarray:
+    """Frozen sentence embeddings of ``rows`` (memoised per process under ``key``)."""
+    from ssl_engine.selection import embed_texts
+
+    if key not in _EMB_CACHE:
+        texts, prompts = _texts(rows)
+        _EMB_CACHE[key] = embed_texts(texts, prompts, max_length=256)
+    return _EMB_CACHE[key]
+
+
+def _finish(name: str, y_test, p_test, p_pool, prior: float, t0: float) -> dict:
+    choice = choose_threshold("prior_match", ThresholdInputs(pool_scores=np.asarray(p_pool), prior=prior))
+    return {"method": name, "metrics": binary_metrics(np.asarray(y_test), np.asarray(p_test), choice.threshold),
+            "threshold": choice.threshold, "threshold_strategy": "prior_match", "seconds": time.time() - t0}
+
+
+def lr_probe(labeled, pool, test, *, emb_lab, emb_pool, emb_test, seed: int) -> dict:
+    """Class-balanced logistic regression on frozen embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    t0 = time.time()
+    y = np.array([r["label"] == "harmful" for r in labeled], dtype=int)
+    clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=1.0, random_state=seed).fit(emb_lab, y)
+    yt = np.array([r["label"] == "harmful" for r in test], dtype=int)
+    return _finish("lr_probe", yt, clf.predict_proba(emb_test)[:, 1], clf.predict_proba(emb_pool)[:, 1],
+                   float(y.mean()), t0)
+
+
+def setfit(labeled, pool, test, *, seed: int) -> dict:
+    """SetFit with the bundled MiniLM body and its default hyper-parameters."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from ssl_engine.model import default_backbone
+
+    t0 = time.time()
+    texts, prompts = _texts(labeled)
+
+    def joined(rows):
+        t, p = _texts(rows)
+        return t if p is None else [f"{a or ''}\n{b}" for a, b in zip(p, t, strict=True)]
+
+    y = [int(r["label"] == "harmful") for r in labeled]
+    model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced",
+                                                                         "max_iter": 2000})
+    model.model_body.max_seq_length = 256
+    args = TrainingArguments(batch_size=16, num_epochs=1, seed=seed, report_to="none")
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": joined(labeled), "label": y}))
+    trainer.train()
+    p_test = np.asarray(model.predict_proba(joined(test)))[:, 1]
+    p_pool = np.asarray(model.predict_proba(joined(pool)))[:, 1]
+    yt = np.array([r["label"] == "harmful" for r in test], dtype=int)
+    return _finish("setfit", yt, p_test, p_pool, float(np.mean(y)), t0)
