@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -20,9 +22,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from annotations.errors import ApplicationError
-from annotations.models import Annotation, Item, Label, Project, Role
+from annotations.errors import ApplicationError, FieldError
+from annotations.models import Annotation, BackgroundJob, Item, Label, Project, Role
+from annotations.permissions import require_role
 from annotations.services.hashing import content_hash
+from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, runner
 
 KNOWN_FIELDS = {"id", "text", "prompt", "label", "category", "source", "task", "split"}
 LABELS = {Label.HARMFUL.value, Label.UNHARMFUL.value}
@@ -358,3 +362,81 @@ def _insert_batched(*, project, rows: Iterable[ParsedRow], split, bench_name, us
             flush()
     if batch:
         flush()
+
+
+# --- uploads as import jobs ---------------------------------------------------------------
+
+
+def upload_store(*, uploaded, prefix: str) -> Path:
+    """Copy an uploaded file to the uploads folder under a fresh name; returns the path."""
+    folder = Path(settings.MEDIA_ROOT) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(uploaded.name).suffix.lower()
+    path = folder / f"{prefix}-{uuid.uuid4().hex}{suffix}"
+    with path.open("wb") as out:
+        for chunk in uploaded.chunks():
+            out.write(chunk)
+    return path
+
+
+@transaction.atomic
+def import_job_start(*, project: Project, user, uploaded, split: str, bench_name: str,
+                     skip_invalid: bool) -> BackgroundJob:
+    """Store the upload and enqueue an import job after commit (admins only)."""
+    require_role(user, project, Role.ADMIN, action="import items")
+    format_from_name(uploaded.name)
+    try:
+        path = upload_store(uploaded=uploaded, prefix=f"import-{project.slug}")
+    except OSError as exc:
+        raise FieldError(f"Could not store the upload: {exc}", field="file") from exc
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.IMPORT, created_by=user,
+        params={"path": str(path), "name": uploaded.name, "split": split, "bench_name": bench_name,
+                "skip_invalid": skip_invalid},
+        progress={"phase": "queued"},
+    )
+    job_enqueue(job=job)
+    return job
+
+
+@runner
+class ImportRunner(JobRunner):
+    """Imports an uploaded file (one transaction: all or nothing unless skip_invalid); the upload is removed."""
+
+    name = BackgroundJob.Kind.IMPORT
+    task = "annotations.import_job_run"
+    queue = "celery"
+
+    def run(self) -> dict[str, Any]:
+        p = self.job.params
+        self.progress.update(force=True, phase="importing")
+        try:
+            with open(p["path"], "rb") as fh:
+                report = items_import(project=self.job.project, stream=fh, fmt=format_from_name(p["name"]),
+                                      split=p["split"], bench_name=p["bench_name"], skip_invalid=p["skip_invalid"])
+        except ImportFailed as exc:
+            self.errors = [str(e) for e in exc.errors[:200]]
+            raise
+        except FileNotFoundError as exc:
+            raise ApplicationError("The uploaded file is gone (removed after an earlier attempt); "
+                                   "upload it again.") from exc
+        except Exception as exc:
+            raise ApplicationError(f"Import failed and was rolled back: {exc}") from exc
+        finally:
+            Path(p["path"]).unlink(missing_ok=True)
+        return {"result": {"summary": report.summary(), "created": report.created, "duplicates": report.duplicates,
+                           "labeled": report.labeled, "errors": [str(e) for e in report.errors[:200]]}}
+
+    def stopped_fields(self) -> dict[str, Any]:
+        return {"result": {"errors": getattr(self, "errors", [])}}
+
+    @classmethod
+    def cleanup(cls, job, status: str) -> None:
+        path = (job.params or {}).get("path")
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+
+def import_job_execute(*, job_id: int, worker: str = "") -> str:
+    """Run a queued import job on this worker (the task's body)."""
+    return job_execute(runner_name=ImportRunner.name, job_id=job_id, worker=worker)

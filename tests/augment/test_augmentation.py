@@ -14,10 +14,10 @@ from annotations.models import AugmentedVariant, BackgroundJob, Item, TrainingRo
 from annotations.services.augmentation import (
     augmentation_job_execute,
     augmentation_job_start,
-    job_resume,
-    provider_spec_clean,
     variants_record_view_losses,
 )
+from annotations.services.jobs import job_resume
+from annotations.services.outbound import provider_spec_clean
 from annotations.services.rounds import round_input_build
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_crashed_job_resumes_where_it_stopped(project, users, aug_items, setting
     BackgroundJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(minutes=10))
     # A live job is not resumable by an admin, a stale one is; the next delivery takes it over.
     BackgroundJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError, match="still alive or finished; nothing to resume"):
         job_resume(job=job, user=users["admin"])
     assert augmentation_job_execute(job_id=job.pk) == "skipped"  # alive elsewhere: not taken over
     BackgroundJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=10))
@@ -117,7 +117,9 @@ def test_curation_and_generator_rejections_keep_their_reasons(project, users, au
     assert job.result["drop_reasons"]["duplicate_of_source"] == 2 and job.result["kept"] == 2
 
 
-def test_start_validates_and_never_stores_api_keys(project, users, aug_items):
+def test_start_validates_and_never_stores_api_keys(project, users, aug_items, settings):
+    settings.UMBRA_PROVIDER_BASE_URLS = ["http://x/v1"]
+    settings.UMBRA_PROVIDER_API_KEY_ENVS = ["MY_KEY"]
     with pytest.raises(PermissionDenied):
         augmentation_job_start(project=project, user=users["reviewer"], method="word_swap")
     with pytest.raises(ApplicationError, match="environment variable"):
