@@ -237,6 +237,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 UMBRA_JOB_HEARTBEAT_TIMEOUT = env.int(
     "UMBRA_JOB_HEARTBEAT_TIMEOUT", default=env.int("UMBRA_ROUND_HEARTBEAT_TIMEOUT", default=300))
 UMBRA_JOB_SWEEP_INTERVAL = env.int("UMBRA_JOB_SWEEP_INTERVAL", default=60)
+UMBRA_JOB_PROGRESS_INTERVAL = env.float("UMBRA_JOB_PROGRESS_INTERVAL", default=1.0)  # seconds between writes
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "annotations.jobs_sweep_stale", "schedule": float(UMBRA_JOB_SWEEP_INTERVAL)},
 }
@@ -259,7 +260,8 @@ REST_FRAMEWORK = {
         "annotations.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
+                                   "annotations.api.permissions.TokenScope"],
     "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.UmbraAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["annotations.api.parsers.LimitedJSONParser"],

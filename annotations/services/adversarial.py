@@ -53,16 +53,17 @@ def adversarial_job_start(
         raise FieldError("Iterations must be between 1 and 10.", field="iterations")
     if not isinstance(per_item, int) or not 1 <= per_item <= 10:
         raise FieldError("Candidates per item must be between 1 and 10.", field="per_item")
-    version = ModelVersion.objects.filter(project=project, is_active=True).first()
-    if version is None:
-        raise Conflict("Adversarial mining needs an active model; train and activate one first.")
+    provider = provider_spec_clean(provider)
     judge = dict(judge or {})
     if judge:
         judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
+    version = ModelVersion.objects.filter(project=project, is_active=True).first()
+    if version is None:
+        raise Conflict("Adversarial mining needs an active model; train and activate one first.")
     job = job_create(
         model=BackgroundJob, project=project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
         params={"mode": "mine", "directions": directions, "iterations": iterations, "per_item": per_item,
-                "provider": provider_spec_clean(provider), "judge": judge, "limit": limit, "seed": seed,
+                "provider": provider, "judge": judge, "limit": limit, "seed": seed,
                 "model_version": version.pk},
         progress={"phase": "queued", "done": 0, "total": 0},
     )

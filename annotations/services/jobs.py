@@ -237,14 +237,15 @@ def job_claim(*, model: type[Job], job_id: int, worker: str = "", takeover: bool
 class JobProgress:
     """Throttled progress + heartbeat writes for one claimed job.
 
-    ``update()`` writes at most once per ``min_interval`` seconds (``force`` writes now) and
+    ``update()`` writes at most once per ``min_interval`` seconds (``UMBRA_JOB_PROGRESS_INTERVAL``
+    by default; ``force`` writes now) and
     adds ``eta_seconds`` when the progress has ``done``/``step`` and ``total``. It raises
     ``JobCancelled`` when an admin asked to stop and ``JobLost`` when the claim is gone.
     """
 
-    def __init__(self, job: Job, *, min_interval: float = 1.0) -> None:
+    def __init__(self, job: Job, *, min_interval: float | None = None) -> None:
         self.model, self.job_id, self.claim = type(job), job.pk, job.claim
-        self.min_interval = min_interval
+        self.min_interval = float(settings.UMBRA_JOB_PROGRESS_INTERVAL if min_interval is None else min_interval)
         self.started = time.monotonic()
         self._last: float | None = None
         self.writes = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 import tempfile
 from collections import Counter
@@ -172,6 +173,19 @@ HF_FEATURES = (
 )
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def markdown_text(value: str) -> str:
+    """``value`` as literal Markdown text: one line, every Markdown/HTML special character escaped.
+
+    A project name such as ``<img src=x onerror=…>`` or ``[x](javascript:…)`` must read as
+    itself on the Hugging Face hub, which renders the card's Markdown and HTML.
+    """
+    one_line = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", one_line)
+
+
 def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     splits = sorted(counts, key=lambda s: (s != "train", s != "test", s))
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
@@ -183,7 +197,8 @@ def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     for name, dtype in HF_FEATURES:
         lines += [f"  - name: {name}", f"    dtype: {dtype}"]
     lines += ["task_categories:", "- text-classification", "language:", "- en", "---", "",
-              f"# {project.name} ({project.slug}): {project.get_task_display().lower()} labels", "",
+              f"# {markdown_text(project.name)} ({markdown_text(project.slug)}): "
+              f"{project.get_task_display().lower()} labels", "",
               "Exported from Umbra. Each row is an item with its label and where the label came from:",
               "`human` (annotators; `labeled_by` lists them), `refined` (robust UU refinement of weak labels)",
               "or `pseudo` (a prediction of training round `round`). Filter on `provenance` to keep only",

@@ -104,6 +104,7 @@ class ModerationCreateApi(APIView):
     """
 
     throttle_classes = [ModerationTokenRateThrottle]
+    read_token_may_post = True  # scoring texts changes nothing: read-only tokens may use it
 
     class InputSerializer(serializers.Serializer):
         input = ModerationInputField()
