@@ -190,3 +190,18 @@ def test_export_commands(labeled, tmp_path, capsys):
     name = labeled["mv"].name
     assert {f"{name}/config.json", f"{name}/heads.safetensors", f"{name}/umbra_model.json",
             f"{name}/UMBRA_EXPORT.md"} <= set(names)
+
+
+def test_the_dataset_card_writes_a_hostile_project_name_as_plain_text(project, tmp_path):
+    """Issue 15, defect 13: the HF dataset card wrote the project name raw into Markdown."""
+    from annotations.services.label_exports import labels_hf_write
+
+    project.name = '<img src=x onerror="alert(1)"> [click](javascript:alert(2)) **bold**\n# injected heading'
+    project.save(update_fields=["name"])
+    labels_hf_write(project=project, folder=tmp_path / "card")
+    card = (tmp_path / "card" / "README.md").read_text()
+    title = next(line for line in card.splitlines() if line.startswith("# "))
+    import re
+
+    assert not re.search(r"(?<!\\)<", card) and "](javascript:" not in card and "\n# injected" not in card
+    assert title.startswith(r'# \<img src=x onerror="alert\(1\)"\> \[click\]\(javascript:alert\(2\)\) \*\*bold\*\*')
