@@ -198,3 +198,17 @@ def test_resume_is_refused_for_kinds_that_cannot_resume(project, users):
     assert runner_get("import").resumable is False
     with pytest.raises(Conflict, match="Import job #3 cannot be resumed; start a new one"):
         job_resume(job=job, user=users["admin"])
+
+
+def test_a_projects_first_import_is_import_job_1(client_for, project, other_project, users,
+                                                 django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    BackgroundJob.objects.create(project=other_project, kind="import", number=1)
+    BackgroundJob.objects.create(project=other_project, kind="import", number=2)
+    client = client_for("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("annotations:item_import", args=[project.slug]),
+                               {"file": SimpleUploadedFile("a.jsonl", b'{"text": "a"}\n'), "split": "pool"},
+                               follow=True)
+    assert "Import job #1 queued." in response.content.decode()
