@@ -238,9 +238,9 @@ class JobProgress:
     """Throttled progress + heartbeat writes for one claimed job.
 
     ``update()`` writes at most once per ``min_interval`` seconds (``UMBRA_JOB_PROGRESS_INTERVAL``
-    by default; ``force`` writes now) and
-    adds ``eta_seconds`` when the progress has ``done``/``step`` and ``total``. It raises
-    ``JobCancelled`` when an admin asked to stop and ``JobLost`` when the claim is gone.
+    by default; ``force`` writes now) and adds ``eta_seconds`` when the progress has
+    ``done``/``step`` and ``total``. It raises ``JobCancelled`` when an admin asked to stop and
+    ``JobLost`` when the claim is gone.
     """
 
     def __init__(self, job: Job, *, min_interval: float | None = None) -> None:
