@@ -343,7 +343,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
 
 
 def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence[int],
-                                view_losses: Sequence[Any]) -> dict[str, int]:
+                                view_losses: Sequence[Any], round_number: int | None = None) -> dict[str, int]:
     """Store a round's per-variant training loss; flag the variants whose loss stayed high.
 
     ``variant_ids`` is the round snapshot's list, in the order the round read them
@@ -373,7 +373,8 @@ def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence
             continue
         curation = {k: val for k, val in (v.curation or {}).items() if k != "loss_flag"}
         curation["loss"] = {
-            "round": training_round_id, "as": "labeled copy" if vl.labeled else "strong view",
+            "round": training_round_id, "round_number": round_number or training_round_id,
+            "as": "labeled copy" if vl.labeled else "strong view",
             "epochs": [None if x != x else round(float(x), 4) for x in vl.losses],  # JSON has no NaN
             "mean": round(float(vl.mean_loss), 4), "flagged": bool(vl.flagged),
         }

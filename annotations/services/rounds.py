@@ -361,6 +361,7 @@ class TrainingRoundRunner(JobRunner):
         if snapshot.get("variant_ids"):
             snapshot["variant_loss"] = variants_record_view_losses(
                 training_round_id=job.pk, variant_ids=snapshot["variant_ids"], view_losses=result.view_losses,
+                round_number=job.number,
             )
             TrainingRound.objects.filter(pk=job.pk).update(snapshot=snapshot)
         model_version_create(training_round=job, path=str(result.model_dir), threshold=result.threshold,

@@ -167,13 +167,13 @@ def test_round_loss_check_flags_variants_and_flagged_unreviewed_ones_stop_traini
               _view_loss(seed, 5, [1.0, 1.0, 1.0], True)]  # no such view: ignored
     with transaction.atomic():
         counts = variants_record_view_losses(training_round_id=rnd.pk, variant_ids=snap["variant_ids"],
-                                             view_losses=losses)
+                                             view_losses=losses, round_number=7)
     assert counts == {"checked": 3, "flagged": 2}
     for v in (p0, p1, p2, s0):
         v.refresh_from_db()
     assert p1.curation["loss_flag"].startswith("high_loss") and p1.review_priority >= 5
-    assert p1.curation["loss"] == {"round": rnd.pk, "as": "strong view", "epochs": [1.0, None, 2.0], "mean": 1.5,
-                                   "flagged": True}
+    assert p1.curation["loss"] == {"round": rnd.pk, "round_number": 7, "as": "strong view",
+                                   "epochs": [1.0, None, 2.0], "mean": 1.5, "flagged": True}
     assert s0.curation["loss"]["as"] == "labeled copy" and "loss_flag" in s0.curation
     assert "loss_flag" not in p0.curation and p0.curation["loss"]["mean"] == pytest.approx(0.4333, abs=1e-4)
     assert "loss" not in p2.curation  # never drawn: nothing to say
