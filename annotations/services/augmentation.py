@@ -179,8 +179,8 @@ class AugmentationRunner(JobRunner):
     resumable = True
 
     def run(self) -> dict[str, Any]:
-        job, p = self.job, self.job.params
-        method, per_item = p["method"], int(p["per_item"])
+        p = self.job.params
+        method = p["method"]
         self.counts: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         t0 = time.monotonic()
