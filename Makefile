@@ -48,8 +48,12 @@ run: demo
 	echo ""; echo "  Umbra is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"; echo ""; \
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
+# One worker with the beat embedded: the stale-job sweep runs every UMBRA_JOB_SWEEP_INTERVAL seconds
+# (and at every worker start). With several workers, give exactly one of them --beat.
 worker: install
-	$(VENV)/bin/celery -A moderation_app worker -Q celery,training,augment --concurrency=1 --prefetch-multiplier=1 --loglevel=INFO
+	@mkdir -p var
+	$(VENV)/bin/celery -A moderation_app worker -Q celery,training,augment --concurrency=1 --prefetch-multiplier=1 \
+	  --loglevel=INFO --beat --schedule=var/celerybeat-schedule
 
 check-services: install
 	@$(PY) scripts/check_services.py

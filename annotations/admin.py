@@ -26,17 +26,30 @@ class ItemAdmin(admin.ModelAdmin):
 
 @admin.register(models.Annotation)
 class AnnotationAdmin(admin.ModelAdmin):
+    """Read-only: the label history is append-only, for superusers too.
+
+    Labels are added through the labeling and review pages (which keep each item's derived
+    label in step); no row is changed or deleted, and since Django's admin checks the delete
+    permission of related rows, neither can an item or project that has labels be deleted here.
+    """
+
     list_display = ("id", "item_id", "annotator", "role", "kind", "label", "created_at")
     list_filter = ("kind", "role", "label")
     raw_id_fields = ("item", "prediction")
 
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
-        return False  # the label history is append-only
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(models.TrainingRound)
 class TrainingRoundAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "kind", "algorithm", "status", "created_at", "finished_at")
+    list_display = ("id", "project", "number", "algorithm", "status", "created_at", "finished_at")
     list_filter = ("project", "status", "algorithm")
 
 
@@ -55,12 +68,12 @@ class PredictionAdmin(admin.ModelAdmin):
 @admin.register(models.WeakLabel)
 class WeakLabelAdmin(admin.ModelAdmin):
     list_display = ("id", "item_id", "source", "iteration", "label")
-    raw_id_fields = ("item", "training_round")
+    raw_id_fields = ("item", "job")
 
 
 @admin.register(models.BackgroundJob)
 class BackgroundJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "kind", "status", "created_at")
+    list_display = ("id", "project", "kind", "number", "status", "created_at")
 
 
 @admin.register(models.AugmentedVariant)
@@ -72,5 +85,5 @@ class AugmentedVariantAdmin(admin.ModelAdmin):
 
 @admin.register(models.ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "revoked_at")
+    list_display = ("name", "user", "prefix", "scope", "expires_at", "created_at", "revoked_at")
     readonly_fields = ("key_hash", "prefix")

@@ -36,6 +36,57 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Job(models.Model):
+    """What every background job row has (NetBox's ``Job``): status, timestamps, heartbeat, progress, error.
+
+    Training rounds and the other background jobs share it; ``annotations.services.jobs``
+    is the only code that moves a job between statuses. ``number`` counts the jobs of one
+    project (and kind), so a project's first import is "Import job 1" whatever other
+    projects did; URLs and the API keep the global primary key.
+    """
+
+    Status = JobStatus
+    ACTIVE_STATUSES = ACTIVE_JOB_STATUSES
+
+    number = models.PositiveIntegerField(default=0, editable=False, help_text="Per project (and kind), from 1.")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    progress = models.JSONField(default=dict, blank=True, help_text="phase, done/total (or step/total), eta")
+    error = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="", help_text="Host of the worker that runs it.")
+    claim = models.CharField(max_length=32, blank=True, default="", editable=False,
+                             help_text="Token of the current claim: a worker that lost it stops writing.")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_JOB_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def kind_label(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """How people name it: "round #3", "Import job 1"…"""
+        return f"{self.kind_label} #{self.number or self.pk}"
+
+
 class Project(models.Model):
     """A labeling effort for one task: prompt harmfulness or response harmfulness."""
 
@@ -185,12 +236,8 @@ class Annotation(models.Model):
         indexes = [models.Index(fields=["item", "annotator", "-created_at"], name="annotation_item_user_idx")]
 
 
-class TrainingRound(models.Model):
-    """One training job (an SSL round or a UU refinement): the job record and its results."""
-
-    class Kind(models.TextChoices):
-        SSL = "ssl", "Semi-supervised training"
-        UU_REFINE = "uu_refine", "Robust UU label refinement"
+class TrainingRound(Job):
+    """One semi-supervised training round: the job record and its results."""
 
     class Algorithm(models.TextChoices):
         # Mirrors ssl_engine.configs.ALGORITHM_NAMES (a test keeps them equal).
@@ -200,24 +247,11 @@ class TrainingRound(models.Model):
         MARGINMATCH = "marginmatch", "MarginMatch"
         MULTIMATCH = "multimatch", "MultiMatch"
 
-    Status = JobStatus
-
-    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SSL)
-    algorithm = models.CharField(max_length=32, blank=True, default="")
+    algorithm = models.CharField(max_length=32, choices=Algorithm.choices)
     config = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    progress = models.JSONField(default=dict, blank=True, help_text="step, total, loss, mask_ratio, phase")
-    error = models.TextField(blank=True, default="")
     snapshot = models.JSONField(
         default=dict, blank=True, help_text="Annotation ids and variant ids used, so the round can be reproduced."
     )
@@ -225,7 +259,6 @@ class TrainingRound(models.Model):
     n_unlabeled = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True, help_text="Per evaluation set.")
     train_log = models.JSONField(default=list, blank=True)
-    worker = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -234,20 +267,16 @@ class TrainingRound(models.Model):
                 fields=["project"], condition=Q(status__in=["queued", "running"]),
                 name="one_active_round_per_project",
             ),
+            models.UniqueConstraint(fields=["project", "number"], condition=Q(number__gt=0),
+                                    name="round_number_per_project"),
         ]
 
     def __str__(self) -> str:
-        return f"Round {self.pk} ({self.algorithm or self.kind}, {self.status})"
+        return f"Round {self.number or self.pk} ({self.algorithm}, {self.status})"
 
     @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATUSES
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
+    def kind_label(self) -> str:
+        return "Round"
 
 
 class ModelVersion(models.Model):
@@ -255,6 +284,7 @@ class ModelVersion(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     training_round = models.OneToOneField(TrainingRound, on_delete=models.CASCADE, related_name="model_version")
+    number = models.PositiveIntegerField(default=0, editable=False, help_text="Per project, from 1.")
     path = models.CharField(max_length=500)
     threshold = models.FloatField(default=0.5)
     metrics = models.JSONField(default=dict, blank=True)
@@ -266,14 +296,17 @@ class ModelVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project"], condition=Q(is_active=True), name="one_active_model_per_project"),
             models.CheckConstraint(condition=Q(threshold__gte=0) & Q(threshold__lte=1), name="model_threshold_in_unit"),
+            models.UniqueConstraint(fields=["project", "number"], condition=Q(number__gt=0),
+                                    name="model_number_per_project"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.project.slug} v{self.pk}"
+        return self.name
 
     @property
     def name(self) -> str:
-        return f"{self.project.slug}-v{self.pk}"
+        """``<slug>-v<n>``: a project's first model is ``<slug>-v1``."""
+        return f"{self.project.slug}-v{self.number or self.pk}"
 
 
 class Prediction(models.Model):
@@ -326,8 +359,9 @@ class WeakLabel(models.Model):
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="weak_labels")
     source = models.CharField(max_length=16, choices=Source.choices)
-    training_round = models.ForeignKey(
-        TrainingRound, null=True, blank=True, on_delete=models.CASCADE, related_name="weak_labels"
+    job = models.ForeignKey(
+        "BackgroundJob", null=True, blank=True, on_delete=models.CASCADE, related_name="weak_labels",
+        help_text="The refinement job that wrote a refined label (empty for other sources).",
     )
     iteration = models.PositiveSmallIntegerField(default=0)
     label = models.CharField(max_length=16, choices=Label.choices)
@@ -337,14 +371,14 @@ class WeakLabel(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["item", "source", "training_round", "iteration"], name="one_weak_label_per_source_iteration",
+                fields=["item", "source", "job", "iteration"], name="one_weak_label_per_source_job_iteration",
                 nulls_distinct=False,
             ),
         ]
 
 
-class BackgroundJob(models.Model):
-    """A non-training background job (augmentation, adversarial mining, export, import upload)."""
+class BackgroundJob(Job):
+    """Background work other than training rounds: imports, exports, augmentation, mining, judging, refinement."""
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import"
@@ -352,24 +386,31 @@ class BackgroundJob(models.Model):
         ADVERSARIAL = "adversarial", "Adversarial mining"
         EXPORT = "export", "Export"
         JUDGE = "judge", "LLM judge labels"
-
-    Status = JobStatus
+        REFINE = "refine", "Label refinement"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     params = models.JSONField(default=dict, blank=True)
-    progress = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "kind", "number"], condition=Q(number__gt=0),
+                                    name="job_number_per_project_kind"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(kind="refine", status__in=["queued", "running"]),
+                name="one_active_refinement_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.status})"
+
+    @property
+    def kind_label(self) -> str:
+        return f"{self.get_kind_display()} job"
 
 
 class AugmentedVariant(models.Model):
@@ -423,9 +464,20 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    class Scope(models.TextChoices):
+        READ_WRITE = "read_write", "Read and write"
+        READ = "read", "Read only (and /v1/moderations)"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.READ_WRITE)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the token does not expire.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+
+    def is_expired(self, now=None) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())

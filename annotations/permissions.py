@@ -30,6 +30,15 @@ def has_role(user, project: Project, minimum: str) -> bool:
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
 
 
+def require_role(user, project: Project, minimum: str, *, action: str) -> None:
+    """Services' own role check: raise the typed ``PermissionDenied`` unless ``user`` may ``action``."""
+    from annotations.errors import PermissionDenied as AppPermissionDenied
+
+    if user is None or not has_role(user, project, minimum):
+        who = {Role.ADMIN: "project admins", Role.REVIEWER: "reviewers and admins"}.get(minimum, "project members")
+        raise AppPermissionDenied(f"Only {who} can {action}.")
+
+
 def project_for(user, slug: str, minimum: str = Role.ANNOTATOR) -> Project:
     """The project ``slug`` if ``user`` holds at least ``minimum`` there.
 

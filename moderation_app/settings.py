@@ -8,9 +8,11 @@ Modes:
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,10 +39,18 @@ def _demo_secret_key() -> str:
     return path.read_text().strip()
 
 
+SECRET_KEY_MIN_LENGTH = 50  # what `check --deploy` asks for (security.W009)
+
 if RELAXED:
     SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or _demo_secret_key()
 else:
     SECRET_KEY = env("DJANGO_SECRET_KEY")  # required: no literal fallback
+    if len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is {'empty' if not SECRET_KEY else f'{len(SECRET_KEY)} characters long'}: "
+            f"production needs a random key of at least {SECRET_KEY_MIN_LENGTH} characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+        )
 
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if RELAXED else []
@@ -59,21 +69,43 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_results",
+    "axes",
     "annotations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before WhiteNoise: its static responses get the CSP and X-Frame-Options headers too.
     "annotations.middleware.ContentSecurityPolicyMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "annotations.middleware.RequestBodyLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes) on /accounts/login/ and /admin/login/: after
+# UMBRA_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# locked out for UMBRA_LOGIN_COOLOFF_MINUTES (429), even with the right password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("UMBRA_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("UMBRA_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# Behind N reverse proxies the client address is the N-th from the right in X-Forwarded-For.
+AXES_IPWARE_PROXY_COUNT = env.int("UMBRA_TRUSTED_PROXY_COUNT", default=0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 
 ROOT_URLCONF = "moderation_app.urls"
 
@@ -136,8 +168,11 @@ MEDIA_URL = "media/"
 # Trained models (Hugging Face folders), one folder per round.
 UMBRA_ARTIFACT_DIR = Path(env("UMBRA_ARTIFACT_DIR", default=str(VAR_DIR / "artifacts")))
 
-# Request bodies: uploads of import files are streamed to disk above this size.
+# Request bodies: JSON and form fields up to DATA_UPLOAD_MAX_MEMORY_SIZE; a request with file
+# uploads (the import page) up to UMBRA_UPLOAD_MAX_BYTES in all; anything larger gets 413, with
+# or without a Content-Length (chunked bodies are counted as they are read).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=4 * 1024 * 1024)
+UMBRA_UPLOAD_MAX_BYTES = env.int("UMBRA_UPLOAD_MAX_BYTES", default=100 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
 # Items: the longest text accepted on import (characters).
@@ -145,9 +180,17 @@ UMBRA_ITEM_MAX_CHARS = env.int("UMBRA_ITEM_MAX_CHARS", default=2_000_000)
 # Seed labeling: how long an item handed to an annotator stays reserved for them.
 UMBRA_CLAIM_LEASE_SECONDS = env.int("UMBRA_CLAIM_LEASE_SECONDS", default=600)
 
-# Cache (API throttle counters): per-process memory by default; set CACHE_URL=redis://…/N in
-# production so limits hold across gunicorn workers.
+# Cache (API throttle counters, shared labeling counts): per-process memory by default; set
+# CACHE_URL=redis://…/N in production so limits hold across gunicorn workers. A Redis cache is
+# used through a backend that degrades to "no cache" when Redis is unreachable (serving and
+# labeling keep working; throttles stop counting until it is back).
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "annotations.cache.ResilientRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {}).update({
+        "socket_connect_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
+        "socket_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
+    })
 
 # --- security headers -------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
@@ -188,11 +231,23 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A message not acked within this long is redelivered (acks_late + a killed worker).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600 + 600}
+# One job system: a running job (round, import, export, augmentation, mining, judging,
+# refinement) whose heartbeat is older than UMBRA_JOB_HEARTBEAT_TIMEOUT is dead; the sweep that
+# fails it runs every UMBRA_JOB_SWEEP_INTERVAL seconds (beat) and when a worker starts.
+UMBRA_JOB_HEARTBEAT_TIMEOUT = env.int(
+    "UMBRA_JOB_HEARTBEAT_TIMEOUT", default=env.int("UMBRA_ROUND_HEARTBEAT_TIMEOUT", default=300))
+UMBRA_JOB_SWEEP_INTERVAL = env.int("UMBRA_JOB_SWEEP_INTERVAL", default=60)
+UMBRA_JOB_PROGRESS_INTERVAL = env.float("UMBRA_JOB_PROGRESS_INTERVAL", default=1.0)  # seconds between writes
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-rounds": {"task": "annotations.rounds_sweep_stale", "schedule": 60.0},
+    "sweep-stale-jobs": {"task": "annotations.jobs_sweep_stale", "schedule": float(UMBRA_JOB_SWEEP_INTERVAL)},
 }
-# A running round whose heartbeat is older than this is considered dead.
-UMBRA_ROUND_HEARTBEAT_TIMEOUT = env.int("UMBRA_ROUND_HEARTBEAT_TIMEOUT", default=300)
+
+# --- outbound requests from workers (LLM providers) --------------------------
+# Base URLs an OpenAI-compatible provider may use ("public" = any public host; private,
+# loopback and link-local targets only when listed), and the worker's environment
+# variables that may be sent as API keys. Both are the deployment's decision, not a project's.
+UMBRA_PROVIDER_BASE_URLS = env.list("UMBRA_PROVIDER_BASE_URLS", default=[])
+UMBRA_PROVIDER_API_KEY_ENVS = env.list("UMBRA_PROVIDER_API_KEY_ENVS", default=[])
 
 # --- engine -----------------------------------------------------------------
 SSL_ENGINE_DEVICE = env("SSL_ENGINE_DEVICE", default=None)  # None = cuda if available
@@ -205,7 +260,8 @@ REST_FRAMEWORK = {
         "annotations.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
+                                   "annotations.api.permissions.TokenScope"],
     "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.UmbraAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["annotations.api.parsers.LimitedJSONParser"],
@@ -236,7 +292,6 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "annotations.models.Role",
         "RunStatusEnum": "annotations.models.TrainingRound.Status",  # same choices as BackgroundJob.Status
         "VariantStatusEnum": "annotations.models.AugmentedVariant.Status",
-        "RoundKindEnum": "annotations.models.TrainingRound.Kind",
         "VariantKindEnum": "annotations.models.AugmentedVariant.Kind",
         "JobKindEnum": "annotations.models.BackgroundJob.Kind",
         "ExportKindEnum": "annotations.services.label_exports.EXPORT_KINDS",
@@ -248,4 +303,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # django-axes logs every login at INFO; lockouts still show as warnings.
+    "loggers": {"axes": {"level": env("AXES_LOG_LEVEL", default="WARNING")}},
 }

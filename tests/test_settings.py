@@ -38,3 +38,19 @@ def test_demo_mode_needs_no_environment(tmp_path):
     result = run_manage("check", env={"UMBRA_DEMO": "1", "UMBRA_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "demo_secret_key").exists()
+
+
+def test_empty_or_short_secret_key_in_production_refuses_to_start():
+    """Issue 15, defect 9: the empty key .env.example shipped (and a 3-character one) passed `check`."""
+    for key, said in (("", "is empty"), ("abc", "is 3 characters long"), ("a" * 60, "is 60 characters long")):
+        result = run_manage("check", env={**PROD, "DJANGO_SECRET_KEY": key})
+        assert result.returncode != 0, key
+        assert f"DJANGO_SECRET_KEY {said}" in result.stderr and "at least 50 characters" in result.stderr
+
+
+def test_env_example_does_not_ship_a_key_that_starts():
+    example = (ROOT / ".env.example").read_text()
+    lines = dict(line.split("=", 1) for line in example.splitlines() if "=" in line and not line.startswith("#"))
+    env = {k: v for k, v in lines.items() if k in PROD or k == "DJANGO_SECRET_KEY"}
+    result = run_manage("check", env={**PROD, **env})
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr

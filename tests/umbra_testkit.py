@@ -108,11 +108,17 @@ class Worker:
 
 
 def start_worker(tmp: Path, backbone: Path, cache: Path, *, queues: Sequence[str], pool: str = "prefork",
-                 name: str = "test", extra_env: dict | None = None) -> Worker:
-    """Start a worker on ``queues`` against the test DB and the real Redis broker; wait until ready."""
+                 name: str = "test", extra_env: dict | None = None, hostname: str | None = None,
+                 beat: bool = False, purge: bool = True) -> Worker:
+    """Start a worker on ``queues`` against the test DB and the real Redis broker; wait until ready.
+
+    ``hostname`` fixes the worker's name (a restart under the same name); ``beat`` embeds
+    Celery beat (its schedule file in ``tmp``).
+    """
     from django.conf import settings
 
-    purge_queues(queues)
+    if purge:
+        purge_queues(queues)
     log = tmp / f"worker-{uuid.uuid4().hex[:8]}.log"
     env = {
         **os.environ,
@@ -131,8 +137,10 @@ def start_worker(tmp: Path, backbone: Path, cache: Path, *, queues: Sequence[str
     }
     cmd = ["nice", "-n", "5", sys.executable, "-m", "celery", "-A", "moderation_app", "worker",
            "-Q", ",".join(queues), "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", pool,
-           "--loglevel", "INFO", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+           "--loglevel", "INFO", "--hostname", hostname or f"{name}-{uuid.uuid4().hex[:6]}@%h",
            "--without-gossip", "--without-mingle"]
+    if beat:
+        cmd += ["--beat", "--schedule", str(tmp / f"beat-{uuid.uuid4().hex[:6]}")]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     worker = Worker(proc, log)

@@ -25,7 +25,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
         token = api_token_authenticate(key=key)
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired token.")
         return token.user, token
 
     def authenticate_header(self, request) -> str:

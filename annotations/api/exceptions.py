@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from annotations.errors import ApplicationError
-from annotations.errors import PermissionDenied as AppPermissionDenied
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +21,6 @@ class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
     default_code = "request_too_large"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Service temporarily unavailable."
-    default_code = "unavailable"
 
 
 def _flatten(detail) -> str:
@@ -53,20 +46,17 @@ def _fields_value(v):
 
 
 def api_exception_handler(exc, context):
-    """DRF exception handler: one JSON error shape; service errors become 400/403."""
+    """DRF exception handler: one JSON error shape; typed service errors keep their status code."""
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge(str(exc) or RequestTooLarge.default_detail)
     elif isinstance(exc, TooManyFieldsSent):
         exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
-    elif isinstance(exc, AppPermissionDenied):
-        exc = exceptions.PermissionDenied(exc.message)
     elif isinstance(exc, ApplicationError):
+        # Typed service errors carry their own status (Conflict 409, Unavailable 503, ...).
         extra = dict(exc.extra)
         field = extra.pop("field", None)
-        http_status = extra.pop("http_status", status.HTTP_400_BAD_REQUEST)
-        body = {"message": exc.message, "code": extra.pop("code", "invalid"),
-                "fields": {field: [exc.message]} if field else {}, **extra}
-        return Response(body, status=http_status)
+        body = {"message": exc.message, "code": exc.code, "fields": {field: [exc.message]} if field else {}, **extra}
+        return Response(body, status=exc.status_code)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -79,10 +79,11 @@ class TrainingRoundSerializer(serializers.ModelSerializer):
     started_by = serializers.CharField(source="started_by.username", read_only=True, default=None)
     model_version = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    number = serializers.IntegerField(read_only=True, help_text="The round's number within its project (1, 2, …).")
 
     class Meta:
         model = TrainingRound
-        fields = ["id", "kind", "algorithm", "config", "seed", "status", "started_by", "created_at", "started_at",
+        fields = ["id", "number", "algorithm", "config", "seed", "status", "started_by", "created_at", "started_at",
                   "finished_at", "heartbeat_at", "cancel_requested", "progress", "error", "n_labeled",
                   "n_unlabeled", "metrics", "duration_seconds", "model_version"]
         read_only_fields = fields
@@ -93,12 +94,13 @@ class TrainingRoundSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(read_only=True)
+    name = serializers.CharField(read_only=True, help_text="<project-slug>-v<n>: a project's first model is -v1.")
+    number = serializers.IntegerField(read_only=True)
     round = serializers.IntegerField(source="training_round_id", read_only=True)
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "round", "threshold", "metrics", "is_active", "created_at"]
+        fields = ["id", "number", "name", "round", "threshold", "metrics", "is_active", "created_at"]
         read_only_fields = fields
 
 
@@ -109,22 +111,23 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at",
-                  "is_active"]
+        fields = ["id", "name", "prefix", "user", "created_by", "scope", "expires_at", "created_at", "last_used_at",
+                  "revoked_at", "is_active"]
         read_only_fields = fields
 
     def get_is_active(self, obj) -> bool:
-        return obj.revoked_at is None
+        return obj.revoked_at is None and not obj.is_expired()
 
 
 class JobSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    number = serializers.IntegerField(read_only=True, help_text="The job's number within its project and kind.")
 
     class Meta:
         model = BackgroundJob
-        fields = ["id", "kind", "status", "params", "progress", "result", "error", "created_by", "created_at",
-                  "started_at", "finished_at", "download_url"]
+        fields = ["id", "number", "kind", "status", "params", "progress", "result", "error", "created_by",
+                  "created_at", "started_at", "finished_at", "download_url"]
         read_only_fields = fields
 
     def get_download_url(self, obj) -> str | None:

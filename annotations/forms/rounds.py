@@ -29,5 +29,5 @@ class RoundStartForm(forms.Form):
             try:
                 round_config_validate(algorithm=data["algorithm"], config=data["config"])
             except ApplicationError as exc:
-                self.add_error(exc.extra.get("field", None) or None, exc.message)
+                self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return data

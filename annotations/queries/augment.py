@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from annotations.models import AugmentedVariant, BackgroundJob, Project, TrainingRound, WeakLabel
+from annotations.models import AugmentedVariant, BackgroundJob, Project, WeakLabel
 
 JOB_KINDS = (BackgroundJob.Kind.AUGMENT, BackgroundJob.Kind.ADVERSARIAL, BackgroundJob.Kind.JUDGE)
 
@@ -39,19 +39,20 @@ def job_variants_sample(*, job: BackgroundJob, limit: int = 20) -> QuerySet[Augm
 
 
 def weak_label_counts(*, project: Project) -> dict[str, int]:
-    rows = (WeakLabel.objects.filter(item__project=project, training_round=None).values("source")
+    rows = (WeakLabel.objects.filter(item__project=project, job=None).values("source")
             .annotate(n=Count("id")).order_by("source"))
     return {r["source"]: r["n"] for r in rows}
 
 
-def uu_rounds_for(*, project: Project, limit: int = 50) -> QuerySet[TrainingRound]:
-    return (TrainingRound.objects.filter(project=project, kind=TrainingRound.Kind.UU_REFINE)
-            .select_related("started_by").order_by("-created_at", "-id")[:limit])
+def refine_jobs_for(*, project: Project, limit: int = 50) -> QuerySet[BackgroundJob]:
+    """The project's label-refinement jobs, newest first (listed apart from training rounds)."""
+    return (BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE)
+            .select_related("created_by").order_by("-created_at", "-id")[:limit])
 
 
-def uu_round_get(*, project: Project, round_id: int) -> TrainingRound:
-    rnd = TrainingRound.objects.filter(project=project, kind=TrainingRound.Kind.UU_REFINE, pk=round_id).select_related(
-        "started_by").first()
-    if rnd is None:
-        raise Http404("No such refinement round in this project.")
-    return rnd
+def refine_job_get(*, project: Project, job_id: int) -> BackgroundJob:
+    job = (BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE, pk=job_id)
+           .select_related("created_by", "project").first())
+    if job is None:
+        raise Http404("No such refinement job in this project.")
+    return job

@@ -81,8 +81,8 @@ class LearningCurve:
 def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> LearningCurve:
     """Harmful-class F1 per succeeded round against the number of human labels it used."""
     rounds = list(
-        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED, kind=TrainingRound.Kind.SSL)
-        .order_by("n_labeled", "created_at", "id").only("id", "n_labeled", "metrics", "algorithm")
+        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
+        .order_by("n_labeled", "created_at", "id").only("id", "number", "n_labeled", "metrics", "algorithm")
     )
     left, right, top, bottom = 48, width - 16, 12, height - 36
     names = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
@@ -104,7 +104,7 @@ def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> 
                 continue
             x, y = sx(r.n_labeled), sy(float(f1))
             coords.append(f"{x},{y}")
-            s.dots.append({"x": x, "y": y, "round": r.pk, "n": r.n_labeled, "f1": float(f1),
+            s.dots.append({"x": x, "y": y, "round": r.number or r.pk, "n": r.n_labeled, "f1": float(f1),
                            "algorithm": r.algorithm})
         s.points = " ".join(coords)
         series.append(s)

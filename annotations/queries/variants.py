@@ -12,6 +12,9 @@ from annotations.models import AugmentedVariant, Project
 
 VARIANT_PAGE_SIZE = 10
 _TOKEN = re.compile(r"\s+|[^\s]+")
+# The diff is quadratic in the worst case: only this many leading words (and spaces) of each side
+# are compared, and each side is first clipped to what item pages show (ITEM_DISPLAY_MAX_CHARS).
+DIFF_MAX_TOKENS = 2000
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,24 @@ def variant_in_project(*, project: Project, variant_id: int) -> AugmentedVariant
 def word_diff(original: str, variant: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Word-level diff as (op, text) runs for each side; op is "" (same), "del" or "ins".
 
-    The text stays plain: templates escape it and wrap the runs in <del>/<ins>.
+    The text stays plain: templates escape it and wrap the runs in <del>/<ins>. Long texts
+    are bounded (a 1 MB item used to take a minute and return megabytes): each side is
+    clipped to the page's display limit, only the first ``DIFF_MAX_TOKENS`` tokens are
+    compared, and the rest is shown plain, still clipped, with a note.
     """
-    a, b = _TOKEN.findall(original), _TOKEN.findall(variant)
+    from annotations.templatetags.umbra import ITEM_DISPLAY_MAX_CHARS
+
+    sides = []
+    for text in (original, variant):
+        shown = text[:ITEM_DISPLAY_MAX_CHARS]
+        tokens = _TOKEN.findall(shown)
+        head = tokens[:DIFF_MAX_TOKENS]
+        tail = "".join(tokens[DIFF_MAX_TOKENS:])
+        cut = len(text) - len(shown)
+        note = (f" … [not compared word by word past {DIFF_MAX_TOKENS} words]" if tail else "") + (
+            f" … [{cut:,} more characters not shown]" if cut else "")
+        sides.append((head, tail, note))
+    (a, a_tail, a_note), (b, b_tail, b_note) = sides
     left: list[tuple[str, str]] = []
     right: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
@@ -67,6 +85,9 @@ def word_diff(original: str, variant: str) -> tuple[list[tuple[str, str]], list[
             left.append(("del", "".join(a[i1:i2])))
         if j2 > j1:
             right.append(("ins", "".join(b[j1:j2])))
+    for runs, tail, note in ((left, a_tail, a_note), (right, b_tail, b_note)):
+        if tail or note:
+            runs.append(("", tail + note))
     return left, right
 
 

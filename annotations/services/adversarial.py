@@ -25,23 +25,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from annotations.errors import ApplicationError
+from annotations.errors import Conflict, FieldError
 from annotations.models import Annotation, AugmentedVariant, BackgroundJob, Item, Label, ModelVersion, Project, Role
-from annotations.permissions import role_in
-from annotations.services.augmentation import (
-    JobLost,
-    JobProgress,
-    _error_text,
-    _require_admin,
-    job_claim_or_resume,
-    job_enqueue,
-    job_fail_if_running,
-    job_finish_if_running,
-    provider_label,
-    provider_spec_clean,
-    provider_spec_resolve,
-)
+from annotations.permissions import require_role, role_in
 from annotations.services.hashing import content_hash, normalize_text
+from annotations.services.jobs import JobProgress, JobRunner, job_create, job_enqueue, job_execute, runner
+from annotations.services.outbound import provider_label, provider_spec_clean, provider_spec_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -56,46 +45,47 @@ def adversarial_job_start(
     provider: dict | None = None, judge: dict | None = None, limit: int | None = None, seed: int = 0,
 ) -> BackgroundJob:
     """Queue a mining job against the project's active model (admins only)."""
-    _require_admin(user=user, project=project, action="start adversarial mining")
+    require_role(user, project, Role.ADMIN, action="start adversarial mining")
     directions = ["evade", "alarm"] if direction == "both" else [direction]
     if any(d not in DIRECTIONS for d in directions):
-        raise ApplicationError("Direction must be evade, alarm or both.", extra={"field": "direction"})
+        raise FieldError("Direction must be evade, alarm or both.", field="direction")
     if not isinstance(iterations, int) or not 1 <= iterations <= 10:
-        raise ApplicationError("Iterations must be between 1 and 10.", extra={"field": "iterations"})
+        raise FieldError("Iterations must be between 1 and 10.", field="iterations")
     if not isinstance(per_item, int) or not 1 <= per_item <= 10:
-        raise ApplicationError("Candidates per item must be between 1 and 10.", extra={"field": "per_item"})
-    version = ModelVersion.objects.filter(project=project, is_active=True).first()
-    if version is None:
-        raise ApplicationError("Adversarial mining needs an active model; train and activate one first.")
+        raise FieldError("Candidates per item must be between 1 and 10.", field="per_item")
+    provider = provider_spec_clean(provider)
     judge = dict(judge or {})
     if judge:
         judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
-    job = BackgroundJob.objects.create(
-        project=project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
+    version = ModelVersion.objects.filter(project=project, is_active=True).first()
+    if version is None:
+        raise Conflict("Adversarial mining needs an active model; train and activate one first.")
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
         params={"mode": "mine", "directions": directions, "iterations": iterations, "per_item": per_item,
-                "provider": provider_spec_clean(provider), "judge": judge, "limit": limit, "seed": seed,
+                "provider": provider, "judge": judge, "limit": limit, "seed": seed,
                 "model_version": version.pk},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
-    job_enqueue(job)
+    job_enqueue(job=job)
     return job
 
 
 @transaction.atomic
 def adversarial_evaluation_start(*, job: BackgroundJob, user) -> BackgroundJob:
     """Queue a re-scoring of a mining job's confirmed hard examples with the now active model."""
-    _require_admin(user=user, project=job.project, action="evaluate hard examples")
+    require_role(user, job.project, Role.ADMIN, action="evaluate hard examples")
     if job.kind != BackgroundJob.Kind.ADVERSARIAL or job.params.get("mode") != "mine":
-        raise ApplicationError("Only adversarial mining jobs can be evaluated.")
+        raise Conflict("Only adversarial mining jobs can be evaluated.")
     version = ModelVersion.objects.filter(project=job.project, is_active=True).first()
     if version is None:
-        raise ApplicationError("There is no active model to evaluate with.")
-    ev = BackgroundJob.objects.create(
-        project=job.project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
-        params={"mode": "evaluate", "source_job": job.pk, "model_version": version.pk},
+        raise Conflict("There is no active model to evaluate with.")
+    ev = job_create(
+        model=BackgroundJob, project=job.project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
+        params={"mode": "evaluate", "source_job": job.pk, "source_label": job.label, "model_version": version.pk},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
-    job_enqueue(ev)
+    job_enqueue(job=ev)
     return ev
 
 
@@ -105,32 +95,36 @@ def _scorer_for(version: ModelVersion):
     return load_scorer(version.path)
 
 
-def adversarial_job_execute(*, job_id: int, generate_factory: Callable | None = None,
+@runner
+class AdversarialRunner(JobRunner):
+    """Mines hard examples against the active model (or re-scores a mining job's confirmed ones)."""
+
+    name = BackgroundJob.Kind.ADVERSARIAL
+    task = "annotations.adversarial_job_run"
+    queue = "augment"
+    takeover = True
+    resumable = True
+
+    def run(self) -> dict[str, Any]:
+        job = self.job
+        if job.params.get("mode") == "evaluate":
+            result = _evaluate(job=job, progress=self.progress)
+        else:
+            result = _mine(job=job, progress=self.progress, generate_factory=self.options.get("generate_factory"),
+                           validate=self.options.get("validate"))
+        return {"result": result, "progress": {"phase": "done", "done": 1, "total": 1}}
+
+
+def adversarial_job_execute(*, job_id: int, worker: str = "", generate_factory: Callable | None = None,
                             validate: Callable | None = None) -> str:
-    """Run a mining (or evaluation) job on this worker; returns the final status or "skipped".
+    """Run a mining (or evaluation) job on this worker (the task's body).
 
     ``generate_factory(mode)`` replaces the LLM rewriter (tests: a scripted generator);
     it returns ``(texts, prompts) -> candidates per text``.
     """
-    job = job_claim_or_resume(job_id=job_id)
-    if job is None:
-        return "skipped"
-    progress = JobProgress(job_id)
-    try:
-        if job.params.get("mode") == "evaluate":
-            result = _evaluate(job=job, progress=progress)
-        else:
-            result = _mine(job=job, progress=progress, generate_factory=generate_factory, validate=validate)
-        job_finish_if_running(job_id=job_id, result=result, progress={"phase": "done", "done": 1, "total": 1})
-        return BackgroundJob.Status.SUCCEEDED
-    except JobLost:
-        return "lost"
-    except Exception as exc:
-        logger.exception("adversarial job %s failed", job_id)
-        job_fail_if_running(job_id=job_id, error=_error_text(exc))
-        if isinstance(exc, (ApplicationError, ValueError, ModelVersion.DoesNotExist)):
-            return BackgroundJob.Status.FAILED
-        raise
+    options = {k: v for k, v in {"generate_factory": generate_factory, "validate": validate}.items()
+               if v is not None}
+    return job_execute(runner_name=AdversarialRunner.name, job_id=job_id, worker=worker, **options)
 
 
 def _llm_generate_factory(job: BackgroundJob, task: str) -> Callable[[str], Callable]:
@@ -172,7 +166,8 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
         prompts = [prompt_of.get(t) for t in texts] if task == "response" else None
         return [s[0] for s in scorer.score(list(texts), prompts)]
 
-    result: dict[str, Any] = {"model_version": version.pk, "threshold": threshold, "directions": {}}
+    result: dict[str, Any] = {"model_version": version.pk, "model_name": version.name, "threshold": threshold,
+                              "directions": {}}
     for n_dir, direction in enumerate(p["directions"]):
         kind, label = DIRECTIONS[direction]
         sources = list(Item.objects.filter(project=project, split__in=[Item.Split.SEED, Item.Split.POOL],
@@ -257,7 +252,8 @@ def _evaluate(*, job: BackgroundJob, progress: JobProgress) -> dict[str, Any]:
     confirmed = list(AugmentedVariant.objects.filter(job=source, status=AugmentedVariant.Status.APPROVED)
                      .select_related("item").order_by("id"))
     progress.update(force=True, phase="score", done=0, total=len(confirmed))
-    out: dict[str, Any] = {"source_job": source.pk, "model_version": version.pk, "threshold": version.threshold}
+    out: dict[str, Any] = {"source_job": source.pk, "model_version": version.pk, "model_name": version.name,
+                           "threshold": version.threshold}
     if confirmed:
         scorer = _scorer_for(version)
         task_prompts = [v.item.prompt or None for v in confirmed] if source.project.task == "response" else None
@@ -275,7 +271,7 @@ def _evaluate(*, job: BackgroundJob, progress: JobProgress) -> dict[str, Any]:
     with transaction.atomic():
         locked = BackgroundJob.objects.select_for_update().get(pk=source.pk)
         evaluations = list((locked.result or {}).get("evaluations", []))
-        evaluations.append({**out, "job": job.pk})
+        evaluations.append({**out, "job": job.pk, "job_label": job.label})
         locked.result = {**(locked.result or {}), "evaluations": evaluations}
         locked.save(update_fields=["result"])
     return out

@@ -1,9 +1,10 @@
 """Augmentation jobs: generate variants of items on a worker, curate them, store them for review.
 
-Lifecycle: ``augmentation_job_start`` (dashboard form or ``manage.py augment``) creates a
-queued ``BackgroundJob(kind=augment)`` and enqueues ``annotations.augmentation_job_run``
-on the ``augment`` queue after commit. The worker claims the row atomically
-(``job_claim_or_resume``), walks the items in id order in batches, and per batch:
+Lifecycle (the one job system, ``annotations.services.jobs``): ``augmentation_job_start``
+(dashboard form or ``manage.py augment``) creates a queued ``BackgroundJob(kind=augment)``
+and enqueues ``annotations.augmentation_job_run`` on the ``augment`` queue after commit.
+The worker claims the row atomically, and ``AugmentationRunner`` walks the items in id
+order in batches (item by item for short jobs, so progress moves), and per batch:
 generates variants (``ssl_engine`` generators, or the cheap augmenters), curates them
 (``curate_variants``; optional LLM-judge votes) and bulk-inserts ``AugmentedVariant``
 rows with ``ON CONFLICT DO NOTHING`` on the generation key
@@ -15,33 +16,32 @@ re-running a job (or starting a new one over the same items) never duplicates ro
 only fills what is missing. Kept variants go into the lowest free slots, and raw outputs
 the generator itself rejected (refusals, echoes, empty answers) fill the remaining slots
 as ``dropped`` rows with their reason, so a finished item is never asked again.
-A job left ``running`` by a dead worker is taken over by the next delivery of its
-message once its heartbeat is older than ``UMBRA_JOB_HEARTBEAT_TIMEOUT`` (the broker
-redelivers unacked messages; an admin can also press "Resume", which re-enqueues it).
+A job left ``running`` by a dead worker is failed by the stale-job sweep; an admin's
+"Resume" re-queues it, and a delivery also takes over a running job whose heartbeat is
+older than ``UMBRA_JOB_HEARTBEAT_TIMEOUT``.
 
 Provider API keys are never stored: a job stores the *name* of an environment variable
-(``api_key_env``) and the worker reads the key from its own environment.
+(``api_key_env``) and the worker reads the key from its own environment; both the name and
+the provider's base URL must be allowed by the deployment (``services.outbound``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
-from annotations.errors import ApplicationError, PermissionDenied
+from annotations.errors import FieldError
 from annotations.models import AugmentedVariant, BackgroundJob, Item, Project, Role
-from annotations.permissions import has_role
+from annotations.permissions import require_role
+from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, progress_chunk, runner
+from annotations.services.outbound import provider_label, provider_spec_clean, provider_spec_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -51,70 +51,7 @@ CHEAP_METHODS = ("word_dropout", "word_swap", "synonym")
 METHODS = (*MODEL_METHODS, *CHEAP_METHODS)
 ITEM_SCOPES = {"seed": (Item.Split.SEED,), "pool": (Item.Split.POOL,), "all": (Item.Split.SEED, Item.Split.POOL)}
 CHEAP_VERSION = "umbra-cheap-v1"
-PROVIDER_KINDS = ("local", "openai")
-_LOCAL_KEYS = {"kind", "model", "gguf_file", "device", "batch_size", "dtype"}
-_OPENAI_KEYS = {"kind", "base_url", "model", "api_key_env", "timeout", "max_retries", "concurrency", "use_n"}
 MAX_PER_ITEM = 10
-
-
-def _require_admin(*, user, project: Project, action: str) -> None:
-    if user is None or not has_role(user, project, Role.ADMIN):
-        raise PermissionDenied(f"Only project admins can {action}.")
-
-
-# --- providers -----------------------------------------------------------------
-
-
-def provider_spec_clean(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate a provider spec for storage: no secrets, only known keys; ``{}`` = offline default."""
-    spec = dict(spec or {})
-    if not spec:
-        return {"kind": "local"}
-    kind = spec.get("kind", "local")
-    if kind not in PROVIDER_KINDS:
-        raise ApplicationError(f"Unknown provider kind {kind!r}; choose local or openai.", extra={"field": "provider"})
-    if "api_key" in spec:
-        raise ApplicationError(
-            "Do not store API keys: give the name of an environment variable of the worker (api_key_env).",
-            extra={"field": "api_key_env"},
-        )
-    allowed = _LOCAL_KEYS if kind == "local" else _OPENAI_KEYS
-    unknown = set(spec) - allowed
-    if unknown:
-        raise ApplicationError(f"Unknown {kind} provider settings: {', '.join(sorted(unknown))}.",
-                               extra={"field": "provider"})
-    spec = {k: v for k, v in spec.items() if v not in (None, "")}
-    spec["kind"] = kind
-    if kind == "openai":
-        for key in ("base_url", "model"):
-            if not spec.get(key):
-                raise ApplicationError(f"An OpenAI-compatible provider needs {key}.", extra={"field": key})
-        if not str(spec["base_url"]).startswith(("http://", "https://")):
-            raise ApplicationError("The base URL must start with http:// or https://.", extra={"field": "base_url"})
-        env_name = spec.get("api_key_env", "")
-        if env_name and not env_name.replace("_", "").isalnum():
-            raise ApplicationError("api_key_env must be an environment variable name.", extra={"field": "api_key_env"})
-    return spec
-
-
-def provider_spec_resolve(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Worker side: the engine's provider spec, with the API key read from the named env var."""
-    spec = dict(spec or {"kind": "local"})
-    env_name = spec.pop("api_key_env", "")
-    if env_name:
-        key = os.environ.get(env_name)
-        if not key:
-            raise ApplicationError(f"The worker has no environment variable {env_name!r} (the provider's API key).")
-        spec["api_key"] = key
-    return spec
-
-
-def provider_label(spec: dict[str, Any] | None) -> str:
-    """Short, secret-free description of a provider spec (for the provider column)."""
-    spec = spec or {"kind": "local"}
-    if spec.get("kind") == "openai":
-        return f"openai:{spec.get('model')}@{spec.get('base_url')}"[:64]
-    return f"local:{spec.get('model') or 'smollm2-135m-gguf'}"[-64:]
 
 
 def _model_name(method: str, spec: dict[str, Any], config: dict[str, Any]) -> str:
@@ -152,27 +89,24 @@ def augmentation_job_start(
     batch_size: int = 16, seed: int = 0,
 ) -> BackgroundJob:
     """Queue an augmentation job (admins only) and enqueue it on the ``augment`` queue after commit."""
-    from annotations.tasks.augment import augmentation_job_run as augmentation_job_run_task
-
-    _require_admin(user=user, project=project, action="start augmentation jobs")
+    require_role(user, project, Role.ADMIN, action="start augmentation jobs")
     if method not in METHODS:
-        raise ApplicationError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.",
-                               extra={"field": "method"})
+        raise FieldError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.", field="method")
     if not isinstance(per_item, int) or not 1 <= per_item <= MAX_PER_ITEM:
-        raise ApplicationError(f"Variants per item must be between 1 and {MAX_PER_ITEM}.", extra={"field": "per_item"})
+        raise FieldError(f"Variants per item must be between 1 and {MAX_PER_ITEM}.", field="per_item")
     if items not in ITEM_SCOPES:
-        raise ApplicationError("Items must be seed, pool or all.", extra={"field": "items"})
+        raise FieldError("Items must be seed, pool or all.", field="items")
     if limit is not None and limit < 1:
-        raise ApplicationError("The item limit must be positive.", extra={"field": "limit"})
+        raise FieldError("The item limit must be positive.", field="limit")
     if not 1 <= batch_size <= 512:
-        raise ApplicationError("The batch size must be between 1 and 512.", extra={"field": "batch_size"})
+        raise FieldError("The batch size must be between 1 and 512.", field="batch_size")
     spec = provider_spec_clean(provider) if method == "llm_rewrite" else {}
     config = dict(config or {})
     if method == "backtranslation":
         models = config.get("models") or {}
         if not isinstance(models, dict) or any(not isinstance(v, (list, tuple)) or len(v) != 2 for v in models.values()):
-            raise ApplicationError('Backtranslation models must map a pivot to [en->pivot, pivot->en] paths.',
-                                   extra={"field": "models"})
+            raise FieldError("Backtranslation models must map a pivot to [en->pivot, pivot->en] paths.",
+                             field="backtranslation_models")
     judge = dict(judge or {})
     if judge:
         judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
@@ -181,12 +115,12 @@ def augmentation_job_start(
     try:
         CurationConfig(**(curation or {}))
     except TypeError as exc:
-        raise ApplicationError(f"Invalid curation settings: {exc}", extra={"field": "curation"}) from exc
+        raise FieldError(f"Invalid curation settings: {exc}", field="curation") from exc
     scope = Item.objects.filter(project=project, split__in=ITEM_SCOPES[items], excluded=False)
     if not scope.exists():
-        raise ApplicationError(f"No {items} items to augment in this project.", extra={"field": "items"})
-    job = BackgroundJob.objects.create(
-        project=project, kind=BackgroundJob.Kind.AUGMENT, created_by=user,
+        raise FieldError(f"No {items} items to augment in this project.", field="items")
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.AUGMENT, created_by=user,
         params={
             "method": method, "per_item": per_item, "items": items, "limit": limit, "provider": spec,
             "config": config, "curation": dict(curation or {}), "judge": judge, "batch_size": batch_size,
@@ -194,121 +128,8 @@ def augmentation_job_start(
         },
         progress={"phase": "queued", "done": 0, "total": 0},
     )
-    job_id = job.pk
-    transaction.on_commit(lambda: augmentation_job_run_task.delay(job_id))
+    job_enqueue(job=job)
     return job
-
-
-def job_enqueue(job: BackgroundJob) -> None:
-    """Send a job's message to its queue (the right task for its kind)."""
-    from annotations.tasks import augment as tasks
-
-    task = {
-        BackgroundJob.Kind.AUGMENT: tasks.augmentation_job_run,
-        BackgroundJob.Kind.ADVERSARIAL: tasks.adversarial_job_run,
-        BackgroundJob.Kind.JUDGE: tasks.judge_labels_run,
-    }[job.kind]
-    job_id = job.pk
-    transaction.on_commit(lambda: task.delay(job_id))
-
-
-def _heartbeat_timeout() -> int:
-    return int(getattr(settings, "UMBRA_JOB_HEARTBEAT_TIMEOUT", 300))
-
-
-@transaction.atomic
-def job_resume(*, job: BackgroundJob, user) -> BackgroundJob:
-    """Re-queue a failed, cancelled or stale running job (admins); finished items are skipped."""
-    _require_admin(user=user, project=job.project, action="resume jobs")
-    stale = timezone.now() - timedelta(seconds=_heartbeat_timeout())
-    rows = BackgroundJob.objects.filter(pk=job.pk).filter(
-        Q(status__in=[BackgroundJob.Status.FAILED, BackgroundJob.Status.CANCELLED])
-        | Q(status=BackgroundJob.Status.RUNNING, heartbeat_at__lt=stale)
-    )
-    if not rows.update(status=BackgroundJob.Status.QUEUED, error="", finished_at=None):
-        job.refresh_from_db()
-        raise ApplicationError(f"Job #{job.pk} is {job.status} and still alive or finished; nothing to resume.")
-    job.refresh_from_db()
-    job_enqueue(job)
-    return job
-
-
-def job_cancel(*, job: BackgroundJob, user) -> BackgroundJob:
-    """Cancel a queued or running job (admins); a running worker stops after its current batch."""
-    _require_admin(user=user, project=job.project, action="cancel jobs")
-    if not BackgroundJob.objects.filter(pk=job.pk, status__in=[BackgroundJob.Status.QUEUED,
-                                                                BackgroundJob.Status.RUNNING]).update(
-        status=BackgroundJob.Status.CANCELLED, finished_at=timezone.now()
-    ):
-        job.refresh_from_db()
-        raise ApplicationError(f"Job #{job.pk} has already {job.status}.")
-    job.refresh_from_db()
-    return job
-
-
-# --- worker side ---------------------------------------------------------------------
-
-
-def job_claim_or_resume(*, job_id: int) -> BackgroundJob | None:
-    """queued -> running, or take over a running job whose heartbeat is stale; None otherwise."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=_heartbeat_timeout())
-    claimed = BackgroundJob.objects.filter(pk=job_id).filter(
-        Q(status=BackgroundJob.Status.QUEUED)
-        | Q(status=BackgroundJob.Status.RUNNING, heartbeat_at__lt=stale)
-    ).update(status=BackgroundJob.Status.RUNNING, started_at=now, heartbeat_at=now)
-    if not claimed:
-        return None
-    return BackgroundJob.objects.select_related("project").get(pk=job_id)
-
-
-class JobLost(Exception):
-    """The job is no longer running here (cancelled, or taken over after a stale heartbeat)."""
-
-
-class JobProgress:
-    """Throttled progress + heartbeat writes; raises ``JobLost`` when the row stopped running."""
-
-    def __init__(self, job_id: int, *, min_interval: float = 1.0) -> None:
-        self.job_id, self.min_interval = job_id, min_interval
-        self._last: float | None = None
-        self.writes = 0
-
-    def update(self, force: bool = False, **progress: Any) -> None:
-        now = time.monotonic()
-        if not force and self._last is not None and now - self._last < self.min_interval:
-            return
-        self._last = now
-        self.writes += 1
-        if not BackgroundJob.objects.filter(pk=self.job_id, status=BackgroundJob.Status.RUNNING).update(
-            progress=progress, heartbeat_at=timezone.now()
-        ):
-            raise JobLost(f"job {self.job_id} is no longer running")
-
-
-def job_finish_if_running(*, job_id: int, result: dict, progress: dict | None = None) -> bool:
-    now = timezone.now()
-    fields = {"status": BackgroundJob.Status.SUCCEEDED, "result": result, "finished_at": now, "heartbeat_at": now}
-    if progress is not None:
-        fields["progress"] = progress
-    return bool(BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING).update(**fields))
-
-
-def job_fail_if_running(*, job_id: int, error: str, result: dict | None = None) -> bool:
-    fields = {"status": BackgroundJob.Status.FAILED, "error": error[:10000], "finished_at": timezone.now()}
-    if result is not None:
-        fields["result"] = result
-    return bool(BackgroundJob.objects.filter(pk=job_id, status=BackgroundJob.Status.RUNNING).update(**fields))
-
-
-def _error_text(exc: BaseException) -> str:
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    if isinstance(exc, SoftTimeLimitExceeded):
-        return "The job ran past its time limit and was stopped; press Resume to continue where it stopped."
-    if isinstance(exc, ApplicationError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
 
 
 def cheap_generate(texts: Sequence[str], *, method: str, per_item: int, seed: int,
@@ -347,80 +168,94 @@ def _vote_text(vote: bool | None) -> str:
     return "yes" if vote is True else "no" if vote is False else "?"
 
 
-def augmentation_job_execute(*, job_id: int, generate: Callable | None = None,
-                             embed: Callable | None = None) -> str:
-    """Run (or resume) an augmentation job on this worker; returns the final status or "skipped".
+@runner
+class AugmentationRunner(JobRunner):
+    """Generates, curates and stores variants item by item; a re-run or resume fills only the missing slots."""
 
-    ``generate`` and ``embed`` replace the configured generator / embedder (tests, benchmarks).
-    """
-    job = job_claim_or_resume(job_id=job_id)
-    if job is None:
-        logger.info("augmentation job %s not claimable", job_id)
-        return "skipped"
-    p = job.params
-    method, per_item, batch_size = p["method"], int(p["per_item"]), int(p.get("batch_size") or 16)
-    model_name, prompt_version = p["model_name"], p["prompt_version"]
-    provider = provider_label(p.get("provider")) if method == "llm_rewrite" else method
-    progress = JobProgress(job_id)
-    t0 = time.monotonic()
-    counts: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    try:
-        scope = Item.objects.filter(project=job.project, split__in=ITEM_SCOPES[p["items"]], excluded=False)
-        item_ids = list(scope.order_by("id").values_list("id", flat=True))
-        if p.get("limit"):
-            item_ids = item_ids[: int(p["limit"])]
+    name = BackgroundJob.Kind.AUGMENT
+    task = "annotations.augmentation_job_run"
+    queue = "augment"
+    takeover = True
+    resumable = True
+
+    def run(self) -> dict[str, Any]:
+        p = self.job.params
+        method = p["method"]
+        self.counts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+        t0 = time.monotonic()
+        item_ids = self._item_ids()
         total = len(item_ids)
-        progress.update(force=True, phase="prepare", done=0, total=total)
+        self.progress.update(force=True, phase="prepare", done=0, total=total)
+        generate, embed = self.options.get("generate"), self.options.get("embed")
         if method in MODEL_METHODS and generate is None:
             from ssl_engine.augment import generators  # noqa: F401  registers llm_rewrite, backtranslation
-
         from ssl_engine.augment.curation import CurationConfig
 
         cur_cfg = CurationConfig(**(p.get("curation") or {}))
         wants_band = cur_cfg.similarity_low is not None or cur_cfg.similarity_high is not None
         embedder = embed if embed is not None else (curation_embedder() if wants_band else None)
-        task = "response" if job.project.task == Project.Task.RESPONSE else "prompt"
+        chunk = progress_chunk(int(p.get("batch_size") or 16), total)
         done = 0
-        for start in range(0, total, batch_size):
-            batch_ids = item_ids[start : start + batch_size]
-            slots = _existing_slots(item_ids=batch_ids, kind=AugmentedVariant.Kind.AUGMENTATION, method=method,
-                                    model_name=model_name, prompt_version=prompt_version)
-            todo = [i for i in batch_ids if len(slots.get(i, set()) & set(range(per_item))) < per_item]
-            counts["items_skipped"] += len(batch_ids) - len(todo)
-            if todo:
-                rows = list(Item.objects.filter(pk__in=todo).order_by("id").values_list("id", "text", "prompt"))
-                counts["created"] += _augment_batch(
-                    job=job, rows=rows, slots=slots, method=method, per_item=per_item, model_name=model_name,
-                    prompt_version=prompt_version, provider=provider, task=task, generate=generate,
-                    embed=embedder, counts=counts, reasons=reasons, seed=int(p.get("seed") or 0) + start,
-                )
+        for start in range(0, total, chunk):
+            batch_ids = item_ids[start : start + chunk]
+            self._batch(batch_ids, generate=generate, embed=embedder, seed=int(p.get("seed") or 0) + start)
             done += len(batch_ids)
             elapsed = max(time.monotonic() - t0, 1e-6)
-            progress.update(force=done == total, phase="generate", done=done, total=total,
-                            created=counts["created"], kept=counts["kept"], dropped=counts["dropped"],
-                            per_second=round(counts["generated"] / elapsed, 3))
+            self.progress.update(force=done == total, phase="generate", done=done, total=total,
+                                 created=self.counts["created"], kept=self.counts["kept"],
+                                 dropped=self.counts["dropped"],
+                                 per_second=round(self.counts["generated"] / elapsed, 3))
         seconds = round(time.monotonic() - t0, 3)
+        c = self.counts
         result = {
-            "items": total, "items_skipped": counts["items_skipped"], "generated": counts["generated"],
-            "created": counts["created"], "kept": counts["kept"], "dropped": counts["dropped"],
-            "pass_rate": round(counts["kept"] / counts["generated"], 4) if counts["generated"] else None,
-            "drop_reasons": dict(reasons.most_common()), "seconds": seconds,
-            "variants_per_second": round(counts["generated"] / seconds, 3) if seconds else None,
+            "items": total, "items_skipped": c["items_skipped"], "generated": c["generated"], "created": c["created"],
+            "kept": c["kept"], "dropped": c["dropped"],
+            "pass_rate": round(c["kept"] / c["generated"], 4) if c["generated"] else None,
+            "drop_reasons": dict(self.reasons.most_common()), "seconds": seconds,
+            "variants_per_second": round(c["generated"] / seconds, 3) if seconds else None,
         }
-        job_finish_if_running(job_id=job_id, result=result,
-                              progress={"phase": "done", "done": total, "total": total, "created": counts["created"]})
-        return BackgroundJob.Status.SUCCEEDED
-    except JobLost as exc:
-        logger.warning("%s; stopping", exc)
-        return "lost"
-    except Exception as exc:
-        logger.exception("augmentation job %s failed", job_id)
-        job_fail_if_running(job_id=job_id, error=_error_text(exc),
-                            result={"created": counts["created"], "drop_reasons": dict(reasons)})
-        if isinstance(exc, (ApplicationError, ValueError)):
-            return BackgroundJob.Status.FAILED
-        raise
+        return {"result": result,
+                "progress": {"phase": "done", "done": total, "total": total, "created": c["created"]}}
+
+    def _item_ids(self) -> list[int]:
+        p = self.job.params
+        scope = Item.objects.filter(project=self.job.project, split__in=ITEM_SCOPES[p["items"]], excluded=False)
+        item_ids = list(scope.order_by("id").values_list("id", flat=True))
+        return item_ids[: int(p["limit"])] if p.get("limit") else item_ids
+
+    def _batch(self, batch_ids: list[int], *, generate, embed, seed: int) -> None:
+        p = self.job.params
+        method, per_item = p["method"], int(p["per_item"])
+        slots = _existing_slots(item_ids=batch_ids, kind=AugmentedVariant.Kind.AUGMENTATION, method=method,
+                                model_name=p["model_name"], prompt_version=p["prompt_version"])
+        todo = [i for i in batch_ids if len(slots.get(i, set()) & set(range(per_item))) < per_item]
+        self.counts["items_skipped"] += len(batch_ids) - len(todo)
+        if not todo:
+            return
+        rows = list(Item.objects.filter(pk__in=todo).order_by("id").values_list("id", "text", "prompt"))
+        self.counts["created"] += _augment_batch(
+            job=self.job, rows=rows, slots=slots, method=method, per_item=per_item, model_name=p["model_name"],
+            prompt_version=p["prompt_version"],
+            provider=provider_label(p.get("provider")) if method == "llm_rewrite" else method,
+            task="response" if self.job.project.task == Project.Task.RESPONSE else "prompt", generate=generate,
+            embed=embed, counts=self.counts, reasons=self.reasons, seed=seed,
+        )
+
+    def stopped_fields(self) -> dict[str, Any]:
+        counts = getattr(self, "counts", Counter())
+        return {"result": {"created": counts["created"], "drop_reasons": dict(getattr(self, "reasons", {}))}}
+
+
+
+def augmentation_job_execute(*, job_id: int, worker: str = "", generate: Callable | None = None,
+                             embed: Callable | None = None) -> str:
+    """Run (or resume) an augmentation job on this worker (the task's body).
+
+    ``generate`` and ``embed`` replace the configured generator / embedder (tests, benchmarks).
+    """
+    options = {k: v for k, v in {"generate": generate, "embed": embed}.items() if v is not None}
+    return job_execute(runner_name=AugmentationRunner.name, job_id=job_id, worker=worker, **options)
 
 
 def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: int, model_name: str,
@@ -508,7 +343,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
 
 
 def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence[int],
-                                view_losses: Sequence[Any]) -> dict[str, int]:
+                                view_losses: Sequence[Any], round_number: int | None = None) -> dict[str, int]:
     """Store a round's per-variant training loss; flag the variants whose loss stayed high.
 
     ``variant_ids`` is the round snapshot's list, in the order the round read them
@@ -538,7 +373,8 @@ def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence
             continue
         curation = {k: val for k, val in (v.curation or {}).items() if k != "loss_flag"}
         curation["loss"] = {
-            "round": training_round_id, "as": "labeled copy" if vl.labeled else "strong view",
+            "round": training_round_id, "round_number": round_number or training_round_id,
+            "as": "labeled copy" if vl.labeled else "strong view",
             "epochs": [None if x != x else round(float(x), 4) for x in vl.losses],  # JSON has no NaN
             "mean": round(float(vl.mean_loss), 4), "flagged": bool(vl.flagged),
         }

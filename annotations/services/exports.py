@@ -30,7 +30,7 @@ def _latest_round_id(project: Project) -> int | None:
     if active:
         return active
     return (
-        project.rounds.filter(status=TrainingRound.Status.SUCCEEDED, kind=TrainingRound.Kind.SSL)
+        project.rounds.filter(status=TrainingRound.Status.SUCCEEDED)
         .order_by("-finished_at", "-id").values_list("id", flat=True).first()
     )
 

@@ -8,11 +8,13 @@ SQLite demo) use batched ``bulk_create``. Nothing is read whole into memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -20,9 +22,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from annotations.errors import ApplicationError
-from annotations.models import Annotation, Item, Label, Project, Role
+from annotations.errors import ApplicationError, FieldError
+from annotations.models import Annotation, BackgroundJob, Item, Label, Project, Role
+from annotations.permissions import require_role
 from annotations.services.hashing import content_hash
+from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, runner
 
 KNOWN_FIELDS = {"id", "text", "prompt", "label", "category", "source", "task", "split"}
 LABELS = {Label.HARMFUL.value, Label.UNHARMFUL.value}
@@ -99,14 +103,29 @@ def _check_str(value: Any, line: int, name: str, *, max_chars: int) -> str:
     return value
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+MAX_METADATA_DEPTH = 64
+
+
+def _json_shape(value: Any) -> tuple[int, bool]:
+    """(nesting depth, contains a NUL character) of a parsed JSON value, without recursion.
+
+    Recursion over a 500-level object blew Python's stack and aborted the whole import.
+    """
+    depth, has_nul = 0, False
+    stack = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, str):
+            has_nul = has_nul or "\x00" in node
+        elif isinstance(node, dict):
+            depth = max(depth, level)
+            for k, v in node.items():
+                has_nul = has_nul or "\x00" in k
+                stack.append((v, level + 1))
+        elif isinstance(node, list):
+            depth = max(depth, level)
+            stack.extend((v, level + 1) for v in node)
+    return depth, has_nul
 
 
 class _RowInvalid(Exception):
@@ -134,7 +153,11 @@ def _parse_record(record: Any, line: int, *, task: str, max_chars: int, source_d
     source = _check_str(record.get("source"), line, "source", max_chars=100) or source_default
     external_id = _check_str(record.get("id"), line, "id", max_chars=200)
     metadata = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
-    if _has_nul(metadata):  # PostgreSQL's jsonb cannot store \u0000: the COPY would abort the whole import
+    depth, has_nul = _json_shape(metadata)
+    if depth > MAX_METADATA_DEPTH:  # the extra fields sit one level down, in the metadata object
+        raise _RowInvalid(RowError(line, "metadata", f"extra fields are nested {depth - 1} levels deep; "
+                                                     f"the limit is {MAX_METADATA_DEPTH - 1}"))
+    if has_nul:  # PostgreSQL's jsonb cannot store \u0000: the COPY would abort the whole import
         raise _RowInvalid(RowError(line, "metadata", "an extra field contains a NUL byte"))
     return ParsedRow(
         line=line, text=text, prompt=prompt, content_hash=content_hash(text, prompt), source=source,
@@ -158,36 +181,61 @@ def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
             yield lineno, RowError(lineno, "", f"invalid JSON: {exc}")
 
 
-def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
-    reader = csv.DictReader(text)
+def _iter_csv(stream: IO[bytes], *, max_chars: int) -> Iterator[tuple[int, Any]]:
+    """(first line number of the record, dict or RowError) per CSV record.
+
+    Lines are decoded one by one, so an invalid UTF-8 sequence is reported on its own line
+    (and the next records still parse); a UTF-8 byte-order mark (Excel) is dropped; a field
+    may be as long as the text limit.
+    """
+    lineno = 0
+    bad: dict[int, int] = {}  # line -> offset of its first invalid byte
+
+    def lines() -> Iterator[str]:
+        nonlocal lineno
+        for raw in stream:
+            lineno += 1
+            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad.setdefault(lineno, exc.start)
+                yield raw.decode("utf-8", errors="replace")
+
+    # The csv module's limit is process-wide; raise it (never lower it) to the text limit.
+    csv.field_size_limit(max(csv.field_size_limit(), max_chars + 1))
+    reader = csv.DictReader(lines())
     try:
         header = reader.fieldnames
-    except UnicodeDecodeError as exc:
-        yield 1, RowError(1, "", f"invalid UTF-8 at byte {exc.start}")
-        return
     except csv.Error as exc:
         yield 1, RowError(1, "", f"invalid CSV: {exc}")
+        return
+    if 1 in bad:
+        yield 1, RowError(1, "", f"invalid UTF-8 at byte {bad[1]} of the header line")
         return
     if not header or "text" not in header:
         yield 1, RowError(1, "text", "the CSV header has no 'text' column")
         return
     while True:
+        start = lineno + 1
         try:
             row = next(reader)
         except StopIteration:
             return
-        except UnicodeDecodeError as exc:
-            line = reader.line_num + 1
-            yield line, RowError(line, "", f"invalid UTF-8 at byte {exc.start} of the file")
-            return  # the decoder cannot resynchronise
         except csv.Error as exc:
-            yield reader.line_num, RowError(reader.line_num, "", f"invalid CSV: {exc}")
-            return
-        if None in row:
-            yield reader.line_num, RowError(reader.line_num, "", "more fields than the header has columns")
+            message = (f"a field is longer than {max_chars} characters" if "field larger" in str(exc)
+                       else f"invalid CSV: {exc}")
+            yield start, RowError(start, "", message)
+            return  # the parser cannot tell where the broken record ends
+        broken = [n for n in range(start, lineno + 1) if n in bad]
+        if broken:
+            yield start, RowError(start, "", f"invalid UTF-8 at byte {bad[broken[0]]} of line {broken[0]}")
             continue
-        yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items()}
+        if None in row:
+            yield start, RowError(start, "", "more fields than the header has columns")
+            continue
+        yield start, {k: (v if v != "" else None) for k, v in row.items()}
 
 
 def parse_rows(
@@ -198,7 +246,7 @@ def parse_rows(
     max_chars = max_chars or settings.UMBRA_ITEM_MAX_CHARS
     if fmt not in ("jsonl", "csv"):
         raise ApplicationError(f"Unknown format {fmt!r}: use 'jsonl' or 'csv'.")
-    source = _iter_jsonl(stream) if fmt == "jsonl" else _iter_csv(stream)
+    source = _iter_jsonl(stream) if fmt == "jsonl" else _iter_csv(stream, max_chars=max_chars)
     for lineno, obj in source:
         report.lines = max(report.lines, lineno)
         if isinstance(obj, RowError):
@@ -358,3 +406,81 @@ def _insert_batched(*, project, rows: Iterable[ParsedRow], split, bench_name, us
             flush()
     if batch:
         flush()
+
+
+# --- uploads as import jobs ---------------------------------------------------------------
+
+
+def upload_store(*, uploaded, prefix: str) -> Path:
+    """Copy an uploaded file to the uploads folder under a fresh name; returns the path."""
+    folder = Path(settings.MEDIA_ROOT) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(uploaded.name).suffix.lower()
+    path = folder / f"{prefix}-{uuid.uuid4().hex}{suffix}"
+    with path.open("wb") as out:
+        for chunk in uploaded.chunks():
+            out.write(chunk)
+    return path
+
+
+@transaction.atomic
+def import_job_start(*, project: Project, user, uploaded, split: str, bench_name: str,
+                     skip_invalid: bool) -> BackgroundJob:
+    """Store the upload and enqueue an import job after commit (admins only)."""
+    require_role(user, project, Role.ADMIN, action="import items")
+    format_from_name(uploaded.name)
+    try:
+        path = upload_store(uploaded=uploaded, prefix=f"import-{project.slug}")
+    except OSError as exc:
+        raise FieldError(f"Could not store the upload: {exc}", field="file") from exc
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.IMPORT, created_by=user,
+        params={"path": str(path), "name": uploaded.name, "split": split, "bench_name": bench_name,
+                "skip_invalid": skip_invalid},
+        progress={"phase": "queued"},
+    )
+    job_enqueue(job=job)
+    return job
+
+
+@runner
+class ImportRunner(JobRunner):
+    """Imports an uploaded file (one transaction: all or nothing unless skip_invalid); the upload is removed."""
+
+    name = BackgroundJob.Kind.IMPORT
+    task = "annotations.import_job_run"
+    queue = "celery"
+
+    def run(self) -> dict[str, Any]:
+        p = self.job.params
+        self.progress.update(force=True, phase="importing")
+        try:
+            with open(p["path"], "rb") as fh:
+                report = items_import(project=self.job.project, stream=fh, fmt=format_from_name(p["name"]),
+                                      split=p["split"], bench_name=p["bench_name"], skip_invalid=p["skip_invalid"])
+        except ImportFailed as exc:
+            self.errors = [str(e) for e in exc.errors[:200]]
+            raise
+        except FileNotFoundError as exc:
+            raise ApplicationError("The uploaded file is gone (removed after an earlier attempt); "
+                                   "upload it again.") from exc
+        except Exception as exc:
+            raise ApplicationError(f"Import failed and was rolled back: {exc}") from exc
+        finally:
+            Path(p["path"]).unlink(missing_ok=True)
+        return {"result": {"summary": report.summary(), "created": report.created, "duplicates": report.duplicates,
+                           "labeled": report.labeled, "errors": [str(e) for e in report.errors[:200]]}}
+
+    def stopped_fields(self) -> dict[str, Any]:
+        return {"result": {"errors": getattr(self, "errors", [])}}
+
+    @classmethod
+    def cleanup(cls, job, status: str) -> None:
+        path = (job.params or {}).get("path")
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+
+def import_job_execute(*, job_id: int, worker: str = "") -> str:
+    """Run a queued import job on this worker (the task's body)."""
+    return job_execute(runner_name=ImportRunner.name, job_id=job_id, worker=worker)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 import tempfile
 from collections import Counter
@@ -21,9 +22,21 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, Conflict, FieldError, NotFound
+from annotations.models import (
+    Annotation,
+    BackgroundJob,
+    Item,
+    ModelVersion,
+    Prediction,
+    Project,
+    Role,
+    TrainingRound,
+    WeakLabel,
+)
+from annotations.permissions import require_role
 from annotations.services.exports import chunked
-from annotations.models import Annotation, BackgroundJob, Item, ModelVersion, Prediction, Project, TrainingRound, WeakLabel
+from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, runner
 
 CHUNK = 2000
 PROVENANCES = ("human", "refined", "pseudo")
@@ -36,8 +49,7 @@ def _pseudo_round(project: Project) -> TrainingRound | None:
     mv = project.model_versions.filter(is_active=True).select_related("training_round").first()
     if mv is not None:
         return mv.training_round
-    return (project.rounds.filter(status=TrainingRound.Status.SUCCEEDED, kind=TrainingRound.Kind.SSL)
-            .order_by("-finished_at", "-id").first())
+    return project.rounds.filter(status=TrainingRound.Status.SUCCEEDED).order_by("-finished_at", "-id").first()
 
 
 def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -> Iterator[dict]:
@@ -61,7 +73,7 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -
         if "refined" in include:
             for w in (WeakLabel.objects.filter(item_id__in=ids, source=WeakLabel.Source.REFINED)
                       .order_by("created_at", "iteration", "id")
-                      .values("item_id", "label", "score", "training_round_id", "iteration", "created_at")):
+                      .values("item_id", "label", "score", "job_id", "iteration", "created_at")):
                 refined[w["item_id"]] = w  # the latest wins
         pseudo: dict[int, dict] = {}
         if pseudo_round is not None:
@@ -84,11 +96,12 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -
                 w = refined[r["id"]]
                 label = w["label"]
                 prov = {"type": "refined", "by": "uu_refine", "at": w["created_at"].isoformat(),
-                        "round": w["training_round_id"], "iteration": w["iteration"], "score": w["score"]}
+                        "round": None, "refinement_job": w["job_id"],
+                        "iteration": w["iteration"], "score": w["score"]}
             elif r["id"] in pseudo and r["split"] in (Item.Split.POOL, Item.Split.SEED):
                 p = pseudo[r["id"]]
                 label = p["pseudo_label"]
-                prov = {"type": "pseudo", "by": f"{pseudo_round.algorithm or pseudo_round.kind}",
+                prov = {"type": "pseudo", "by": pseudo_round.algorithm,
                         "at": pseudo_round.finished_at.isoformat() if pseudo_round.finished_at else None,
                         "round": pseudo_round.pk, "p_harmful": p["p_harmful"], "used": p["used"],
                         "agreement": p["agreement"] or None}
@@ -160,6 +173,19 @@ HF_FEATURES = (
 )
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def markdown_text(value: str) -> str:
+    """``value`` as literal Markdown text: one line, every Markdown/HTML special character escaped.
+
+    A project name such as ``<img src=x onerror=…>`` or ``[x](javascript:…)`` must read as
+    itself on the Hugging Face hub, which renders the card's Markdown and HTML.
+    """
+    one_line = " ".join(str(value).split())
+    return _MD_SPECIAL.sub(r"\\\1", one_line)
+
+
 def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     splits = sorted(counts, key=lambda s: (s != "train", s != "test", s))
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
@@ -171,7 +197,8 @@ def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     for name, dtype in HF_FEATURES:
         lines += [f"  - name: {name}", f"    dtype: {dtype}"]
     lines += ["task_categories:", "- text-classification", "language:", "- en", "---", "",
-              f"# {project.name} ({project.slug}): {project.get_task_display().lower()} labels", "",
+              f"# {markdown_text(project.name)} ({markdown_text(project.slug)}): "
+              f"{project.get_task_display().lower()} labels", "",
               "Exported from Umbra. Each row is an item with its label and where the label came from:",
               "`human` (annotators; `labeled_by` lists them), `refined` (robust UU refinement of weak labels)",
               "or `pseudo` (a prediction of training round `round`). Filter on `provenance` to keep only",
@@ -219,7 +246,7 @@ def model_export_write(*, model_version: ModelVersion, out: IO[bytes]) -> dict:
 def _model_card(mv: ModelVersion) -> str:
     return "\n".join([
         f"# {mv.name}", "",
-        f"Round {mv.training_round_id} ({mv.training_round.algorithm or mv.training_round.kind}); "
+        f"{mv.training_round.label} ({mv.training_round.algorithm}); "
         f"serving threshold {mv.threshold:.4f} on p(harmful).", "",
         "The encoder and tokenizer load with `transformers` (`AutoModel.from_pretrained(folder)`,",
         "`AutoTokenizer.from_pretrained(folder)`); the classification heads are in `heads.safetensors`",
@@ -275,36 +302,36 @@ def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROV
 
 @transaction.atomic
 def export_job_start(*, project: Project, user, kind: str, include: tuple[str, ...] = PROVENANCES) -> BackgroundJob:
-    """Record an export job and enqueue it after commit."""
-    from annotations.tasks.exports import export_job_run
-
+    """Record an export job and enqueue it after commit (admins only)."""
+    require_role(user, project, Role.ADMIN, action="export data")
     if kind not in EXPORT_KINDS:
-        raise ApplicationError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.")
+        raise FieldError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.", field="kind")
     if kind == "model" and not project.model_versions.filter(is_active=True).exists():
-        raise ApplicationError(f"Project {project.slug!r} has no active model version to export.")
-    job = BackgroundJob.objects.create(project=project, kind=BackgroundJob.Kind.EXPORT, created_by=user,
-                                       params={"export": kind, "include": list(include)})
-    transaction.on_commit(lambda: export_job_run.delay(job.pk))
+        raise Conflict(f"Project {project.slug!r} has no active model version to export.")
+    job = job_create(model=BackgroundJob, project=project, kind=BackgroundJob.Kind.EXPORT, created_by=user,
+                     params={"export": kind, "include": list(include)}, progress={"phase": "queued"})
+    job_enqueue(job=job)
     return job
 
 
-def export_job_execute(*, job_id: int) -> None:
-    """Run a claimed export job: write the file and record where it is."""
-    from annotations.services.jobs import job_claim, job_fail, job_finish
+@runner
+class ExportRunner(JobRunner):
+    """Writes one export file under MEDIA_ROOT/exports and records where it is."""
 
-    job = job_claim(job_id=job_id)
-    if job is None:
-        return
-    try:
-        result = export_write(project=job.project, kind=job.params.get("export", "labels_jsonl"),
-                              include=tuple(job.params.get("include") or PROVENANCES))
-    except ApplicationError as exc:
-        job_fail(job=job, error=exc.message)
-        return
-    except Exception as exc:
-        job_fail(job=job, error=f"Export failed: {exc}")
-        raise
-    job_finish(job=job, result=result)
+    name = BackgroundJob.Kind.EXPORT
+    task = "annotations.export_job_run"
+    queue = "celery"
+
+    def run(self) -> dict:
+        self.progress.update(force=True, phase="writing")
+        result = export_write(project=self.job.project, kind=self.job.params.get("export", "labels_jsonl"),
+                              include=tuple(self.job.params.get("include") or PROVENANCES))
+        return {"result": result}
+
+
+def export_job_execute(*, job_id: int, worker: str = "") -> str:
+    """Run a queued export job on this worker (the task's body)."""
+    return job_execute(runner_name=ExportRunner.name, job_id=job_id, worker=worker)
 
 
 def export_file_for(*, job: BackgroundJob) -> tuple[Path, str]:
@@ -312,10 +339,10 @@ def export_file_for(*, job: BackgroundJob) -> tuple[Path, str]:
     if job.kind != BackgroundJob.Kind.EXPORT:
         raise ApplicationError("This job is not an export.")
     if job.status != BackgroundJob.Status.SUCCEEDED or not job.result.get("file"):
-        raise ApplicationError(f"Export job {job.pk} is {job.status}; nothing to download yet.")
+        raise Conflict(f"{job.label} is {job.status}; nothing to download yet.")
     path = Path(job.result["file"])
     root = (Path(settings.MEDIA_ROOT) / "exports").resolve()
     if not path.resolve().is_relative_to(root) or not path.is_file():
-        raise ApplicationError("The export file is no longer available; start a new export.")
+        raise NotFound("The export file is no longer available; start a new export.")
     return path, job.result.get("filename") or path.name
 

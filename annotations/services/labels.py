@@ -12,7 +12,7 @@ from collections import Counter
 
 from django.db import IntegrityError, transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, Conflict, FieldError
 from annotations.models import ROLE_RANK, Annotation, Item, Label, Prediction, Role
 
 UNUSABLE = "unusable"
@@ -79,24 +79,52 @@ def _create(*, item: Item, user, role: str, kind: str, label: str = "", category
 
 def _check_category(item: Item, category: str) -> str:
     if category and category not in (item.project.categories or []):
-        raise ApplicationError(f"Unknown harm category {category!r} for project {item.project.name}.")
+        raise FieldError(f"Unknown harm category {category!r} for project {item.project.name}.", field="category")
     return category
+
+
+def _current_vote(item: Item, user) -> Annotation | None:
+    """The user's latest row on ``item`` if it is a vote (not withdrawn)."""
+    latest = Annotation.objects.filter(item=item, annotator=user).order_by("-created_at", "-id").first()
+    return None if latest is None or latest.kind == Annotation.Kind.UNDO else latest
 
 
 @transaction.atomic
 def annotation_submit(
-    *, item: Item, user, role: str, label: str, category: str = "", note: str = "", client_token: str = ""
+    *, item: Item, user, role: str, label: str, category: str = "", note: str = "", client_token: str = "",
+    leased_only: bool = False,
 ) -> Annotation:
-    """Record a human label on a seed/pool item; releases the item's lease."""
+    """Record a human label on an item; releases the item's lease.
+
+    Rules held here, whatever the client: an item leased to someone else is refused; with
+    ``leased_only`` (the labeling page) only the item leased to this user is accepted; an
+    annotator's new vote is refused once the item has ``project.annotations_per_item`` votes
+    (reviewers and admins adjudicate beyond the overlap); a repeat of the user's current vote
+    (a double submit, with or without ``client_token``) returns the existing row.
+    """
     if label not in Label.values:
-        raise ApplicationError(f"Unknown label {label!r}; expected 'harmful' or 'unharmful'.")
+        raise FieldError(f"Unknown label {label!r}; expected 'harmful' or 'unharmful'.", field="label")
     if client_token:
         existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
         if existing is not None:
             return existing
     item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
+    if client_token:  # a concurrent double submit may have committed while this one waited for the lock
+        existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
+        if existing is not None:
+            return existing
+    mine = _current_vote(item, user)
+    if (mine is not None and mine.kind == Annotation.Kind.LABEL and mine.label == label
+            and mine.category == (category or "") and not note):
+        return mine  # the same vote again: nothing new to record
     if item.claimed_by_id not in (None, user.pk) and item.claim_is_live():
-        raise ApplicationError("This item is reserved by another annotator right now.")
+        raise Conflict("This item is reserved by another annotator right now.")
+    if leased_only and item.claimed_by_id != user.pk:
+        raise Conflict(f"Item {item.pk} is not the one handed to you; label the item on your screen.")
+    overlap = item.project.annotations_per_item
+    if ROLE_RANK[role] < ROLE_RANK[Role.REVIEWER] and mine is None and item.annotation_count >= overlap:
+        raise Conflict(f"Item {item.pk} already has its {overlap} label{'s' if overlap != 1 else ''} "
+                       "(the project's overlap); it needs no more annotators.")
     annotation = _create(item=item, user=user, role=role, kind=Annotation.Kind.LABEL, label=label,
                          category=_check_category(item, category), note=note, client_token=client_token)
     item.claimed_by = None

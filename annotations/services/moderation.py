@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, FieldError, Unavailable
 from annotations.models import ModelVersion, Project
 
 # OpenAI's moderation categories (omni-moderation); kept so strict clients can parse replies.
@@ -27,8 +27,8 @@ OPENAI_CATEGORIES = (
 HARMFUL_KEY = "harmful"
 
 
-class ModelUnavailable(ApplicationError):
-    """No model can serve the request (none active, or its files are missing)."""
+class ModelUnavailable(Unavailable):
+    """No model can serve the request (none active, or its files are missing): 503."""
 
 
 @dataclass(frozen=True)
@@ -87,22 +87,23 @@ def scorer_cache_keys() -> list[tuple[int, str]]:
 
 
 def model_version_resolve(*, project: Project | None, model: str | None, user=None) -> ModelVersion:
-    """The model version named by ``model`` (``<slug>-v<id>``) or the active one of ``project``."""
+    """The model version named by ``model`` (``<slug>-v<n>``, numbered per project) or the active one of ``project``."""
     from annotations.permissions import has_role
     from annotations.models import Role
 
     if model and model != "latest":
         slug, sep, num = model.rpartition("-v")
         if not sep or not num.isdigit():
-            raise ApplicationError(f"Unknown model {model!r}; expected 'latest' or '<project-slug>-v<id>'.")
-        mv = ModelVersion.objects.select_related("project", "training_round").filter(pk=int(num), project__slug=slug).first()
+            raise FieldError(f"Unknown model {model!r}; expected 'latest' or '<project-slug>-v<n>'.", field="model")
+        mv = (ModelVersion.objects.select_related("project", "training_round")
+              .filter(number=int(num), project__slug=slug).first())
         if mv is None or (user is not None and not has_role(user, mv.project, Role.ANNOTATOR)):
-            raise ApplicationError(f"Unknown model {model!r}.")
+            raise FieldError(f"Unknown model {model!r}.", field="model")
         if project is not None and mv.project_id != project.pk:
-            raise ApplicationError(f"Model {model!r} belongs to another project.")
+            raise FieldError(f"Model {model!r} belongs to another project.", field="model")
         return mv
     if project is None:
-        raise ApplicationError("No project given.")
+        raise FieldError("No project given.", field="project")
     mv = ModelVersion.objects.select_related("project").filter(project=project, is_active=True).first()
     if mv is None:
         raise ModelUnavailable(f"Project {project.slug!r} has no active model version; activate one first.")

@@ -1,4 +1,4 @@
-"""Weak labels and robust UU label refinement (a ``TrainingRound`` of kind ``uu_refine``).
+"""Weak labels and robust UU label refinement (a ``BackgroundJob`` of kind ``refine``).
 
 Noisy labels come from ``WeakLabel`` rows: an LLM judge (``judge_labels`` job, source
 ``llm_judge``), an imported file (``import_weak_labels``, source ``imported``), or the
@@ -6,8 +6,9 @@ active model's predictions (source ``model``, scored on the worker when the roun
 The round splits the corpus (seed + pool + test items with a noisy label) into
 pseudo-harmful / pseudo-unharmful sets, estimates θ from the human labels of seed/pool
 items only, refines with ``ssl_engine.uu`` and stores every iteration as
-``WeakLabel(source=refined, training_round, iteration)``. Test-split human labels are
-never used by the refiner: they measure agreement per iteration (round.metrics).
+``WeakLabel(source=refined, job, iteration)``. Test-split human labels are never used by
+the refiner: they measure agreement per iteration (the job's result). Refinement jobs are
+listed and numbered apart from training rounds; they run on the ``training`` queue.
 
 Refined labels reach training only through ``refined_pseudo_labels`` (read by
 ``round_input_build`` when ``Project.use_refined_labels`` is set), as weighted
@@ -21,23 +22,14 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import transaction
 
-from annotations.errors import ApplicationError
-from annotations.models import BackgroundJob, Item, Label, ModelVersion, Project, TrainingRound, WeakLabel
-from annotations.services.augmentation import (
-    JobLost,
-    JobProgress,
-    _error_text,
-    _require_admin,
-    job_claim_or_resume,
-    job_fail_if_running,
-    job_finish_if_running,
-    provider_spec_clean,
-    provider_spec_resolve,
-)
+from annotations.errors import ApplicationError, Conflict, FieldError
+from annotations.models import BackgroundJob, Item, Label, ModelVersion, Project, Role, WeakLabel
+from annotations.permissions import require_role
 from annotations.services.hashing import content_hash
+from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, progress_chunk, runner
+from annotations.services.outbound import provider_spec_clean, provider_spec_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +90,7 @@ def weak_labels_import(*, project: Project, lines: Iterable[bytes | str]) -> dic
             unmatched += 1
             continue
         labels[pk] = (label, score)
-    WeakLabel.objects.filter(item_id__in=labels, source=WeakLabel.Source.IMPORTED, training_round=None).delete()
+    WeakLabel.objects.filter(item_id__in=labels, source=WeakLabel.Source.IMPORTED, job=None).delete()
     WeakLabel.objects.bulk_create(
         [WeakLabel(item_id=pk, source=WeakLabel.Source.IMPORTED, label=lbl, score=sc) for pk, (lbl, sc) in labels.items()],
         batch_size=2000,
@@ -113,38 +105,41 @@ def weak_labels_import(*, project: Project, lines: Iterable[bytes | str]) -> dic
 def judge_labels_job_start(*, project: Project, user, provider: dict | None = None, limit: int | None = None,
                            method: str = "auto") -> BackgroundJob:
     """Queue a job that labels seed/pool/test items with an LLM judge (weak labels, source llm_judge)."""
-    from annotations.services.augmentation import job_enqueue
-
-    _require_admin(user=user, project=project, action="start LLM-judge labeling")
+    require_role(user, project, Role.ADMIN, action="start LLM-judge labeling")
     if method not in ("auto", "score", "generate"):
-        raise ApplicationError("The judge method must be auto, score or generate.", extra={"field": "method"})
-    job = BackgroundJob.objects.create(
-        project=project, kind=BackgroundJob.Kind.JUDGE, created_by=user,
+        raise FieldError("The judge method must be auto, score or generate.", field="method")
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.JUDGE, created_by=user,
         params={"provider": provider_spec_clean(provider), "limit": limit, "method": method, "batch_size": 64},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
-    job_enqueue(job)
+    job_enqueue(job=job)
     return job
 
 
-def judge_labels_execute(*, job_id: int, provider_override: Any = None) -> str:
-    """Run an LLM-judge labeling job; labels are upserted per item (re-running overwrites)."""
-    from ssl_engine.llm_judge import llm_label
+@runner
+class JudgeLabelsRunner(JobRunner):
+    """Labels items with an LLM judge; labels are upserted per item, so a re-run overwrites."""
 
-    job = job_claim_or_resume(job_id=job_id)
-    if job is None:
-        return "skipped"
-    p = job.params
-    progress = JobProgress(job_id)
-    counts = {"labeled": 0, "unparseable": 0}
-    try:
+    name = BackgroundJob.Kind.JUDGE
+    task = "annotations.judge_labels_run"
+    queue = "augment"
+    takeover = True
+    resumable = True
+
+    def run(self) -> dict:
+        from ssl_engine.llm_judge import llm_label
+
+        job, p = self.job, self.job.params
+        self.counts = {"labeled": 0, "unparseable": 0}
         ids = list(Item.objects.filter(project=job.project, split__in=CORPUS_SPLITS, excluded=False)
                    .order_by("id").values_list("id", flat=True))
         if p.get("limit"):
             ids = ids[: int(p["limit"])]
-        provider = provider_override or provider_spec_resolve(p.get("provider"))
+        self.progress.update(force=True, phase="label", done=0, total=len(ids), **self.counts)
+        provider = self.options.get("provider_override") or provider_spec_resolve(p.get("provider"))
         task = "response" if job.project.task == Project.Task.RESPONSE else "prompt"
-        bs = int(p.get("batch_size") or 64)
+        bs = progress_chunk(int(p.get("batch_size") or 64), len(ids))
         for start in range(0, len(ids), bs):
             rows = list(Item.objects.filter(pk__in=ids[start : start + bs]).order_by("id")
                         .values_list("id", "text", "prompt"))
@@ -154,74 +149,68 @@ def judge_labels_execute(*, job_id: int, provider_override: Any = None) -> str:
             for k, (pk, _t, _p) in enumerate(rows):
                 lab = int(res.labels[k])
                 if lab < 0:
-                    counts["unparseable"] += 1
+                    self.counts["unparseable"] += 1
                     continue
                 score = float(res.p_harmful[k]) if res.p_harmful is not None else None
                 objs.append(WeakLabel(item_id=pk, source=WeakLabel.Source.LLM_JUDGE,
                                       label=Label.HARMFUL if lab == 1 else Label.UNHARMFUL, score=score))
             with transaction.atomic():
                 WeakLabel.objects.filter(item_id__in=[r[0] for r in rows], source=WeakLabel.Source.LLM_JUDGE,
-                                         training_round=None).delete()
+                                         job=None).delete()
                 WeakLabel.objects.bulk_create(objs)
-            counts["labeled"] += len(objs)
-            progress.update(force=start + bs >= len(ids), phase="label", done=min(start + bs, len(ids)),
-                            total=len(ids), **counts)
-        job_finish_if_running(job_id=job_id, result={**counts, "items": len(ids), "method": p.get("method", "auto")},
-                              progress={"phase": "done", "done": len(ids), "total": len(ids)})
-        return BackgroundJob.Status.SUCCEEDED
-    except JobLost:
-        return "lost"
-    except Exception as exc:
-        logger.exception("judge job %s failed", job_id)
-        job_fail_if_running(job_id=job_id, error=_error_text(exc), result=counts)
-        if isinstance(exc, (ApplicationError, ValueError)):
-            return BackgroundJob.Status.FAILED
-        raise
+            self.counts["labeled"] += len(objs)
+            done = min(start + bs, len(ids))
+            self.progress.update(force=done == len(ids), phase="label", done=done, total=len(ids), **self.counts)
+        return {"result": {**self.counts, "items": len(ids), "method": p.get("method", "auto")},
+                "progress": {"phase": "done", "done": len(ids), "total": len(ids)}}
+
+    def stopped_fields(self) -> dict:
+        return {"result": dict(getattr(self, "counts", {}))}
 
 
-# --- UU refinement rounds -----------------------------------------------------------------
+def judge_labels_execute(*, job_id: int, worker: str = "", provider_override: Any = None) -> str:
+    """Run an LLM-judge labeling job on this worker (the task's body)."""
+    options = {"provider_override": provider_override} if provider_override is not None else {}
+    return job_execute(runner_name=JudgeLabelsRunner.name, job_id=job_id, worker=worker, **options)
+
+
+
+# --- UU refinement jobs -------------------------------------------------------------------
 
 
 @transaction.atomic
 def uu_refine_start(*, project: Project, user, source: str, iterations: int = 5, variant: str = "robust",
-                    config: dict | None = None, seed: int = 0) -> TrainingRound:
-    """Queue a UU refinement round (admins only) on the ``training`` queue after commit."""
-    from annotations.services.rounds import _active_round, _already_running_error
-    from annotations.tasks.augment import uu_refine_run as uu_refine_run_task
-
-    _require_admin(user=user, project=project, action="start label refinement")
+                    config: dict | None = None, seed: int = 0) -> BackgroundJob:
+    """Queue a UU refinement job (admins only) on the ``training`` queue after commit."""
+    require_role(user, project, Role.ADMIN, action="start label refinement")
     if source not in SOURCES:
-        raise ApplicationError(f"Unknown source {source!r}; choose llm_judge, model or imported.",
-                               extra={"field": "source"})
+        raise FieldError(f"Unknown source {source!r}; choose llm_judge, model or imported.", field="source")
     if variant not in VARIANTS:
-        raise ApplicationError(f"Unknown variant {variant!r}; choose robust, unbiased or pn.", extra={"field": "variant"})
+        raise FieldError(f"Unknown variant {variant!r}; choose robust, unbiased or pn.", field="variant")
     if not isinstance(iterations, int) or not 1 <= iterations <= 50:
-        raise ApplicationError("Iterations must be between 1 and 50.", extra={"field": "iterations"})
+        raise FieldError("Iterations must be between 1 and 50.", field="iterations")
     if source == WeakLabel.Source.MODEL:
         if not ModelVersion.objects.filter(project=project, is_active=True).exists():
-            raise ApplicationError("There is no active model to take noisy labels from.", extra={"field": "source"})
-    elif not WeakLabel.objects.filter(item__project=project, source=source, training_round=None).exists():
+            raise FieldError("There is no active model to take noisy labels from.", field="source")
+    elif not WeakLabel.objects.filter(item__project=project, source=source, job=None).exists():
         hint = "run an LLM-judge labeling job" if source == WeakLabel.Source.LLM_JUDGE else "import weak labels"
-        raise ApplicationError(f"No {source} weak labels in this project yet; {hint} first.", extra={"field": "source"})
+        raise FieldError(f"No {source} weak labels in this project yet; {hint} first.", field="source")
     extra = dict(config or {})
     allowed = {"tol", "lam", "prior", "confidence", "min_gap", "scorer", "fix_prior", "select"}
     if set(extra) - allowed:
-        raise ApplicationError(f"Unknown refinement settings: {', '.join(sorted(set(extra) - allowed))}.",
-                               extra={"field": "config"})
-    if _active_round(project) is not None:
-        raise _already_running_error(project)
-    try:
-        with transaction.atomic():
-            rnd = TrainingRound.objects.create(
-                project=project, kind=TrainingRound.Kind.UU_REFINE, algorithm="",
-                config={"source": source, "iterations": iterations, "variant": variant, **extra}, seed=seed,
-                started_by=user, progress={"phase": "queued"},
-            )
-    except IntegrityError as exc:
-        raise _already_running_error(project) from exc
-    round_id = rnd.pk
-    transaction.on_commit(lambda: uu_refine_run_task.delay(round_id))
-    return rnd
+        raise FieldError(f"Unknown refinement settings: {', '.join(sorted(set(extra) - allowed))}.", field="config")
+    busy = BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE,
+                                        status__in=BackgroundJob.ACTIVE_STATUSES).first()
+    if busy is not None:
+        raise Conflict(f"{busy.label} is {busy.status}; one refinement per project runs at a time.")
+    job = job_create(
+        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.REFINE, created_by=user,
+        conflict="Another label refinement of this project is queued or running; one runs at a time.",
+        params={"source": source, "iterations": iterations, "variant": variant, "seed": seed, **extra},
+        progress={"phase": "queued"},
+    )
+    job_enqueue(job=job)
+    return job
 
 
 def _noisy_labels(*, project: Project, source: str, rows: list[tuple]) -> dict[int, tuple[int, float | None]]:
@@ -230,7 +219,7 @@ def _noisy_labels(*, project: Project, source: str, rows: list[tuple]) -> dict[i
         return {
             pk: (1 if label == Label.HARMFUL else 0, score)
             for pk, label, score in WeakLabel.objects.filter(
-                item__project=project, source=source, training_round=None
+                item__project=project, source=source, job=None
             ).values_list("item_id", "label", "score")
         }
     from ssl_engine.engine import load_scorer
@@ -267,118 +256,119 @@ def _theta_json(est) -> dict[str, Any] | None:
     }
 
 
-def uu_refine_execute(*, round_id: int, worker: str = "", embed=None) -> str:
-    """Run a queued UU refinement round on this worker; returns the final status or "skipped"."""
-    import numpy as np
+@runner
+class RefinementRunner(JobRunner):
+    """Refines a source's noisy labels with robust UU; stores every iteration's labels with the status flip."""
 
-    from annotations.services.augmentation import curation_embedder
-    from annotations.services.rounds import DbProgressCallback, training_round_claim, training_round_fail
-    from ssl_engine.uu import UUError, get_refiner
+    name = BackgroundJob.Kind.REFINE
+    task = "annotations.uu_refine_run"
+    queue = "training"
 
-    if not training_round_claim(round_id=round_id, worker=worker):
-        return "skipped"
-    rnd = TrainingRound.objects.select_related("project").get(pk=round_id)
-    project, cfg = rnd.project, dict(rnd.config)
-    beat = DbProgressCallback(round_id)
-    try:
-        beat.beat("prepare", step=0, total=0, detail="reading data")
-        rows = list(Item.objects.filter(project=project, split__in=CORPUS_SPLITS, excluded=False)
-                    .order_by("id").values_list("id", "text", "prompt", "split", "human_label"))
-        noisy = _noisy_labels(project=project, source=cfg["source"], rows=rows)
-        rows = [r for r in rows if r[0] in noisy]
-        if not rows:
-            raise ApplicationError("No item has a noisy label from this source.")
+    def run(self) -> dict:
+        import numpy as np
+
+        from ssl_engine.uu import UUError, get_refiner
+
+        job, cfg = self.job, dict(self.job.params)
+        project = job.project
+        self.progress.update(force=True, phase="prepare", done=0, total=0, detail="reading data")
+        rows, noisy = self._corpus(project, cfg["source"])
         ids = [r[0] for r in rows]
         start = np.array([noisy[pk][0] for pk in ids], dtype=int)
         human = {k: int(r[4] == Label.HARMFUL) for k, r in enumerate(rows)
                  if r[3] in (Item.Split.SEED, Item.Split.POOL) and r[4]}
         held_out = [(k, int(r[4] == Label.HARMFUL)) for k, r in enumerate(rows) if r[3] == Item.Split.TEST and r[4]]
-        beat.beat("embed", step=0, total=len(rows))
-        embedder = embed or curation_embedder()
+        self.progress.update(force=True, phase="embed", done=0, total=len(rows))
+        embedder = self.options.get("embed") or _curation_embedder()
         texts = [f"{r[2]}\n\n{r[1]}" if project.task == Project.Task.RESPONSE and r[2] else r[1] for r in rows]
         emb = np.asarray(embedder(texts))
-        if beat.lost:
-            return "lost"
-        beat.beat("refine", step=0, total=int(cfg["iterations"]))
-        refine_cfg = {k: v for k, v in cfg.items() if k not in ("source",)}
+        self.progress.update(force=True, phase="refine", done=0, total=int(cfg["iterations"]))
+        refine_cfg = {k: v for k, v in cfg.items() if k not in ("source", "seed")}
         try:
-            result = get_refiner("uu_refine")(emb, start, human, refine_cfg, int(rnd.seed))
+            result = get_refiner("uu_refine")(emb, start, human, refine_cfg, int(cfg.get("seed") or 0))
         except UUError as exc:
             raise ApplicationError(f"UU refinement cannot run: {exc}") from exc
-        truth = [t for _, t in held_out]
-        iterations = [{
-            "iteration": 0, "labels_harmful": int(start.sum()), "changed": 0,
-            "test": _agreement([int(start[k]) for k, _ in held_out], truth),
-            "theta": _theta_json(result.initial_theta),
-        }]
-        weak_rows = []
-        for it in result.iterations:
-            iterations.append({
-                "iteration": it.iteration, "labels_harmful": int(it.labels.sum()), "changed": it.n_changed,
-                "frac_changed": round(it.frac_changed, 4), "human_agreement": round(it.human_agreement, 4),
-                "test": _agreement([int(it.labels[k]) for k, _ in held_out], truth), "theta": _theta_json(it.theta),
-            })
-            weak_rows += [
-                WeakLabel(item_id=pk, source=WeakLabel.Source.REFINED, training_round_id=round_id,
-                          iteration=it.iteration, label=Label.HARMFUL if lab else Label.UNHARMFUL, score=float(sc))
-                for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist())
-            ]
+        iterations = _iterations(result, start, held_out)
+        self.weak_rows = [
+            WeakLabel(item_id=pk, source=WeakLabel.Source.REFINED, job_id=job.pk, iteration=it.iteration,
+                      label=Label.HARMFUL if lab else Label.UNHARMFUL, score=float(sc))
+            for it in result.iterations for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist())
+        ]
         final = iterations[-1]["test"]
-        metrics = {"uu": {
+        self.progress.update(force=True, phase="store", done=0, total=len(self.weak_rows))
+        summary = {
             **{k: final.get(k) for k in ("f1", "precision", "recall", "accuracy", "n")},
             "source": cfg["source"], "variant": result.variant, "stopped_reason": result.stopped_reason,
             "converged": result.converged, "n_items": len(rows), "n_human": len(human), "n_held_out": len(held_out),
             "iterations": iterations,
-        }}
-        beat.beat("store", step=0, total=len(weak_rows))
-        with transaction.atomic():
-            locked = TrainingRound.objects.select_for_update().get(pk=round_id)
-            if locked.status != TrainingRound.Status.RUNNING:
-                return "lost"
-            now = timezone.now()
-            if locked.cancel_requested:
-                TrainingRound.objects.filter(pk=round_id).update(status=TrainingRound.Status.CANCELLED,
-                                                                 finished_at=now, progress={"phase": "cancelled"})
-                return TrainingRound.Status.CANCELLED
-            WeakLabel.objects.bulk_create(weak_rows, batch_size=5000, ignore_conflicts=True)
-            TrainingRound.objects.filter(pk=round_id).update(
-                status=TrainingRound.Status.SUCCEEDED, finished_at=now, heartbeat_at=now, metrics=metrics,
-                n_labeled=len(human), n_unlabeled=len(rows) - len(human),
-                snapshot={"source": cfg["source"], "item_count": len(rows), "human_item_ids": [ids[k] for k in human],
-                          "held_out_item_ids": [ids[k] for k, _ in held_out]},
-                progress={"phase": "done", "step": len(result.iterations), "total": int(cfg["iterations"])},
-            )
-        return TrainingRound.Status.SUCCEEDED
-    except ApplicationError as exc:
-        training_round_fail(round_id=round_id, error=exc.message)
-        return TrainingRound.Status.FAILED
-    except Exception as exc:  # noqa: BLE001 - any error ends the round as failed, with its text
-        logger.exception("uu refinement round %s failed", round_id)
-        training_round_fail(round_id=round_id, error=_error_text(exc))
-        return TrainingRound.Status.FAILED
+            "snapshot": {"source": cfg["source"], "item_count": len(rows), "human_item_ids": [ids[k] for k in human],
+                         "held_out_item_ids": [ids[k] for k, _ in held_out]},
+        }
+        n_iter = len(result.iterations)
+        return {"result": summary, "progress": {"phase": "done", "done": n_iter, "total": int(cfg["iterations"])}}
+
+    def _corpus(self, project: Project, source: str) -> tuple[list[tuple], dict]:
+        rows = list(Item.objects.filter(project=project, split__in=CORPUS_SPLITS, excluded=False)
+                    .order_by("id").values_list("id", "text", "prompt", "split", "human_label"))
+        noisy = _noisy_labels(project=project, source=source, rows=rows)
+        rows = [r for r in rows if r[0] in noisy]
+        if not rows:
+            raise ApplicationError("No item has a noisy label from this source.")
+        return rows, noisy
+
+    def commit(self, job: BackgroundJob) -> None:
+        WeakLabel.objects.bulk_create(self.weak_rows, batch_size=5000, ignore_conflicts=True)
+
+
+def _curation_embedder():
+    from annotations.services.augmentation import curation_embedder
+
+    return curation_embedder()
+
+
+def _iterations(result, start, held_out: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Per iteration (0 = the noisy start): labels changed, θ̂, agreement with held-out human labels."""
+    truth = [t for _, t in held_out]
+    rows = [{
+        "iteration": 0, "labels_harmful": int(start.sum()), "changed": 0,
+        "test": _agreement([int(start[k]) for k, _ in held_out], truth), "theta": _theta_json(result.initial_theta),
+    }]
+    for it in result.iterations:
+        rows.append({
+            "iteration": it.iteration, "labels_harmful": int(it.labels.sum()), "changed": it.n_changed,
+            "frac_changed": round(it.frac_changed, 4), "human_agreement": round(it.human_agreement, 4),
+            "test": _agreement([int(it.labels[k]) for k, _ in held_out], truth), "theta": _theta_json(it.theta),
+        })
+    return rows
+
+
+def uu_refine_execute(*, job_id: int, worker: str = "", embed=None) -> str:
+    """Run a queued refinement job on this worker (the task's body); ``embed`` replaces the embedder."""
+    options = {"embed": embed} if embed is not None else {}
+    return job_execute(runner_name=RefinementRunner.name, job_id=job_id, worker=worker, **options)
 
 
 # --- refined labels as weighted pseudo-labels for the next SSL round -------------------------
 
 
 def refined_pseudo_labels(*, project: Project) -> tuple[int | None, dict[int, str], float]:
-    """(round id, {pool item id: label}, weight) of the latest succeeded UU round's final iteration.
+    """(job id, {pool item id: label}, weight) of the latest succeeded refinement job's final iteration.
 
     Empty unless ``project.use_refined_labels``; only pool items without a human label
     (human labels always win, and evaluation splits are never trained on).
     """
     if not project.use_refined_labels:
         return None, {}, 0.0
-    rnd = (TrainingRound.objects.filter(project=project, kind=TrainingRound.Kind.UU_REFINE,
-                                        status=TrainingRound.Status.SUCCEEDED).order_by("-finished_at", "-id").first())
-    if rnd is None:
+    job = (BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE,
+                                        status=BackgroundJob.Status.SUCCEEDED).order_by("-finished_at", "-id").first())
+    if job is None:
         return None, {}, 0.0
-    last = (WeakLabel.objects.filter(training_round=rnd, source=WeakLabel.Source.REFINED)
+    last = (WeakLabel.objects.filter(job=job, source=WeakLabel.Source.REFINED)
             .order_by("-iteration").values_list("iteration", flat=True).first())
     if last is None:
-        return rnd.pk, {}, 0.0
+        return job.pk, {}, 0.0
     labels = dict(WeakLabel.objects.filter(
-        training_round=rnd, source=WeakLabel.Source.REFINED, iteration=last, item__split=Item.Split.POOL,
+        job=job, source=WeakLabel.Source.REFINED, iteration=last, item__split=Item.Split.POOL,
         item__human_label="", item__excluded=False,
     ).values_list("item_id", "label"))
-    return rnd.pk, labels, float(min(1.0, max(0.0, project.refined_label_weight)))
+    return job.pk, labels, float(min(1.0, max(0.0, project.refined_label_weight)))

@@ -18,11 +18,3 @@ def training_round_run(self, round_id: int) -> str:
     from annotations.services.rounds import training_round_execute
 
     return training_round_execute(round_id=round_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="annotations.rounds_sweep_stale", soft_time_limit=50, time_limit=60)
-def rounds_sweep_stale() -> int:
-    """Mark running rounds with a stale heartbeat as failed (beat: every 60 s)."""
-    from annotations.services.rounds import training_rounds_sweep_stale
-
-    return training_rounds_sweep_stale()

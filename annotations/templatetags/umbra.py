@@ -29,6 +29,20 @@ def percent(value, digits: int = 1) -> str:
 
 
 @register.filter
+def duration(seconds) -> str:
+    """Seconds as people say them: "45 s", "3 min 20 s", "2 h 5 min"."""
+    try:
+        s = int(round(float(seconds)))
+    except (TypeError, ValueError):
+        return "–"
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+@register.filter
 def get_item(mapping, key):
     try:
         return mapping.get(key)

@@ -7,7 +7,6 @@ only admins start, resume or cancel (checked here and again in the services).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,15 +14,17 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from annotations.errors import ApplicationError, PermissionDenied
 from annotations.forms.augment import AdversarialStartForm, AugmentationStartForm, JudgeLabelsForm, RefineStartForm
 from annotations.models import BackgroundJob, Role
 from annotations.permissions import has_role, project_role_required
 from annotations.queries import augment as q
+from annotations.queries import jobs as job_queries
 from annotations.services.adversarial import adversarial_evaluation_start, adversarial_job_start
-from annotations.services.augmentation import augmentation_job_start, job_cancel, job_resume
+from annotations.services.augmentation import augmentation_job_start
+from annotations.services.jobs import job_cancel, job_resume
 from annotations.services.refinement import judge_labels_job_start, uu_refine_start
 from annotations.views.common import HtmxHttpRequest, polled_fragment
+from annotations.views.errors import form_error, service_errors
 
 PAGE = "annotations/augment.html"
 JOB = "annotations/augment_job.html"
@@ -34,7 +35,7 @@ ACTIVE = (BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING)
 
 def _page_context(request: HtmxHttpRequest, **forms) -> dict:
     project = request.project
-    jobs = list(q.augment_jobs_for(project=project))
+    jobs = job_queries.with_wait_reasons(q.augment_jobs_for(project=project))
     return {
         "project": project, "jobs": jobs, "has_active": any(j.status in ACTIVE for j in jobs),
         "can_manage": has_role(request.user, project, Role.ADMIN),
@@ -60,26 +61,36 @@ def _started(request: HtmxHttpRequest, job: BackgroundJob) -> HttpResponse:
     url = reverse("annotations:augment_job_detail", kwargs={"slug": request.project.slug, "job_id": job.pk})
     if request.htmx:
         return HttpResponseClientRedirect(url)
-    messages.success(request, f"Job #{job.pk} queued.")
+    messages.success(request, f"{job.label} queued.")
     return redirect(url)
 
 
-def _start(request: HtmxHttpRequest, form, form_name: str, start) -> HttpResponse:
-    if form.is_valid():
-        try:
-            job = start(form.cleaned_data, form)
-        except PermissionDenied as exc:
-            raise DjangoPermissionDenied(exc.message) from exc
-        except ApplicationError as exc:
-            field = exc.extra.get("field")
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            return _started(request, job)
-    return render(request, PAGE, _page_context(request, **{form_name: form}), status=422)
+FORMS = {"augment_form": AugmentationStartForm, "adversarial_form": AdversarialStartForm,
+         "judge_form": JudgeLabelsForm}
+
+
+def _start_refused(form_name: str):
+    """The augmentation page again, with the service's reason under the form (or its field)."""
+
+    def page(request: HtmxHttpRequest, slug: str, *, error, status: int) -> HttpResponse:
+        form = FORMS[form_name](request.POST)
+        form.is_valid()
+        form_error(form, error)
+        return render(request, PAGE, _page_context(request, **{form_name: form}), status=status)
+
+    return page
+
+
+def _start(request: HtmxHttpRequest, form_name: str, start) -> HttpResponse:
+    form = FORMS[form_name](request.POST)
+    if not form.is_valid():
+        return render(request, PAGE, _page_context(request, **{form_name: form}), status=422)
+    return _started(request, start(form.cleaned_data, form))
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_start_refused("augment_form"))
 def augment_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Start an augmentation job from the dashboard form."""
 
@@ -91,11 +102,12 @@ def augment_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                                       per_item=d["per_item"], items=d["items"], limit=d.get("limit"),
                                       provider=form.provider(), config=config, judge=judge)
 
-    return _start(request, AugmentationStartForm(request.POST), "augment_form", start)
+    return _start(request, "augment_form", start)
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_start_refused("adversarial_form"))
 def adversarial_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Start an adversarial-mining job against the active model."""
 
@@ -105,11 +117,12 @@ def adversarial_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                                      iterations=d["iterations"], per_item=d["per_item"], provider=form.provider(),
                                      judge=judge, limit=d.get("limit"))
 
-    return _start(request, AdversarialStartForm(request.POST), "adversarial_form", start)
+    return _start(request, "adversarial_form", start)
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_start_refused("judge_form"))
 def judge_labels_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Start an LLM-judge labeling job (weak labels for UU refinement)."""
 
@@ -117,16 +130,21 @@ def judge_labels_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         return judge_labels_job_start(project=request.project, user=request.user, provider=form.provider(),
                                       limit=d.get("limit"))
 
-    return _start(request, JudgeLabelsForm(request.POST), "judge_form", start)
+    return _start(request, "judge_form", start)
+
+
+def _job_context(request: HtmxHttpRequest, job: BackgroundJob) -> dict:
+    job_queries.with_wait_reasons([job])
+    return {"project": request.project, "job": job, "can_manage": has_role(request.user, request.project, Role.ADMIN)}
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 @project_role_required(Role.REVIEWER)
 def augment_job_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    """One job: progress bar (htmx-polled fragment), result, per-iteration mining stats, variants."""
+    """One job: progress bar and actions (htmx-polled fragment), result, per-iteration mining stats, variants."""
     job = q.augment_job_get(project=request.project, job_id=job_id)
-    context = {"project": request.project, "job": job, "can_manage": has_role(request.user, request.project, Role.ADMIN)}
+    context = _job_context(request, job)
     if request.htmx:
         return polled_fragment(request, f"{JOB}#job-progress", context, active=job.status in ACTIVE)
     context.update(counts=q.job_variant_counts(job=job), variants=q.job_variants_sample(job=job),
@@ -134,38 +152,36 @@ def augment_job_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
     return render(request, JOB, context)
 
 
-def _job_action(request: HtmxHttpRequest, job_id: int, action) -> HttpResponse:
-    job = q.augment_job_get(project=request.project, job_id=job_id)
-    try:
-        msg = action(job)
-    except PermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from exc
-    except ApplicationError as exc:
-        if request.htmx:
-            return HttpResponse(exc.message, status=409)
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, msg)
-    return redirect("annotations:augment_job_detail", slug=request.project.slug, job_id=job.pk)
+def _job_url(request: HtmxHttpRequest, slug: str, job_id: int) -> str:
+    return reverse("annotations:augment_job_detail", kwargs={"slug": slug, "job_id": job_id})
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(back=_job_url)
 def augment_job_resume(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    return _job_action(request, job_id, lambda job: f"Job #{job_resume(job=job, user=request.user).pk} re-queued.")
+    job = job_resume(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    messages.success(request, f"{job.label} re-queued.")
+    return redirect(_job_url(request, slug, job_id))
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(back=_job_url)
 def augment_job_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    return _job_action(request, job_id, lambda job: f"Job #{job_cancel(job=job, user=request.user).pk} cancelled.")
+    job = job_cancel(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
+                     else f"{job.label}: cancellation requested; it stops after its current item.")
+    return redirect(_job_url(request, slug, job_id))
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(back=_job_url)
 def adversarial_evaluate(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    return _job_action(request, job_id, lambda job: "Re-scoring queued as job "
-                       f"#{adversarial_evaluation_start(job=job, user=request.user).pk}.")
+    ev = adversarial_evaluation_start(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    messages.success(request, f"Re-scoring queued as {ev.label}.")
+    return redirect(_job_url(request, slug, job_id))
 
 
 # --- UU refinement ------------------------------------------------------------------------
@@ -173,53 +189,68 @@ def adversarial_evaluate(request: HtmxHttpRequest, slug: str, job_id: int) -> Ht
 
 def _refine_context(request: HtmxHttpRequest, form: RefineStartForm | None = None) -> dict:
     project = request.project
-    rounds = list(q.uu_rounds_for(project=project))
-    return {"project": project, "rounds": rounds, "form": form or RefineStartForm(),
+    jobs = job_queries.with_wait_reasons(q.refine_jobs_for(project=project))
+    return {"project": project, "jobs": jobs, "form": form or RefineStartForm(),
             "can_manage": has_role(request.user, project, Role.ADMIN),
-            "has_active": any(r.is_active for r in rounds), "weak_counts": q.weak_label_counts(project=project)}
+            "has_active": any(j.is_active for j in jobs), "weak_counts": q.weak_label_counts(project=project)}
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 @project_role_required(Role.REVIEWER)
 def refine_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """UU refinement rounds and the start form; htmx polls refresh the rounds table."""
+    """Refinement jobs and the start form; htmx polls refresh the jobs table."""
     context = _refine_context(request)
     if request.htmx:
         return polled_fragment(request, f"{REFINE}#refine-table", context, active=context["has_active"])
     return render(request, REFINE, context)
 
 
+def _refine_refused(request: HtmxHttpRequest, slug: str, *, error, status: int) -> HttpResponse:
+    form = RefineStartForm(request.POST)
+    form.is_valid()
+    form_error(form, error)
+    return render(request, REFINE, _refine_context(request, form), status=status)
+
+
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_refine_refused)
 def refine_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     form = RefineStartForm(request.POST)
-    if form.is_valid():
-        try:
-            rnd = uu_refine_start(project=request.project, user=request.user, **form.cleaned_data)
-        except PermissionDenied as exc:
-            raise DjangoPermissionDenied(exc.message) from exc
-        except ApplicationError as exc:
-            field = exc.extra.get("field")
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            url = reverse("annotations:refine_detail", kwargs={"slug": request.project.slug, "round_id": rnd.pk})
-            if request.htmx:
-                return HttpResponseClientRedirect(url)
-            messages.success(request, f"Refinement round #{rnd.pk} queued.")
-            return redirect(url)
-    return render(request, REFINE, _refine_context(request, form), status=422)
+    if not form.is_valid():
+        return render(request, REFINE, _refine_context(request, form), status=422)
+    job = uu_refine_start(project=request.project, user=request.user, **form.cleaned_data)
+    url = reverse("annotations:refine_detail", kwargs={"slug": request.project.slug, "job_id": job.pk})
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    messages.success(request, f"{job.label} queued.")
+    return redirect(url)
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 @project_role_required(Role.REVIEWER)
-def refine_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
-    """One refinement round: θ̂ with intervals, labels changed and held-out agreement per iteration."""
-    rnd = q.uu_round_get(project=request.project, round_id=round_id)
-    context = {"project": request.project, "r": rnd, "uu": (rnd.metrics or {}).get("uu") or {}}
+def refine_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
+    """One refinement job: θ̂ with intervals, labels changed and held-out agreement per iteration."""
+    job = q.refine_job_get(project=request.project, job_id=job_id)
+    job_queries.with_wait_reasons([job])
+    context = {"project": request.project, "job": job, "uu": job.result or {},
+               "can_manage": has_role(request.user, request.project, Role.ADMIN)}
     if request.htmx:
-        return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=rnd.is_active)
+        return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=job.is_active)
     return render(request, REFINE_DETAIL, context)
 
 
+def _refine_url(request: HtmxHttpRequest, slug: str, job_id: int) -> str:
+    return reverse("annotations:refine_detail", kwargs={"slug": slug, "job_id": job_id})
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+@service_errors(back=_refine_url)
+def refine_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
+    job = job_cancel(job=q.refine_job_get(project=request.project, job_id=job_id), user=request.user)
+    messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
+                     else f"{job.label}: cancellation requested.")
+    return redirect(_refine_url(request, slug, job_id))

@@ -9,7 +9,6 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotations.errors import ApplicationError
 from annotations.forms.labeling import LabelForm, SkipForm
 from annotations.models import Item, Role
 from annotations.permissions import project_role_required
@@ -17,6 +16,7 @@ from annotations.queries.labeling import labeling_progress
 from annotations.services.claims import item_claim_for, item_claim_next, item_claim_release
 from annotations.services.labels import annotation_submit, annotation_undo_last
 from annotations.views.common import HtmxHttpRequest
+from annotations.views.errors import service_errors
 
 SKIPS_KEPT = 50
 
@@ -49,8 +49,14 @@ def _render_card(request: HtmxHttpRequest, *, notice: str = "", error: str = "",
     return render(request, template, context, status=status)
 
 
+def _label_refused(request: HtmxHttpRequest, slug: str, *, error, status: int) -> HttpResponse:
+    """The card again (the next item for this user), with the reason the label was not stored."""
+    return _render_card(request, error=error.message, status=422)
+
+
 @require_http_methods(["GET", "POST"])
 @project_role_required(Role.ANNOTATOR)
+@service_errors(form_page=_label_refused)
 def labeling_next(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """GET: the leased item (page, or the card fragment for htmx). POST: store a label, then the next item."""
     if request.method == "GET":
@@ -59,11 +65,9 @@ def labeling_next(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _render_card(request, error="Choose harmful or unharmful (and a known category).", status=422)
     item = _item_in_project(request.project, form.cleaned_data["item"])
-    try:
-        annotation_submit(item=item, user=request.user, role=request.role, label=form.cleaned_data["label"],
-                          category=form.cleaned_data["category"], client_token=form.cleaned_data["client_token"])
-    except ApplicationError as exc:
-        return _render_card(request, error=exc.message, status=422)
+    annotation_submit(item=item, user=request.user, role=request.role, label=form.cleaned_data["label"],
+                      category=form.cleaned_data["category"], client_token=form.cleaned_data["client_token"],
+                      leased_only=True)
     notice = f"Item {item.pk} labeled {form.cleaned_data['label']}."
     if not request.htmx:
         messages.success(request, notice)

@@ -6,12 +6,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations import selectors
-from annotations.errors import ApplicationError
 from annotations.forms.imports import ImportForm
 from annotations.models import BackgroundJob, Item, Role
 from annotations.permissions import project_role_required
-from annotations.services.jobs import import_job_start
+from annotations.queries.jobs import with_wait_reasons
+from annotations.services.imports import import_job_start
 from annotations.views.common import HtmxHttpRequest
+from annotations.views.errors import form_error, service_errors
 
 
 @require_GET
@@ -39,32 +40,39 @@ def project_guidelines(request: HtmxHttpRequest, slug: str):
     return render(request, "annotations/guidelines.html", {"project": request.project})
 
 
+def _import_page(request: HtmxHttpRequest, form: ImportForm, *, status: int):
+    jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
+    return render(request, "annotations/item_import.html", {"project": request.project, "form": form, "jobs": jobs},
+                  status=status)
+
+
+def _import_refused(request: HtmxHttpRequest, slug: str, *, error, status: int):
+    """The import page again with the reason (a bad file, or the task queue down: 503)."""
+    form = ImportForm(request.POST, request.FILES)
+    form.is_valid()
+    form_error(form, error)
+    return _import_page(request, form, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_import_refused)
 def item_import(request: HtmxHttpRequest, slug: str):
-    project = request.project
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         split = form.cleaned_data["split"]
-        try:
-            job = import_job_start(
-                project=project, user=request.user, uploaded=form.cleaned_data["file"],
-                split=Item.Split.BENCH if split == "bench" else split,
-                bench_name=form.cleaned_data["bench_name"] or "", skip_invalid=form.cleaned_data["skip_invalid"],
-            )
-        except ApplicationError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Import job {job.pk} queued.")
-            return redirect("annotations:item_import", slug=project.slug)
-    jobs = selectors.jobs_for(project=project, kind=BackgroundJob.Kind.IMPORT)
-    status = 422 if request.method == "POST" else 200
-    return render(request, "annotations/item_import.html", {"project": project, "form": form, "jobs": jobs},
-                  status=status)
+        job = import_job_start(
+            project=request.project, user=request.user, uploaded=form.cleaned_data["file"],
+            split=Item.Split.BENCH if split == "bench" else split,
+            bench_name=form.cleaned_data["bench_name"] or "", skip_invalid=form.cleaned_data["skip_invalid"],
+        )
+        messages.success(request, f"{job.label} queued.")
+        return redirect("annotations:item_import", slug=slug)
+    return _import_page(request, form, status=422 if request.method == "POST" else 200)
 
 
 @require_GET
 @project_role_required(Role.ADMIN)
 def import_jobs(request: HtmxHttpRequest, slug: str):
-    jobs = selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT)
+    jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
     return render(request, "annotations/item_import.html#import-jobs", {"project": request.project, "jobs": jobs})

@@ -6,20 +6,21 @@ Everyone in the project may look; only admins may act (checked here and in the s
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from annotations.errors import ApplicationError, PermissionDenied
 from annotations.forms.rounds import RoundStartForm
 from annotations.models import Role
 from annotations.permissions import has_role, project_role_required
+from annotations.queries import jobs as job_queries
 from annotations.queries import rounds as q
 from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
 from annotations.views.common import HtmxHttpRequest, polled_fragment
+from annotations.views.errors import form_error, service_errors
 
 PAGE = "annotations/rounds.html"
 DETAIL = "annotations/round_detail.html"
@@ -27,7 +28,7 @@ DETAIL = "annotations/round_detail.html"
 
 def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
     project = request.project
-    rounds = q.rounds_for(project=project)
+    rounds = job_queries.with_wait_reasons(q.rounds_for(project=project))
     return {
         "project": project,
         "rounds": rounds,
@@ -58,38 +59,7 @@ def round_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, PAGE, _page_context(request))
 
 
-def _forbidden(exc: PermissionDenied):
-    raise DjangoPermissionDenied(exc.message)
-
-
-@require_POST
-@project_role_required(Role.ADMIN)
-def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """Start a round from the form; field errors come back in the form with status 422."""
-    form = RoundStartForm(request.POST)
-    status = 422
-    if form.is_valid():
-        try:
-            training_round = training_round_start(
-                project=request.project, user=request.user, algorithm=form.cleaned_data["algorithm"],
-                config=form.cleaned_data["config"], seed=form.cleaned_data["seed"],
-            )
-        except PermissionDenied as exc:
-            _forbidden(exc)
-        except ApplicationError as exc:
-            field = exc.extra.get("field")
-            form.add_error(field if field in form.fields else None, exc.message)
-            # htmx swaps only 2xx and 422 (base.html); plain form posts get the precise 409.
-            conflict = exc.extra.get("code") == "round_active" and not request.htmx
-            status = 409 if conflict else 422
-            if exc.extra.get("code") == "broker_unavailable" and not request.htmx:
-                status = 503
-        else:
-            if not request.htmx:
-                messages.success(request, f"Round #{training_round.pk} queued.")
-                return redirect("annotations:round_list", slug=request.project.slug)
-            form = RoundStartForm(initial={"algorithm": training_round.algorithm})
-            status = 201
+def _start_form_response(request: HtmxHttpRequest, form: RoundStartForm, status: int) -> HttpResponse:
     if not request.htmx:
         return render(request, PAGE, _page_context(request, form), status=status)
     body = render_to_string(f"{PAGE}#start-form", {"project": request.project, "form": form}, request=request)
@@ -98,38 +68,56 @@ def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return HttpResponse(body, status=status)
 
 
+def _start_refused(request: HtmxHttpRequest, slug: str, *, error, status: int) -> HttpResponse:
+    """The start form again, with the service's reason (409 busy, 503 no task queue; 422 for htmx)."""
+    form = RoundStartForm(request.POST)
+    form.is_valid()
+    form_error(form, error)
+    return _start_form_response(request, form, status)
+
+
+def _round_list_url(request: HtmxHttpRequest, slug: str, *args, **kwargs) -> str:
+    return reverse("annotations:round_list", kwargs={"slug": slug})
+
+
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(form_page=_start_refused)
+def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Start a round from the form; field errors come back in the form with status 422."""
+    form = RoundStartForm(request.POST)
+    if not form.is_valid():
+        return _start_form_response(request, form, 422)
+    training_round = training_round_start(
+        project=request.project, user=request.user, algorithm=form.cleaned_data["algorithm"],
+        config=form.cleaned_data["config"], seed=form.cleaned_data["seed"],
+    )
+    if not request.htmx:
+        messages.success(request, f"{training_round.label} queued.")
+        return redirect("annotations:round_list", slug=request.project.slug)
+    return _start_form_response(request, RoundStartForm(initial={"algorithm": training_round.algorithm}), 201)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+@service_errors(back=_round_list_url)
 def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
-    training_round = q.round_get(project=request.project, round_id=round_id)
-    try:
-        training_round_cancel(training_round=training_round, user=request.user)
-    except PermissionDenied as exc:
-        _forbidden(exc)
-    except ApplicationError as exc:
-        if request.htmx:
-            return HttpResponse(exc.message, status=409)
-        messages.error(request, exc.message)
-    else:
-        if not request.htmx:
-            messages.success(request, f"Round #{round_id}: cancellation requested.")
+    training_round = training_round_cancel(training_round=q.round_get(project=request.project, round_id=round_id),
+                                           user=request.user)
     if request.htmx:
         return render(request, f"{PAGE}#round-table", _table_context(request))
+    messages.success(request, f"{training_round.label}: cancellation requested."
+                     if training_round.status == "running" else f"{training_round.label} cancelled.")
     return redirect("annotations:round_list", slug=request.project.slug)
 
 
 @require_POST
 @project_role_required(Role.ADMIN)
+@service_errors(back=_round_list_url)
 def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id: int) -> HttpResponse:
     version = q.model_version_get(project=request.project, version_id=version_id)
-    try:
-        model_version_activate(model_version=version, user=request.user)
-    except PermissionDenied as exc:
-        _forbidden(exc)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Model {version.name} is now active.")
+    model_version_activate(model_version=version, user=request.user)
+    messages.success(request, f"Model {version.name} is now active.")
     return redirect("annotations:round_list", slug=request.project.slug)
 
 
@@ -139,6 +127,7 @@ def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id:
 def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
     """One round: status, progress, metrics, snapshot summary and the train log."""
     training_round = q.round_get(project=request.project, round_id=round_id)
+    job_queries.with_wait_reasons([training_round])
     context = {
         "project": request.project,
         "round": training_round,

@@ -26,6 +26,8 @@ def test_demo_setup_creates_accounts_projects_and_data(capsys, monkeypatch):
     assert Item.objects.count() == before
     assert "passwords unchanged" in capsys.readouterr().out
     client = Client()
-    assert client.login(username="annotator", password="demo-annotator-pw-1")
+    # Through the login page: the login throttle (django-axes) needs the request.
+    login = client.post(reverse("login"), {"username": "annotator", "password": "demo-annotator-pw-1"})
+    assert login.status_code == 302
     page = client.get(reverse("annotations:project_dashboard", kwargs={"slug": "demo-prompts"}))
     assert page.status_code == 200 and b"Demo: prompt harmfulness" in page.content

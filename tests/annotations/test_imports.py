@@ -154,3 +154,71 @@ def test_export_round_trip(project, other_project, tmp_path):
     assert report.created == 3 and report.labeled == 2
     again = {i.external_id: i.human_label for i in Item.objects.filter(project=other_project)}
     assert again == {"a1": "unharmful", "a2": "harmful", "a3": ""}
+
+
+def _nested(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels):
+        value = {"n": value}
+    return value
+
+
+@pytest.mark.django_db
+def test_deeply_nested_metadata_is_one_bad_line_not_an_aborted_import(project, users, settings):
+    """Issue 15, defect 7: 300-500 levels aborted the import (even --skip-invalid) naming no line."""
+    deep = json.dumps({"text": "deep one", "meta": _nested(450)}).encode()
+    report = items_import(project=project, stream=jsonl(GOOD[0], deep, GOOD[2]), fmt="jsonl", skip_invalid=True)
+    assert (report.created, report.error_count) == (2, 1)
+    (error,) = report.errors
+    assert error.line == 2 and error.field == "metadata" and "nested 451 levels deep; the limit is 63" in error.message
+    with pytest.raises(ImportFailed, match="line 2, field 'metadata': extra fields are nested"):
+        items_import(project=project, stream=jsonl(GOOD[1], deep), fmt="jsonl")
+    ok = json.dumps({"text": "shallow enough", "meta": _nested(60)}).encode()
+    assert items_import(project=project, stream=jsonl(ok), fmt="jsonl").created == 1
+
+
+@pytest.mark.django_db
+def test_the_import_job_fails_with_the_line_instead_of_a_traceback(project, users, settings, caplog):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotations.services.imports import import_job_execute, import_job_start
+
+    deep = json.dumps({"text": "deep one", "meta": _nested(500)}).encode() + b"\n"
+    job = import_job_start(project=project, user=users["admin"], split="pool", bench_name="", skip_invalid=False,
+                           uploaded=SimpleUploadedFile("deep.jsonl", b'{"text": "fine"}\n' + deep))
+    assert import_job_execute(job_id=job.pk) == "failed"
+    job.refresh_from_db()
+    assert "line 2, field 'metadata'" in job.error and job.result["errors"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+
+
+def csv_bytes(*lines: bytes) -> io.BytesIO:
+    return io.BytesIO(b"\r\n".join(lines) + b"\r\n")
+
+
+@pytest.mark.django_db
+def test_csv_errors_name_their_own_line(project):
+    """Issue 15, defect 11: invalid UTF-8 on line 3 was reported as "line 1 ... byte 15"."""
+    stream = csv_bytes(b"text,label", b"fine one,harmful", b"broken \xff\xfe here,unharmful", b"fine two,")
+    report = items_import(project=project, stream=stream, fmt="csv", skip_invalid=True)
+    (error,) = report.errors
+    assert error.line == 3 and "invalid UTF-8 at byte 7 of line 3" in error.message
+    assert report.created == 2  # the lines after the broken one still import
+
+
+@pytest.mark.django_db
+def test_csv_fields_may_be_as_long_as_the_text_limit_and_longer_ones_name_their_line(project, settings):
+    long_text = b"y" * 200_000  # was "line 1: field larger than field limit (131072)"
+    report = items_import(project=project, stream=csv_bytes(b"text", long_text, b"short"), fmt="csv")
+    assert report.created == 2 and Item.objects.filter(text=long_text.decode()).exists()
+    settings.UMBRA_ITEM_MAX_CHARS = 1000
+    with pytest.raises(ImportFailed, match="line 3, field 'text': is 5000 characters long; the limit is 1000"):
+        items_import(project=project, stream=csv_bytes(b"text", b"ok", b"z" * 5000), fmt="csv")
+
+
+@pytest.mark.django_db
+def test_a_csv_with_a_byte_order_mark_imports(project):
+    """Excel writes a UTF-8 BOM; it used to fail with "no 'text' column"."""
+    report = items_import(project=project, stream=csv_bytes(b"\xef\xbb\xbftext,label", b"from excel,harmful"),
+                          fmt="csv")
+    assert (report.created, report.labeled) == (1, 1)

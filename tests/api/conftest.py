@@ -25,8 +25,9 @@ def make_model_version(project, tiny_model_dir):
                                            started_at=now, finished_at=now, metrics={"test": {"f1": 0.5}})
         if active:
             ModelVersion.objects.filter(project=proj, is_active=True).update(is_active=False)
+        number = ModelVersion.objects.filter(project=proj).count() + 1  # <slug>-v<n>, per project
         return ModelVersion.objects.create(project=proj, training_round=rnd, path=path or tiny_model_dir,
-                                           threshold=threshold, is_active=active)
+                                           threshold=threshold, is_active=active, number=number)
 
     return make
 

@@ -38,7 +38,8 @@ def labeled(project, users, make_model_version):
     for item, p in ((pool_pseudo, 0.9), (pool_refined, 0.2), (pool_reviewed, 0.7)):
         Prediction.objects.create(item=item, training_round=rnd, p_harmful=p, head_probs=[p, p],
                                   pseudo_label="harmful" if p >= 0.5 else "unharmful", used=True)
-    WeakLabel.objects.create(item=pool_refined, source="refined", training_round=rnd, label="harmful", score=0.8)
+    refinement = BackgroundJob.objects.create(project=project, kind="refine", status="succeeded", number=1)
+    WeakLabel.objects.create(item=pool_refined, source="refined", job=refinement, label="harmful", score=0.8)
     pred = Prediction.objects.get(item=pool_reviewed)
     prediction_review(prediction=pred, user=users["reviewer"], role="reviewer", action="correct")
     return {"seed": seed, "test": test, "round": rnd, "mv": mv}
@@ -57,6 +58,7 @@ def test_label_records_carry_provenance(labeled, project):
     assert reviewed["provenance"]["kind"] == "correct" and reviewed["provenance"]["round"] == labeled["round"].pk
     refined = recs["pool refined"]
     assert refined["label"] == "harmful" and refined["provenance"]["type"] == "refined"
+    assert refined["provenance"]["refinement_job"] and refined["provenance"]["round"] is None
     pseudo = recs["pool pseudo"]
     assert pseudo["provenance"] == pseudo["provenance"] | {"type": "pseudo", "round": labeled["round"].pk}
     assert pseudo["provenance"]["p_harmful"] == pytest.approx(0.9)
@@ -89,12 +91,23 @@ def test_jsonl_export_job_and_streamed_download(api_for, labeled):
     assert detail["result"]["counts"]["human/harmful"] == 1
 
 
-def test_export_job_enqueues_after_commit(project, users, django_capture_on_commit_callbacks, monkeypatch):
-    sent = []
-    monkeypatch.setattr(export_job_run, "delay", lambda job_id: sent.append(job_id))
-    with django_capture_on_commit_callbacks(execute=True):
+def test_export_job_enqueues_after_commit(project, users, django_capture_on_commit_callbacks):
+    import base64
+
+    import redis
+    from django.conf import settings
+    from umbra_testkit import purge_queues
+
+    purge_queues(["celery"])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = export_job_start(project=project, user=users["admin"], kind="labels_jsonl")
-    assert sent == [job.pk]
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    assert client.llen("celery") == 0  # nothing is sent before the commit
+    callbacks[0]()
+    message = json.loads(client.lpop("celery"))
+    client.close()
+    assert message["headers"]["task"] == "annotations.export_job_run"
+    assert json.loads(base64.b64decode(message["body"]))[0] == [job.pk]
     export_job_run(job.pk)
     export_job_run(job.pk)  # a redelivery does nothing
     job.refresh_from_db()
@@ -151,19 +164,19 @@ def test_model_export_reproduces_served_scores_in_a_fresh_process(api_for, label
     assert got["scores"] == pytest.approx([r["category_scores"]["harmful"] for r in served["results"]], abs=1e-5)
 
 
-def test_model_export_without_active_model_is_400(api_for, project, users):
+def test_model_export_without_active_model_is_a_409(api_for, project, users):
     r = api_for("admin").post("/api/projects/safety/exports/start/", {"kind": "model"}, format="json")
-    assert r.status_code == 400 and "no active model" in r.json()["message"]
+    assert r.status_code == 409 and "no active model" in r.json()["message"]
 
 
-def test_download_of_unfinished_job_is_400(api_for, project, users):
-    job = BackgroundJob.objects.create(project=project, kind="export", created_by=users["admin"])
+def test_download_of_unfinished_job_is_a_409_and_a_file_elsewhere_a_404(api_for, project, users):
+    job = BackgroundJob.objects.create(project=project, kind="export", created_by=users["admin"], number=1)
     r = api_for("admin").get(f"/api/projects/safety/exports/{job.pk}/download/")
-    assert r.status_code == 400 and "nothing to download" in r.json()["message"]
+    assert r.status_code == 409 and r.json()["message"] == "Export job #1 is queued; nothing to download yet."
     job.status, job.result, job.finished_at = "succeeded", {"file": "/etc/passwd"}, timezone.now()
     job.save()
     r = api_for("admin").get(f"/api/projects/safety/exports/{job.pk}/download/")
-    assert r.status_code == 400  # never serves a file outside the exports folder
+    assert r.status_code == 404  # never serves a file outside the exports folder
 
 
 def test_export_commands(labeled, tmp_path, capsys):
@@ -177,3 +190,18 @@ def test_export_commands(labeled, tmp_path, capsys):
     name = labeled["mv"].name
     assert {f"{name}/config.json", f"{name}/heads.safetensors", f"{name}/umbra_model.json",
             f"{name}/UMBRA_EXPORT.md"} <= set(names)
+
+
+def test_the_dataset_card_writes_a_hostile_project_name_as_plain_text(project, tmp_path):
+    """Issue 15, defect 13: the HF dataset card wrote the project name raw into Markdown."""
+    from annotations.services.label_exports import labels_hf_write
+
+    project.name = '<img src=x onerror="alert(1)"> [click](javascript:alert(2)) **bold**\n# injected heading'
+    project.save(update_fields=["name"])
+    labels_hf_write(project=project, folder=tmp_path / "card")
+    card = (tmp_path / "card" / "README.md").read_text()
+    title = next(line for line in card.splitlines() if line.startswith("# "))
+    import re
+
+    assert not re.search(r"(?<!\\)<", card) and "](javascript:" not in card and "\n# injected" not in card
+    assert title.startswith(r'# \<img src=x onerror="alert\(1\)"\> \[click\]\(javascript:alert\(2\)\) \*\*bold\*\*')

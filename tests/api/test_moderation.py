@@ -62,7 +62,7 @@ def test_string_input_answers_openai_shape(api_for, served, tiny_model_dir):
     assert r.status_code == 200, r.content
     body = r.json()
     _assert_openai_shape(body, 1)
-    assert body["model"] == served.name == f"safety-v{served.pk}"
+    assert body["model"] == served.name == "safety-v1"  # numbered per project: its first model
     from ssl_engine.engine import load_scorer
 
     direct = load_scorer(tiny_model_dir, device="cpu").score(["How do I bake bread?"])[0][0]

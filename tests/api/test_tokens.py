@@ -38,7 +38,7 @@ def test_token_lifecycle(api_for, users):
     r = _client(key).post(f"/api/tokens/{token.pk}/revoke/")
     assert r.status_code == 200 and r.json()["is_active"] is False
     r = _client(key).get("/api/projects/")
-    assert r.status_code == 401 and r.json()["message"] == "Invalid or revoked token."
+    assert r.status_code == 401 and r.json()["message"] == "Invalid, revoked or expired token."
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
@@ -135,3 +135,43 @@ def test_token_pages(client_for, users, token_for):
     assert client_for("outsider").get("/p/safety/tokens/").status_code == 404
     assert client_for(None).get("/tokens/").status_code == 302
     assert timezone.now()
+
+
+def test_an_expired_token_stops_working(users, project):
+    from annotations.services.tokens import api_token_create
+
+    issued = api_token_create(user=users["annotator"], name="short-lived", created_by=users["annotator"],
+                              expires_in_days=1)
+    assert issued.token.expires_at is not None
+    assert _client(issued.key).get("/api/projects/").status_code == 200
+    ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    r = _client(issued.key).get("/api/projects/")
+    assert r.status_code == 401 and "expired" in r.json()["message"]
+
+
+def test_a_read_only_token_reads_and_scores_but_changes_nothing(users, project, make_model_version):
+    from annotations.models import Item
+    from annotations.services.tokens import api_token_create
+
+    make_model_version()
+    item = Item.objects.create(project=project, text="read only", content_hash="ro", split="seed")
+    key = api_token_create(user=users["annotator"], name="dashboard", created_by=users["annotator"],
+                           scope="read").key
+    client = _client(key)
+    assert client.get(f"/api/projects/{project.slug}/items/").status_code == 200
+    assert client.post("/v1/moderations", {"input": "hello", "project": project.slug}, format="json").status_code == 200
+    label = client.post(f"/api/projects/{project.slug}/items/{item.pk}/annotations/", {"label": "harmful"},
+                        format="json")
+    assert label.status_code == 403 and "read-only" in label.json()["message"]
+    assert client.post("/api/tokens/create/", {"name": "escalate"}, format="json").status_code == 403
+    assert not item.annotations.exists()
+
+
+def test_token_expiry_and_scope_are_validated_and_listed(api_for):
+    client = api_for("annotator", via="session")
+    bad = client.post("/api/tokens/create/", {"name": "x", "expires_in_days": 0}, format="json")
+    assert bad.status_code == 400 and "expires_in_days" in bad.json()["fields"]
+    ok = client.post("/api/tokens/create/", {"name": "ci", "expires_in_days": 30, "scope": "read"}, format="json")
+    assert ok.status_code == 201 and ok.json()["scope"] == "read" and ok.json()["expires_at"]
+    page = client.get("/tokens/").content.decode()
+    assert "Read only" in page and "active until" in page

@@ -129,6 +129,11 @@ class ScriptedChat:
 
 # --- a real Celery worker ---------------------------------------------------------------------
 
+# The deployment's outbound allowlist for the scripted local endpoint (any port on loopback).
+PROVIDER_ALLOWLIST = {"UMBRA_PROVIDER_BASE_URLS": ["http://127.0.0.1:*/v1"],
+                      "UMBRA_PROVIDER_API_KEY_ENVS": ["TEST_PROVIDER_API_KEY"]}
+PROVIDER_ALLOWLIST_ENV = {k: ",".join(v) for k, v in PROVIDER_ALLOWLIST.items()}
+
 QUEUES = ("celery", "training", "augment")
 
 
@@ -140,7 +145,7 @@ def start_worker(tmp: Path, backbone: Path, cache: Path, extra_env: dict | None 
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_backbone, engine_cache):
     """One real worker (solo pool, queues celery+training+augment) for a test module."""
     worker = start_worker(tmp_path_factory.mktemp("aug-worker"), tiny_backbone, engine_cache,
-                          extra_env={"UMBRA_TEST_API_KEY": "sk-test-123"})
+                          extra_env={"TEST_PROVIDER_API_KEY": "sk-test-123", **PROVIDER_ALLOWLIST_ENV})
     yield worker
     worker.stop()
 

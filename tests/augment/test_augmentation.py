@@ -14,10 +14,10 @@ from annotations.models import AugmentedVariant, BackgroundJob, Item, TrainingRo
 from annotations.services.augmentation import (
     augmentation_job_execute,
     augmentation_job_start,
-    job_resume,
-    provider_spec_clean,
     variants_record_view_losses,
 )
+from annotations.services.jobs import job_resume
+from annotations.services.outbound import provider_spec_clean
 from annotations.services.rounds import round_input_build
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_crashed_job_resumes_where_it_stopped(project, users, aug_items, setting
     BackgroundJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(minutes=10))
     # A live job is not resumable by an admin, a stale one is; the next delivery takes it over.
     BackgroundJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError, match="still alive or finished; nothing to resume"):
         job_resume(job=job, user=users["admin"])
     assert augmentation_job_execute(job_id=job.pk) == "skipped"  # alive elsewhere: not taken over
     BackgroundJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=10))
@@ -117,7 +117,9 @@ def test_curation_and_generator_rejections_keep_their_reasons(project, users, au
     assert job.result["drop_reasons"]["duplicate_of_source"] == 2 and job.result["kept"] == 2
 
 
-def test_start_validates_and_never_stores_api_keys(project, users, aug_items):
+def test_start_validates_and_never_stores_api_keys(project, users, aug_items, settings):
+    settings.UMBRA_PROVIDER_BASE_URLS = ["http://x/v1"]
+    settings.UMBRA_PROVIDER_API_KEY_ENVS = ["MY_KEY"]
     with pytest.raises(PermissionDenied):
         augmentation_job_start(project=project, user=users["reviewer"], method="word_swap")
     with pytest.raises(ApplicationError, match="environment variable"):
@@ -165,13 +167,13 @@ def test_round_loss_check_flags_variants_and_flagged_unreviewed_ones_stop_traini
               _view_loss(seed, 5, [1.0, 1.0, 1.0], True)]  # no such view: ignored
     with transaction.atomic():
         counts = variants_record_view_losses(training_round_id=rnd.pk, variant_ids=snap["variant_ids"],
-                                             view_losses=losses)
+                                             view_losses=losses, round_number=7)
     assert counts == {"checked": 3, "flagged": 2}
     for v in (p0, p1, p2, s0):
         v.refresh_from_db()
     assert p1.curation["loss_flag"].startswith("high_loss") and p1.review_priority >= 5
-    assert p1.curation["loss"] == {"round": rnd.pk, "as": "strong view", "epochs": [1.0, None, 2.0], "mean": 1.5,
-                                   "flagged": True}
+    assert p1.curation["loss"] == {"round": rnd.pk, "round_number": 7, "as": "strong view",
+                                   "epochs": [1.0, None, 2.0], "mean": 1.5, "flagged": True}
     assert s0.curation["loss"]["as"] == "labeled copy" and "loss_flag" in s0.curation
     assert "loss_flag" not in p0.curation and p0.curation["loss"]["mean"] == pytest.approx(0.4333, abs=1e-4)
     assert "loss" not in p2.curation  # never drawn: nothing to say

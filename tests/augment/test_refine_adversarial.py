@@ -1,4 +1,4 @@
-"""UU refinement rounds, weak-label import, adversarial mining and confirmed hard examples (in-process)."""
+"""UU refinement jobs, weak-label import, adversarial mining and confirmed hard examples (in-process)."""
 
 from __future__ import annotations
 
@@ -52,16 +52,17 @@ def test_weak_label_import_matches_items_and_is_all_or_nothing(project, aug_item
     assert WeakLabel.objects.filter(item__project=project, source="imported").count() == report["imported"]
 
 
-def test_uu_round_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(project, users, aug_items, tmp_path):
+def test_uu_job_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(project, users, aug_items, tmp_path):
     weak_labels_import(project=project, lines=_noisy_jsonl(project))
     with pytest.raises(ApplicationError, match="No llm_judge weak labels"):
         uu_refine_start(project=project, user=users["admin"], source="llm_judge")
-    rnd = uu_refine_start(project=project, user=users["admin"], source="imported", iterations=3,
+    job = uu_refine_start(project=project, user=users["admin"], source="imported", iterations=3,
                           config={"scorer": {"epochs": 100}})
-    assert rnd.kind == TrainingRound.Kind.UU_REFINE and rnd.status == "queued"
-    assert uu_refine_execute(round_id=rnd.pk, embed=_embed) == "succeeded"
-    rnd.refresh_from_db()
-    uu = rnd.metrics["uu"]
+    assert job.kind == BackgroundJob.Kind.REFINE and job.status == "queued" and job.number == 1
+    assert not TrainingRound.objects.exists()  # a refinement is not a training round
+    assert uu_refine_execute(job_id=job.pk, embed=_embed) == "succeeded"
+    job.refresh_from_db()
+    uu = job.result
     done = len(uu["iterations"]) - 1
     assert 1 <= done <= 3 and uu["n_held_out"] == 8 and uu["n_human"] == aug_items["seed"]
     first = uu["iterations"][1]
@@ -69,9 +70,8 @@ def test_uu_round_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(proj
     assert first["theta"]["theta_p"] > first["theta"]["theta_n"]
     assert {"accuracy", "f1", "n"} <= set(first["test"]) and "changed" in first
     n_items = uu["n_items"]
-    assert WeakLabel.objects.filter(training_round=rnd, source="refined").count() == n_items * done
-    assert set(WeakLabel.objects.filter(training_round=rnd).values_list("iteration", flat=True)) == set(
-        range(1, done + 1))
+    assert WeakLabel.objects.filter(job=job, source="refined").count() == n_items * done
+    assert set(WeakLabel.objects.filter(job=job).values_list("iteration", flat=True)) == set(range(1, done + 1))
     # The next SSL round gets the refined pool labels as weighted pseudo-labels, never as annotations.
     project.use_refined_labels, project.refined_label_weight = True, 0.3
     project.save()
@@ -80,20 +80,20 @@ def test_uu_round_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(proj
     inp, snapshot = round_input_build(training_round=ssl, out_dir=str(tmp_path))
     weighted = [ex for ex in inp.labeled if ex.weight < 1]
     assert len(weighted) == aug_items["pool"] and all(ex.weight == 0.3 for ex in weighted)
-    assert not inp.unlabeled and snapshot["refined_labels"] == {"round": rnd.pk, "count": aug_items["pool"],
+    assert not inp.unlabeled and snapshot["refined_labels"] == {"job": job.pk, "count": aug_items["pool"],
                                                                 "weight": 0.3}
     assert Annotation.objects.count() == annotations_before
 
 
-def test_uu_round_with_unusable_labels_fails_with_the_reason(project, users, aug_items):
+def test_uu_job_with_unusable_labels_fails_with_the_reason(project, users, aug_items):
     import json
 
     weak_labels_import(project=project, lines=[json.dumps({"id": i.pk, "label": "harmful"})
                                                for i in Item.objects.filter(project=project)])
-    rnd = uu_refine_start(project=project, user=users["admin"], source="imported")
-    assert uu_refine_execute(round_id=rnd.pk, embed=_embed) == "failed"
-    rnd.refresh_from_db()
-    assert "empty" in rnd.error and not WeakLabel.objects.filter(training_round=rnd).exists()
+    job = uu_refine_start(project=project, user=users["admin"], source="imported")
+    assert uu_refine_execute(job_id=job.pk, embed=_embed) == "failed"
+    job.refresh_from_db()
+    assert "empty" in job.error and not WeakLabel.objects.filter(job=job).exists()
 
 
 # --- adversarial -------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ def objects(project, users, aug_items):
                                        result={"created": 1, "kept": 1, "dropped": 0, "drop_reasons": {}})
     item = Item.objects.filter(project=project).first()
     AugmentedVariant.objects.create(item=item, job=job, method="word_swap", text=XSS)
-    rnd = TrainingRound.objects.create(project=project, kind="uu_refine", status="succeeded",
-                                       config={"source": "imported", "iterations": 2, "variant": "robust"},
-                                       metrics={"uu": {"f1": 0.5, "accuracy": 0.75, "n": 8, "source": "imported",
+    rnd = BackgroundJob.objects.create(project=project, kind="refine", status="succeeded", number=1,
+                                       params={"source": "imported", "iterations": 2, "variant": "robust"},
+                                       result={"f1": 0.5, "accuracy": 0.75, "n": 8, "source": "imported",
                                                        "variant": "robust", "iterations": [
                                                            {"iteration": 0, "changed": 0, "labels_harmful": 3,
                                                             "test": {"accuracy": 0.5, "f1": 0.4}, "theta": None},
@@ -29,15 +29,15 @@ def objects(project, users, aug_items):
                                                             "test": {"accuracy": 0.75, "f1": 0.5},
                                                             "theta": {"theta_p": 0.8, "theta_n": 0.1,
                                                                       "interval_p": [0.5, 0.9],
-                                                                      "interval_n": [0.0, 0.3], "n_p": 5, "n_n": 6}}]}})
+                                                                      "interval_n": [0.0, 0.3], "n_p": 5, "n_n": 6}}]})
     return {"job": job, "round": rnd}
 
 
 GETS = [("augment_page", {}), ("augment_job_detail", {"job_id": "job"}), ("refine_page", {}),
-        ("refine_detail", {"round_id": "round"})]
+        ("refine_detail", {"job_id": "round"})]
 POSTS = [("augment_start", {}), ("adversarial_start", {}), ("judge_labels_start", {}), ("refine_start", {}),
          ("augment_job_resume", {"job_id": "job"}), ("augment_job_cancel", {"job_id": "job"}),
-         ("adversarial_evaluate", {"job_id": "job"})]
+         ("adversarial_evaluate", {"job_id": "job"}), ("refine_cancel", {"job_id": "round"})]
 
 
 def _url(name, kw, project, objects):
@@ -65,7 +65,7 @@ def test_admin_sees_forms_and_escaped_variants(client_for, project, objects):
     assert 'action="/p/safety/augment/start/"' in page and "api_key_env" in page
     detail = client.get(_url("augment_job_detail", {"job_id": "job"}, project, objects)).content.decode()
     assert XSS not in detail and "&lt;script&gt;" in detail
-    refine = client.get(_url("refine_detail", {"round_id": "round"}, project, objects)).content.decode()
+    refine = client.get(_url("refine_detail", {"job_id": "round"}, project, objects)).content.decode()
     assert "0.800 [0.500, 0.900]" in refine and "start (noisy)" in refine
 
 
@@ -94,7 +94,8 @@ def test_form_errors_come_back_with_422(client_for, project, objects):
     assert response.status_code == 422 and "base_url" in response.content.decode()
     response = client.post(_url("adversarial_start", {}, project, objects),
                            {"direction": "evade", "iterations": 1, "per_item": 2, "provider_kind": "local"})
-    assert response.status_code == 422 and "active model" in response.content.decode()
+    # No active model is a state the form cannot fix: 409 with the reason in the form.
+    assert response.status_code == 409 and "needs an active model" in response.content.decode()
     response = client.post(_url("refine_start", {}, project, objects),
                            {"source": "llm_judge", "iterations": 3, "variant": "robust"})
     assert response.status_code == 422 and "No llm_judge weak labels" in response.content.decode()

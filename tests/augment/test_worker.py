@@ -8,9 +8,9 @@ import re
 import pytest
 from django.core.management import call_command
 
-from annotations.models import AugmentedVariant, BackgroundJob, Item, TrainingRound, WeakLabel
+from annotations.models import AugmentedVariant, BackgroundJob, Item, WeakLabel
 
-from augment.conftest import FINAL_JOB, FINAL_ROUND, ScriptedChat, wait_for
+from augment.conftest import FINAL_JOB, PROVIDER_ALLOWLIST, ScriptedChat, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +38,9 @@ def test_local_llm_job_in_the_worker_stores_every_slot_and_rerun_adds_nothing(ce
     assert AugmentedVariant.objects.filter(item__project=project).count() == 6
 
 
-def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, project, users, aug_items):
+def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, project, users, aug_items, settings):
+    for name, value in PROVIDER_ALLOWLIST.items():
+        setattr(settings, name, value)
     calls = {"n": 0}
 
     def answer(messages, n):
@@ -53,13 +55,13 @@ def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, 
     try:
         call_command("augment", "--project", project.slug, "--method", "llm_rewrite", "--per-item", "2",
                      "--limit", "2", "--provider", "openai", "--base-url", server.url, "--model", "scripted",
-                     "--api-key-env", "UMBRA_TEST_API_KEY", "--curation", '{"similarity_low": null, '
+                     "--api-key-env", "TEST_PROVIDER_API_KEY", "--curation", '{"similarity_low": null, '
                      '"similarity_high": null}')
         job = wait_for(BackgroundJob, _last_job().pk, FINAL_JOB, timeout=90)
     finally:
         server.close()
     assert job.status == "succeeded", job.error
-    assert "sk-test" not in json.dumps(job.params) and job.params["provider"]["api_key_env"] == "UMBRA_TEST_API_KEY"
+    assert "sk-test" not in json.dumps(job.params) and job.params["provider"]["api_key_env"] == "TEST_PROVIDER_API_KEY"
     assert set(server.auth) == {"Bearer sk-test-123"}
     kept = AugmentedVariant.objects.filter(job=job, status="pending")
     assert kept.count() == 4, list(AugmentedVariant.objects.filter(job=job).values_list("status", "curation_reason", "text"))
@@ -68,7 +70,7 @@ def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, 
     assert all(v.provider.startswith("openai:scripted@") for v in kept)
 
 
-def test_uu_refine_round_runs_in_the_worker(celery_worker, project, users, aug_items, tmp_path):
+def test_uu_refine_job_runs_in_the_worker(celery_worker, project, users, aug_items, tmp_path):
     lines = []
     for item in Item.objects.filter(project=project):
         noisy = int(any(w in item.text for w in ("bomb", "kill", "steal", "weapon", "poison", "hack")))
@@ -77,10 +79,9 @@ def test_uu_refine_round_runs_in_the_worker(celery_worker, project, users, aug_i
     path.write_text("\n".join(lines) + "\n")
     call_command("import_weak_labels", "--project", project.slug, "--file", str(path))
     call_command("refine_labels", "--project", project.slug, "--source", "imported", "--iterations", "2")
-    rnd = TrainingRound.objects.filter(kind="uu_refine").order_by("-id").first()
-    rnd = wait_for(TrainingRound, rnd.pk, FINAL_ROUND, timeout=120)
-    assert rnd.status == "succeeded", (rnd.error, celery_worker.output()[-3000:])
-    iterations = rnd.metrics["uu"]["iterations"]
+    job = BackgroundJob.objects.filter(kind="refine").order_by("-id").first()
+    job = wait_for(BackgroundJob, job.pk, FINAL_JOB, timeout=120)
+    assert job.status == "succeeded", (job.error, celery_worker.output()[-3000:])
+    iterations = job.result["iterations"]
     assert iterations[0]["iteration"] == 0 and len(iterations) >= 2
-    assert WeakLabel.objects.filter(training_round=rnd, source="refined", iteration=1).count() == \
-        rnd.metrics["uu"]["n_items"]
+    assert WeakLabel.objects.filter(job=job, source="refined", iteration=1).count() == job.result["n_items"]

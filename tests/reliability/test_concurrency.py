@@ -131,5 +131,63 @@ def test_two_admins_starting_a_round_at_once_create_one_round(live_server, proje
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [302, 409], statuses  # one queued (redirect to the list), one refused
     refused = next(r for r in responses if r.status_code == 409)
-    assert "already" in refused.text.lower()
+    created = TrainingRound.objects.get(project=project)
+    assert f"Round #{created.number} is queued, waiting for a worker; only one round" in refused.text
     assert TrainingRound.objects.filter(project=project).count() == 1
+
+
+def test_twenty_annotators_on_five_items_over_the_api_respect_the_overlap(live_server, project, make_user):
+    """Issue 15, defect 4: with a cap of 2, 20 annotators got 100 x 201 and 20 rows per item."""
+    from annotations.services.tokens import api_token_create
+
+    project.annotations_per_item = 2
+    project.save(update_fields=["annotations_per_item"])
+    items = [Item.objects.create(project=project, text=f"overlap item {i}", split=Item.Split.SEED,
+                                 content_hash=content_hash(f"overlap item {i}", "")) for i in range(5)]
+    people = [make_user(f"api-annotator{i}", Role.ANNOTATOR, project) for i in range(20)]
+    keys = [api_token_create(user=u, name="script", created_by=u).key for u in people]
+    go = threading.Barrier(len(keys))
+
+    def work(key: str) -> list[int]:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        go.wait()
+        return [session.post(f"{live_server.url}/api/projects/safety/items/{item.pk}/annotations/",
+                             json={"label": "harmful"}, timeout=60).status_code for item in items]
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        statuses = Counter(s for r in pool.map(work, keys) for s in r)
+
+    assert statuses == {201: 10, 409: 90}, statuses
+    for item in items:
+        assert Annotation.objects.filter(item=item, kind=Annotation.Kind.LABEL).count() == 2
+        item.refresh_from_db()
+        assert item.annotation_count == 2
+
+
+def test_six_admins_starting_a_round_at_once_get_one_round_and_five_clear_409s(live_server, project, users,
+                                                                               make_user):
+    """Issue 14.3 under load: the API said 400 (README promises 409) and the message misnamed the state."""
+    from annotations.services.imports import items_import
+    from annotations.services.tokens import api_token_create
+
+    import io
+
+    items_import(project=project, fmt="jsonl", split=Item.Split.SEED, stream=io.BytesIO(
+        b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'))
+    admins = [users["admin"], *[make_user(f"admin{i}", Role.ADMIN, project) for i in range(5)]]
+    keys = [api_token_create(user=a, name="ci", created_by=a).key for a in admins]
+    go = threading.Barrier(len(keys))
+
+    def press(key: str) -> requests.Response:
+        go.wait()
+        return requests.post(f"{live_server.url}/api/projects/safety/rounds/start/", json={"algorithm": "supervised"},
+                             headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        responses = list(pool.map(press, keys))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 5
+    created = TrainingRound.objects.get(project=project)
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["message"].startswith(f"Round #{created.number} is queued, waiting for a worker;")

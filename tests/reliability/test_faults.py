@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from annotations.models import Item, TrainingRound
+from annotations.models import BackgroundJob, Item, TrainingRound, WeakLabel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +77,72 @@ def test_api_round_start_with_the_broker_down_is_a_json_503(broker_down, project
     assert response.status_code == 503
     assert "task queue" in response.json()["message"].lower()
     assert not TrainingRound.objects.filter(status__in=["queued", "running"]).exists()
+
+
+def _admin_client(users) -> Client:
+    client = Client()
+    client.force_login(users["admin"])
+    return client
+
+
+def _assert_failed_with_the_reason(kind: str) -> BackgroundJob:
+    job = BackgroundJob.objects.get(kind=kind)
+    assert job.status == "failed" and "task queue" in job.error.lower() and job.finished_at
+    return job
+
+
+def test_import_upload_with_the_broker_down_is_a_page_message_and_leaves_no_file(broker_down, project, users,
+                                                                                 settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("items.jsonl", b'{"text": "one"}\n', content_type="application/x-ndjson")
+    response = _admin_client(users).post("/p/safety/import/", {"file": upload, "split": "pool"})
+    assert response.status_code == 503
+    assert "could not reach the task queue" in response.content.decode().lower()
+    _assert_failed_with_the_reason("import")
+    uploads = settings.MEDIA_ROOT / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())  # the stored upload was removed
+
+
+def test_export_start_with_the_broker_down_is_a_json_503(broker_down, project, users):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(users["admin"])
+    response = client.post("/api/projects/safety/exports/start/", {"kind": "labels_jsonl"}, format="json")
+    assert response.status_code == 503 and response.json()["code"] == "unavailable"
+    assert "task queue" in response.json()["message"].lower()
+    _assert_failed_with_the_reason("export")
+
+
+def test_augment_start_with_the_broker_down_is_a_page_message(broker_down, project, users):
+    _labels(project)
+    response = _admin_client(users).post("/p/safety/augment/start/", {
+        "method": "word_swap", "per_item": "1", "items": "seed", "provider_kind": "local"})
+    assert response.status_code == 503 and "task queue" in response.content.decode().lower()
+    _assert_failed_with_the_reason("augment")
+
+
+def test_refine_start_with_the_broker_down_fails_cleanly_and_blocks_nothing(broker_down, project, users,
+                                                                           monkeypatch):
+    _labels(project)
+    WeakLabel.objects.bulk_create([WeakLabel(item=i, source="imported", label="harmful")
+                                   for i in Item.objects.filter(project=project)])
+    body = {"source": "imported", "iterations": "2", "variant": "robust"}
+    client = _admin_client(users)
+    response = client.post("/p/safety/refine/start/", body)
+    assert response.status_code == 503 and "task queue" in response.content.decode().lower()
+    _assert_failed_with_the_reason("refine")
+    # Nothing stays queued: a round and a new refinement both start once the broker is back.
+    monkeypatch.undo()
+    from moderation_app.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    assert client.post("/p/safety/rounds/start/", {"algorithm": "supervised", "config": "{}",
+                                                   "seed": "0"}).status_code == 302
+    assert client.post("/p/safety/refine/start/", body).status_code == 302
+    assert set(BackgroundJob.objects.filter(kind="refine").values_list("status", flat=True)) == {"failed", "queued"}
 
 
 def _import_command(project_slug: str, path, db_url: str):

@@ -21,7 +21,7 @@ from rounds.conftest import (  # noqa: F401 - fixtures
 
 from annotations.models import ModelVersion, Prediction, TrainingRound
 from annotations.services.rounds import training_round_start
-from annotations.tasks.rounds import rounds_sweep_stale
+from annotations.tasks.jobs import jobs_sweep_stale
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -54,9 +54,9 @@ def test_killed_round_never_replaces_the_served_model(tmp_path, tiny_backbone, e
 
     after_kill = _moderate(client)
     assert {**after_kill, "id": ""} == {**before, "id": ""}  # same model, same scores
-    settings.UMBRA_ROUND_HEARTBEAT_TIMEOUT = 2
+    settings.UMBRA_JOB_HEARTBEAT_TIMEOUT = 2
     time.sleep(2.5)
-    assert rounds_sweep_stale() == 1
+    assert jobs_sweep_stale() == 1
     rnd.refresh_from_db()
     assert rnd.status == "failed" and "Worker lost" in rnd.error
     assert not Prediction.objects.filter(training_round=rnd).exists()

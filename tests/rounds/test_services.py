@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, transaction
 from rounds.conftest import import_items, purge_round_queues
 
-from annotations.errors import ApplicationError, PermissionDenied
+from annotations.errors import ApplicationError, Conflict, PermissionDenied
 from annotations.models import Item, ModelVersion, TrainingRound
 from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
 
@@ -61,8 +61,6 @@ def test_start_validates_algorithm_config_and_labels(project, users):
     import_items(project, [{"text": "a bomb", "label": "harmful"}], Item.Split.TEST)  # eval labels don't count
     with pytest.raises(ApplicationError, match=r"none yet for: harmful\.$"):
         training_round_start(project=project, user=admin, algorithm="fixmatch")
-    with pytest.raises(ApplicationError, match="only 'ssl'"):
-        training_round_start(project=project, user=admin, algorithm="fixmatch", kind="uu_refine")
     assert not TrainingRound.objects.exists()
 
 
@@ -77,7 +75,7 @@ def test_cancel_and_activate_are_admin_only(project, users, round_items_light):
     with pytest.raises(PermissionDenied):
         model_version_activate(model_version=version, user=users["reviewer"])
     training_round_cancel(training_round=queued, user=users["admin"])
-    with pytest.raises(ApplicationError, match="already cancelled"):
+    with pytest.raises(Conflict, match="is already cancelled; nothing to cancel"):
         training_round_cancel(training_round=queued, user=users["admin"])
 
 
@@ -113,7 +111,7 @@ def test_two_concurrent_starts_create_one_round(project, users, round_items_ligh
 
     # Both callers pass the friendly pre-check; only the partial unique constraint decides.
     monkeypatch.setattr(rounds_service, "_active_round", lambda project: None)
-    monkeypatch.setattr("annotations.tasks.rounds.training_round_run.delay", lambda *a, **k: None)
+    purge_round_queues()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -122,7 +120,7 @@ def test_two_concurrent_starts_create_one_round(project, users, round_items_ligh
             barrier.wait(timeout=10)
             training_round_start(project=project, user=users["admin"], algorithm="fixmatch")
             outcomes.append("created")
-        except ApplicationError as exc:
+        except Conflict as exc:
             outcomes.append(exc.message)
         finally:
             connection.close()
@@ -133,5 +131,6 @@ def test_two_concurrent_starts_create_one_round(project, users, round_items_ligh
     for t in threads:
         t.join(timeout=30)
     assert outcomes.count("created") == 1 and len(outcomes) == 2
-    assert any("already queued or running" in o for o in outcomes)
+    assert any("only one round runs at a time" in o for o in outcomes)
     assert TrainingRound.objects.filter(project=project).count() == 1
+    purge_round_queues()

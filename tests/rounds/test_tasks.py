@@ -11,13 +11,10 @@ from rounds.conftest import TINY_CONFIG
 
 from annotations.models import ModelVersion, Prediction, TrainingRound
 from annotations.queries.rounds import predictions_visible
-from annotations.services.rounds import (
-    DbProgressCallback,
-    training_round_cancel,
-    training_round_start,
-    training_rounds_sweep_stale,
-)
-from annotations.tasks.rounds import rounds_sweep_stale, training_round_run
+from annotations.services.jobs import JobProgress, jobs_sweep_stale
+from annotations.services.rounds import DbProgressCallback, training_round_cancel, training_round_start
+from annotations.tasks.jobs import jobs_sweep_stale as jobs_sweep_stale_task
+from annotations.tasks.rounds import training_round_run
 from ssl_engine.types import TrainControl, TrainState
 
 pytestmark = [pytest.mark.slow]
@@ -145,8 +142,11 @@ def test_cancelled_queued_round_is_never_run(project, users, round_items, django
 def test_progress_callback_throttles_writes_and_stops_on_cancel(project, users, round_items,
                                                                  django_capture_on_commit_callbacks):
     training_round = _start(project, users["admin"], django_capture_on_commit_callbacks)
-    TrainingRound.objects.filter(pk=training_round.pk).update(status="running", started_at=timezone.now())
-    callback, control = DbProgressCallback(training_round.pk), TrainControl()
+    TrainingRound.objects.filter(pk=training_round.pk).update(status="running", started_at=timezone.now(),
+                                                              claim="c1")
+    training_round.refresh_from_db()
+    progress = JobProgress(training_round)
+    callback, control = DbProgressCallback(progress), TrainControl()
 
     for step in range(500):
         callback.on_step_end(TrainState(step=step, total_steps=500, loss=0.5, phase="train"), control)
@@ -156,9 +156,25 @@ def test_progress_callback_throttles_writes_and_stops_on_cancel(project, users, 
     assert training_round.progress["step"] == 0 and training_round.heartbeat_at is not None
 
     TrainingRound.objects.filter(pk=training_round.pk).update(cancel_requested=True)
-    callback._last -= 1.0  # a second has passed
+    progress._last -= 1.0  # a second has passed
     callback.on_step_end(TrainState(step=501, total_steps=500, phase="train"), control)
-    assert callback.writes == 2 and control.should_stop
+    assert callback.writes == 2 and control.should_stop and callback.cancelled and not callback.lost
+
+
+@pytest.mark.django_db
+def test_progress_stops_a_worker_whose_claim_was_taken(project, users, round_items,
+                                                        django_capture_on_commit_callbacks):
+    training_round = _start(project, users["admin"], django_capture_on_commit_callbacks)
+    TrainingRound.objects.filter(pk=training_round.pk).update(status="running", claim="old")
+    training_round.refresh_from_db()
+    callback, control = DbProgressCallback(JobProgress(training_round)), TrainControl()
+    TrainingRound.objects.filter(pk=training_round.pk).update(claim="new")  # swept and claimed again elsewhere
+
+    callback.on_step_end(TrainState(step=1, total_steps=5, phase="train"), control)
+
+    assert control.should_stop and callback.lost and not callback.cancelled
+    training_round.refresh_from_db()
+    assert training_round.progress == {"phase": "queued"}  # the old worker wrote nothing
 
 
 @pytest.mark.django_db
@@ -168,12 +184,12 @@ def test_sweep_fails_rounds_with_a_stale_heartbeat_only(settings, project, other
                                          started_at=old, heartbeat_at=old)
     fresh = TrainingRound.objects.create(project=other_project, algorithm="fixmatch", status="running",
                                          started_at=old, heartbeat_at=timezone.now())
-    settings.UMBRA_ROUND_HEARTBEAT_TIMEOUT = 300
+    settings.UMBRA_JOB_HEARTBEAT_TIMEOUT = 300
 
-    assert rounds_sweep_stale() == 1
+    assert jobs_sweep_stale_task() == 1
 
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == "failed" and "Worker lost" in stale.error and stale.finished_at
     assert fresh.status == "running"
-    assert training_rounds_sweep_stale(timeout_seconds=0) == 1  # with a zero timeout, the fresh one too
+    assert jobs_sweep_stale(timeout_seconds=0) == 1  # with a zero timeout, the fresh one too

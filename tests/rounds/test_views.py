@@ -117,15 +117,41 @@ def test_invalid_config_is_shown_in_the_form_with_422(client_for, project, round
 
 def test_second_start_while_one_is_active_is_refused_with_a_clear_message(client_for, project, round_items_light,
                                                                           django_capture_on_commit_callbacks):
-    active = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running")
+    active = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running", number=4)
     client = client_for("admin")
     url = reverse("annotations:round_start", args=[project.slug])
     response = client.post(url, {"algorithm": "fixmatch", "config": "{}", "seed": "0"})
     assert response.status_code == 409
-    assert f"already queued or running for this project (round #{active.pk} is running)" in response.content.decode()
+    assert "Round #4 is running; only one round per project runs at a time." in response.content.decode()
     htmx = client.post(url, {"algorithm": "fixmatch", "config": "{}", "seed": "0"}, HTTP_HX_REQUEST="true")
-    assert htmx.status_code == 422 and "already queued or running" in htmx.content.decode()
-    assert TrainingRound.objects.count() == 1
+    assert htmx.status_code == 422 and "Round #4 is running" in htmx.content.decode()
+    assert TrainingRound.objects.count() == 1 and active.pk
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_start_while_a_round_is_queued_names_it_as_queued_once(client_for, project, round_items_light, htmx):
+    """Issue 14.3: the refusal said "running" for a queued round, and showed the error twice."""
+    TrainingRound.objects.create(project=project, algorithm="fixmatch", status="queued", number=2)
+    extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    response = client_for("admin").post(reverse("annotations:round_start", args=[project.slug]),
+                                        {"algorithm": "fixmatch", "config": "{}", "seed": "0"}, **extra)
+    html = response.content.decode()
+    assert response.status_code == (422 if htmx else 409)
+    assert html.count("Round #2 is queued, waiting for a worker;") == 1
+    assert "running" not in html.split("Round #2 is queued", 1)[1].split("</li>", 1)[0]
+
+
+def test_api_start_while_a_round_is_queued_is_a_409(project, users, round_items_light):
+    from rest_framework.test import APIClient
+
+    TrainingRound.objects.create(project=project, algorithm="fixmatch", status="queued", number=1)
+    client = APIClient()
+    client.force_authenticate(users["admin"])
+    response = client.post(reverse("annotations-api:training-round-start", args=[project.slug]),
+                           {"algorithm": "supervised"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["code"] == "round_active"
+    assert response.json()["message"].startswith("Round #1 is queued, waiting for a worker;")
 
 
 def test_polling_stops_when_no_round_is_active(client_for, project, finished):

@@ -72,5 +72,5 @@ def test_start_round_command_waits_with_a_progress_bar(celery_worker, project, u
     out = capsys.readouterr().out
     training_round = TrainingRound.objects.get(project=project)
     assert training_round.status == "succeeded"
-    assert f"Round #{training_round.pk} queued (fixmatch" in out
+    assert "Round #1 queued (fixmatch" in out  # numbered within the project
     assert "[" in out and "%" in out and "succeeded" in out

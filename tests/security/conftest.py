@@ -104,9 +104,10 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
         preds.append(Prediction.objects.create(
             item=huge, training_round=good, p_harmful=0.5, head_probs=[0.5, 0.5], pseudo_label="harmful",
             agreement="disagree_both", margin_history=[0.1, 0.2], review_priority=1000, review_reason="huge"))
-    uu = TrainingRound.objects.create(
-        project=project, kind=TrainingRound.Kind.UU_REFINE, algorithm="", status=TrainingRound.Status.FAILED,
-        started_at=now, finished_at=now, error=chunks[0], train_log=[{"iteration": 0, "note": chunks[1]}])
+    uu = BackgroundJob.objects.create(
+        project=project, kind=BackgroundJob.Kind.REFINE, status=BackgroundJob.Status.FAILED, number=1,
+        started_at=now, finished_at=now, error=chunks[0], params={"source": chunks[1][:200], "variant": "robust"},
+        result={"iterations": [{"iteration": 0, "note": chunks[1]}]})
 
     jobs = {}
     for kind in (BackgroundJob.Kind.AUGMENT, BackgroundJob.Kind.ADVERSARIAL, BackgroundJob.Kind.IMPORT,
@@ -134,7 +135,7 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
         result={"file": str(export_file), "filename": "safety-labels.jsonl"}, created_by=users["admin"])
     ids = {
         "slug": project.slug, "item": seed[0].pk, "item_id": seed[0].pk, "pool_item": preds[0].item.pk,
-        "round": good.pk, "failed_round": failed.pk, "uu_round": uu.pk, "version": version.pk,
+        "round": good.pk, "failed_round": failed.pk, "refine_job": uu.pk, "version": version.pk,
         "prediction": preds[0].pk, "variant": variants[0].pk, "augment_job": jobs[BackgroundJob.Kind.AUGMENT].pk,
         "adversarial_job": jobs[BackgroundJob.Kind.ADVERSARIAL].pk, "import_job": jobs[BackgroundJob.Kind.IMPORT].pk,
         "annotator_token": tokens["annotator"].token.pk, "admin_token": tokens["admin"].token.pk,

@@ -58,3 +58,11 @@ def test_production_settings_make_cookies_secure_and_redirect_to_https():
     assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_HTTPONLY": True,
                       "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000, "X_FRAME_OPTIONS": "DENY",
                       "SECURE_CONTENT_TYPE_NOSNIFF": True, "DEBUG": False}
+
+
+def test_static_files_carry_the_csp_and_frame_denial_too(client):
+    """Issue 15, defect 13: WhiteNoise answered static files before the CSP / X-Frame-Options middleware."""
+    response = client.get("/static/css/umbra.css")
+    assert response.status_code == 200
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY" and response["X-Content-Type-Options"] == "nosniff"

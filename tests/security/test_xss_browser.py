@@ -71,7 +71,7 @@ PAGES = [
     ("/p/safety/augment/jobs/{augment_job}/", "reviewer", True, None),
     ("/p/safety/augment/jobs/{adversarial_job}/", "reviewer", True, None),
     ("/p/safety/refine/", "reviewer", True, None),
-    ("/p/safety/refine/{uu_round}/", "reviewer", True, None),
+    ("/p/safety/refine/{refine_job}/", "reviewer", True, None),
     ("/p/safety/import/", "admin", False, None),
     ("/p/safety/import/jobs/", "admin", False, None),
     ("/tokens/", "annotator", False, None),

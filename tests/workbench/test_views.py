@@ -278,3 +278,24 @@ def test_project_dashboard_lazy_loads_the_workbench_stats(client_for, project, u
     assert f'hx-get="{stats_url}"'.encode() in html and f'href="{stats_url}"'.encode() in html
     full = client_for("annotator").get(stats_url).content
     assert b"Team" in full and b"What to label next" in full
+
+
+@pytest.mark.django_db
+def test_the_variants_page_stays_fast_and_small_for_a_megabyte_item(client_for, project, make_item, make_variant):
+    """Issue 15, defect 5: a word diff over a 1 MB item took 36-61 s and returned 2-4 MB of HTML."""
+    import random
+    import time
+
+    rng = random.Random(0)
+    words = [f"w{rng.randrange(10_000)}" for _ in range(170_000)]  # ~1 MB of words
+    original = " ".join(words)
+    rewritten = " ".join(w if rng.random() > 0.3 else "changed" for w in words)
+    for i in range(3):
+        make_variant(make_item(project, text=original + f" {i}"), rewritten + f" {i}", index=0)
+    client = client_for("reviewer")
+    started = time.monotonic()
+    response = client.get(reverse("annotations:variant_list", kwargs={"slug": project.slug}))
+    elapsed = time.monotonic() - started
+    html = response.content.decode()
+    assert response.status_code == 200 and elapsed < 5, elapsed
+    assert len(html) < 400_000 and "more characters not shown" in html and "<del>" in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
+from annotations.api.permissions import TokenScope
 from annotations.models import Role
 from annotations.permissions import ProjectRolePermission, role_in
 
@@ -12,7 +13,7 @@ from annotations.permissions import ProjectRolePermission, role_in
 class ProjectScopedMixin:
     """The view's project comes from the ``slug`` URL kwarg; ``min_role`` guards it (404 to non-members)."""
 
-    permission_classes = [ProjectRolePermission]
+    permission_classes = [ProjectRolePermission, TokenScope]
     min_role = Role.ANNOTATOR
 
     @property

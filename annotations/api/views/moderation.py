@@ -8,11 +8,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.api.exceptions import ServiceUnavailable
 from annotations.api.throttling import ModerationTokenRateThrottle
 from annotations.models import Project, Role
 from annotations.permissions import project_for
-from annotations.services.moderation import HARMFUL_KEY, OPENAI_CATEGORIES, ModelUnavailable, ModerationInput
+from annotations.services.moderation import HARMFUL_KEY, OPENAI_CATEGORIES, ModerationInput
 
 
 @extend_schema_field({
@@ -98,13 +97,14 @@ class ModerationCreateApi(APIView):
     """Classify texts as harmful or not, answering like OpenAI's ``/v1/moderations``.
 
     Extensions: ``project`` (a project slug) picks the project whose active model answers;
-    without it the project comes from ``model`` (``<slug>-v<id>``), else the caller's only
+    without it the project comes from ``model`` (``<slug>-v<n>``), else the caller's only
     project. For the response task, ``input`` entries may be ``{"prompt", "response"}``
     objects. Standard OpenAI categories are always present (``false`` / ``0.0``: the model
     has no such head); ``harmful`` carries the model's verdict at the version's threshold.
     """
 
     throttle_classes = [ModerationTokenRateThrottle]
+    read_token_may_post = True  # scoring texts changes nothing: read-only tokens may use it
 
     class InputSerializer(serializers.Serializer):
         input = ModerationInputField()
@@ -123,16 +123,12 @@ class ModerationCreateApi(APIView):
         v = data.validated_data
         model = v.get("model") or None
         project = self._project(request, v.get("project"), model)
-        try:
-            mv = model_version_resolve(project=project, model=model, user=request.user)
-            project = mv.project
-            if project.task == Project.Task.PROMPT and any(i.prompt for i in v["input"]):
-                raise serializers.ValidationError(
-                    {"input": [f"Project {project.slug!r} judges prompts; send plain strings."]})
-            body = moderation_create(model_version=mv, inputs=v["input"])
-        except ModelUnavailable as exc:
-            raise ServiceUnavailable(exc.message) from exc
-        return Response(body)
+        mv = model_version_resolve(project=project, model=model, user=request.user)
+        project = mv.project
+        if project.task == Project.Task.PROMPT and any(i.prompt for i in v["input"]):
+            raise serializers.ValidationError(
+                {"input": [f"Project {project.slug!r} judges prompts; send plain strings."]})
+        return Response(moderation_create(model_version=mv, inputs=v["input"]))
 
     def _project(self, request, slug: str | None, model: str | None) -> Project | None:
         if slug:
@@ -144,5 +140,5 @@ class ModerationCreateApi(APIView):
         projects = list(selectors.projects_for(user=request.user)[:2])
         if len(projects) != 1:
             raise serializers.ValidationError({"project": [
-                "You belong to several projects (or none): name one with 'project' or pick a model '<slug>-v<id>'."]})
+                "You belong to several projects (or none): name one with 'project' or pick a model '<slug>-v<n>'."]})
         return projects[0]

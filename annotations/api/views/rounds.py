@@ -39,11 +39,10 @@ class TrainingRoundStartApi(ProjectScopedMixin, APIView):
 
     class InputSerializer(serializers.Serializer):
         algorithm = serializers.ChoiceField(choices=TrainingRound.Algorithm.choices)
-        kind = serializers.ChoiceField(choices=TrainingRound.Kind.choices, default=TrainingRound.Kind.SSL)
         config = serializers.DictField(required=False, default=dict)
         seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
 
-    @extend_schema(request=InputSerializer, responses={201: TrainingRoundSerializer})
+    @extend_schema(request=InputSerializer, responses={201: TrainingRoundSerializer, 409: None, 503: None})
     def post(self, request, slug: str):
         from annotations.services.rounds import training_round_start
 

@@ -15,7 +15,8 @@ from annotations.management.commands._augment_common import (
     user_get,
 )
 from annotations.models import BackgroundJob
-from annotations.services.augmentation import ITEM_SCOPES, METHODS, augmentation_job_start, job_resume
+from annotations.services.augmentation import ITEM_SCOPES, METHODS, augmentation_job_start
+from annotations.services.jobs import job_resume
 
 
 class Command(BaseCommand):
@@ -54,13 +55,13 @@ class Command(BaseCommand):
                 )
         except (ApplicationError, BackgroundJob.DoesNotExist, json.JSONDecodeError) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
-        self.stdout.write(f"Augmentation job #{job.pk} queued ({job.params['method']} x {job.params['per_item']}, "
+        self.stdout.write(f"{job.label} (id {job.pk}) queued ({job.params['method']} x {job.params['per_item']}, "
                           f"{job.params['items']} items) for {project.slug}.")
         if o["wait"]:
             job = follow(self.stdout, job, final={"succeeded", "failed", "cancelled"})
             if job.status != "succeeded":
-                raise CommandError(f"Job #{job.pk} {job.status}: {job.error}")
+                raise CommandError(f"{job.label} {job.status}: {job.error}")
             r = job.result
             self.stdout.write(self.style.SUCCESS(
-                f"Job #{job.pk} succeeded: {r.get('created')} new variants, {r.get('kept')} kept, "
+                f"{job.label} succeeded: {r.get('created')} new variants, {r.get('kept')} kept, "
                 f"{r.get('dropped')} dropped, {r.get('items_skipped')} items already done."))

@@ -34,9 +34,9 @@ class Command(BaseCommand):
                                          limit=o["limit"], method=o["method"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"LLM-judge job #{job.pk} queued for {project.slug}.")
+        self.stdout.write(f"{job.label} (id {job.pk}) queued for {project.slug}.")
         if o["wait"]:
             job = follow(self.stdout, job, final={"succeeded", "failed", "cancelled"})
             if job.status != "succeeded":
-                raise CommandError(f"Job #{job.pk} {job.status}: {job.error}")
+                raise CommandError(f"{job.label} {job.status}: {job.error}")
             self.stdout.write(self.style.SUCCESS(f"{job.result['labeled']} items labeled."))

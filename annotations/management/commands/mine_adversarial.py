@@ -46,11 +46,11 @@ class Command(BaseCommand):
                                             judge={"judges": [provider]} if o["judge"] else None, limit=o["limit"])
         except (ApplicationError, BackgroundJob.DoesNotExist) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
-        self.stdout.write(f"Adversarial job #{job.pk} queued for {project.slug}.")
+        self.stdout.write(f"{job.label} (id {job.pk}) queued for {project.slug}.")
         if o["wait"]:
             job = follow(self.stdout, job, final={"succeeded", "failed", "cancelled"})
             if job.status != "succeeded":
-                raise CommandError(f"Job #{job.pk} {job.status}: {job.error}")
+                raise CommandError(f"{job.label} {job.status}: {job.error}")
             for direction, d in (job.result.get("directions") or {}).items():
                 for it in d["iterations"]:
                     self.stdout.write(f"{direction} iteration {it['iteration']}: {it['candidates']} candidates, "

@@ -10,7 +10,7 @@ from annotations.services.refinement import uu_refine_start
 
 
 class Command(BaseCommand):
-    help = "Queue a UU refinement round (a Celery worker on the 'training' queue runs it)."
+    help = "Queue a UU label-refinement job (a Celery worker on the 'training' queue runs it)."
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -24,16 +24,16 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         project = project_get(o["project"])
         try:
-            rnd = uu_refine_start(project=project, user=user_get(project, o["user"]), source=o["source"],
+            job = uu_refine_start(project=project, user=user_get(project, o["user"]), source=o["source"],
                                   iterations=o["iterations"], variant=o["variant"], seed=o["seed"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"Refinement round #{rnd.pk} queued ({o['source']}, {o['iterations']} iterations).")
+        self.stdout.write(f"{job.label} queued ({o['source']}, {o['iterations']} iterations).")
         if o["wait"]:
-            rnd = follow(self.stdout, rnd, final={"succeeded", "failed", "cancelled"})
-            if rnd.status != "succeeded":
-                raise CommandError(f"Round #{rnd.pk} {rnd.status}: {rnd.error}")
-            for it in rnd.metrics["uu"]["iterations"]:
+            job = follow(self.stdout, job, final={"succeeded", "failed", "cancelled"})
+            if job.status != "succeeded":
+                raise CommandError(f"{job.label} {job.status}: {job.error}")
+            for it in job.result["iterations"]:
                 t = it.get("test") or {}
                 self.stdout.write(f"iteration {it['iteration']}: changed {it['changed']}, held-out accuracy "
                                   f"{t.get('accuracy', '-')}, F1 {t.get('f1', '-')}")

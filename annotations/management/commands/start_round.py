@@ -57,16 +57,16 @@ class Command(BaseCommand):
                                                   seed=seed)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"Round #{training_round.pk} queued ({algorithm}, seed {seed}) for {project_obj.slug}.")
+        self.stdout.write(f"{training_round.label} queued ({algorithm}, seed {seed}) for {project_obj.slug}.")
         if not wait:
             return
         final = self._follow(training_round, poll)
         if final.status == TrainingRound.Status.SUCCEEDED:
             summary = ", ".join(f"{name} F1 {m.get('f1', 0):.3f}" for name, m in (final.metrics or {}).items())
-            self.stdout.write(self.style.SUCCESS(f"Round #{final.pk} succeeded. {summary}".rstrip()))
+            self.stdout.write(self.style.SUCCESS(f"{final.label} succeeded. {summary}".rstrip()))
             return
         reason = f": {final.error}" if final.error else ""
-        raise CommandError(f"Round #{final.pk} {final.status}{reason}")
+        raise CommandError(f"{final.label} {final.status}{reason}")
 
     def _follow(self, training_round: TrainingRound, poll: float) -> TrainingRound:
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
