@@ -131,8 +131,13 @@ class _Progress:
             raise _Stopped
 
 
-def _score_table(model, table, device, batch_size: int, progress=None, phase: str = "score", bf16: bool = True):
-    """Probabilities (n, H, C) over real classes for a TextTable, length-bucketed, no grad."""
+def _score_table(model, table, device, batch_size: int, progress=None, phase: str = "score", bf16: bool = True,
+                 features: dict | None = None):
+    """Probabilities (n, H, C) over real classes for a TextTable, length-bucketed, no grad.
+
+    With ``features`` (a dict), its ``"pooled"`` entry receives the L2-normalised (n, hidden)
+    text representations of the same forward pass.
+    """
     import numpy as np
     import torch
 
@@ -147,11 +152,16 @@ def _score_table(model, table, device, batch_size: int, progress=None, phase: st
             sel = order[s : s + batch_size]
             batch = table.collate(sel, device)
             with autocast(device, bf16):
-                logits = model(batch).float()
-            probs = logits.softmax(-1).cpu().numpy()  # (H, B, C')
+                logits, z = model.forward_with_features(batch)
+            probs = logits.float().softmax(-1).cpu().numpy()  # (H, B, C')
             if out is None:
                 out = np.zeros((n, probs.shape[0], probs.shape[2]), dtype=np.float32)
             out[sel] = probs.transpose(1, 0, 2)
+            if features is not None:
+                z = torch.nn.functional.normalize(z.float(), dim=-1).cpu().numpy()
+                if "pooled" not in features:
+                    features["pooled"] = np.zeros((n, z.shape[1]), dtype=np.float32)
+                features["pooled"][sel] = z
             if progress is not None and progress(phase, min(n, s + batch_size), n):
                 raise _Stopped
     if out is None:
@@ -422,17 +432,26 @@ class _Round:
 
         t, cfg, n_pool = time.time(), self.cfg, len(self.inp.unlabeled)
         self.unl_probs = np.zeros((n_pool, self.n_heads, self.n_classes), dtype=np.float32)
+        self.pool_features: np.ndarray | None = None
         rest = np.arange(n_pool)
         if self.score_sub:
+            feats: dict = {}
             self.unl_probs[self.sub_idx] = _restrict(
                 _score_table(self.model, self.weak_table, self.device, cfg.score_batch_size, self.progress,
-                             bf16=self.bf16),
+                             bf16=self.bf16, features=feats),
                 self.n_classes)
             rest = np.setdiff1d(rest, self.sub_idx)
+            if "pooled" in feats:
+                self.pool_features = np.zeros((n_pool, feats["pooled"].shape[1]), dtype=np.float32)
+                self.pool_features[self.sub_idx] = feats["pooled"]
         if len(rest):
+            feats = {}
             self.unl_probs[rest] = _restrict(_stream_scores(
-                self.model, self.tokenizer, [self.inp.unlabeled[i] for i in rest], cfg, self.device, self.progress),
-                self.n_classes)
+                self.model, self.tokenizer, [self.inp.unlabeled[i] for i in rest], cfg, self.device, self.progress,
+                features=feats), self.n_classes)
+            if self.pool_features is None:
+                self.pool_features = np.zeros((n_pool, feats["pooled"].shape[1]), dtype=np.float32)
+            self.pool_features[rest] = feats["pooled"]
         self.pool_scores = _avg_probs(self.unl_probs)[:, self.pos] if n_pool else np.zeros(0)
         self.timings["score_seconds"] = time.time() - t
         self.timings["score_items_per_s"] = n_pool / self.timings["score_seconds"] if self.timings["score_seconds"] else 0
@@ -475,15 +494,15 @@ class _Round:
         self.progress.check("evaluate")
 
     def assemble_predictions(self) -> list[ExamplePrediction]:
-        """One prediction per unlabeled item, with the algorithm's own review signals."""
-        from ssl_engine.review import review_signal
+        """One prediction per unlabeled item, with the algorithm's own review signals, in queue order."""
+        from ssl_engine.review import queue_order, review_signal
 
         avg = _avg_probs(self.unl_probs) if len(self.unl_probs) else self.unl_probs
         tracking, thr = self.trainer.tracking, self.threshold.threshold
         agreement = self.algo.example_agreement() if self.uses_unlabeled else None
         dis_w = float(getattr(self.algo_cfg, "disagreement_weight", 3.0))
         sub_pos = {int(g): k for k, g in enumerate(self.sub_idx)} if self.uses_unlabeled else {}
-        preds: list[ExamplePrediction] = []
+        rows = []
         for i, ex in enumerate(self.inp.unlabeled):
             p = float(avg[i, self.pos])
             heads = tuple(float(x) for x in self.unl_probs[i, :, self.pos])
@@ -502,11 +521,15 @@ class _Round:
                                          weight=weight, agreement=agr, disagreement_weight=dis_w)
             if k is None and self.uses_unlabeled:
                 reason += "; not in the training subsample (scored only)"
-            preds.append(ExamplePrediction(
-                example_id=ex.example_id, p_harmful=p, head_probs=heads, pseudo_label=pl, used=used,
-                weight=weight, agreement=agr, margin_history=hist, review_priority=prio, review_reason=reason,
-            ))
-        return preds
+            rows.append((ex.example_id, p, heads, pl, used, weight, agr, hist, prio, reason))
+        import numpy as np
+
+        # the whole pool was scored from the training table: its representations order the queue
+        priorities = queue_order(np.array([r[8] for r in rows]), self.pool_features)
+        return [ExamplePrediction(
+            example_id=eid, p_harmful=p, head_probs=heads, pseudo_label=pl, used=used, weight=weight, agreement=agr,
+            margin_history=hist, review_priority=float(prio), review_reason=reason,
+        ) for (eid, p, heads, pl, used, weight, agr, hist, _, reason), prio in zip(rows, priorities, strict=True)]
 
     def pseudo_label_report(self) -> list[PseudoLabelStats]:
         """Per epoch and class: pseudo-labels drawn and used, and checked against withheld labels."""
@@ -605,8 +628,9 @@ def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss
     return out
 
 
-def _stream_scores(model, tokenizer, rows, cfg, device, progress):
-    """Score examples not in any table: tokenize per chunk, full forward, length-bucketed."""
+def _stream_scores(model, tokenizer, rows, cfg, device, progress, features: dict | None = None):
+    """Score examples not in any table: tokenize per chunk, full forward, length-bucketed
+    (``features`` as in :func:`_score_table`)."""
     import numpy as np
 
     from ssl_engine.data import TextTable, tokenized_items
@@ -616,10 +640,14 @@ def _stream_scores(model, tokenizer, rows, cfg, device, progress):
     for s in range(0, len(rows), chunk):
         part = rows[s : s + chunk]
         tbl = TextTable(tokenized_items(tokenizer, [r.text for r in part], [r.prompt for r in part], cfg.max_length))
-        probs = _score_table(model, tbl, device, cfg.score_batch_size, bf16=cfg.bf16)
+        feats: dict | None = {} if features is not None else None
+        probs = _score_table(model, tbl, device, cfg.score_batch_size, bf16=cfg.bf16, features=feats)
         if out is None:
             out = np.zeros((len(rows), probs.shape[1], probs.shape[2]), dtype=np.float32)
         out[s : s + len(part)] = probs
+        if features is not None:
+            features.setdefault("pooled", np.zeros((len(rows), feats["pooled"].shape[1]), dtype=np.float32))
+            features["pooled"][s : s + len(part)] = feats["pooled"]
         if progress("score", s + len(part), len(rows)):
             raise _Stopped
     return out

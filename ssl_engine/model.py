@@ -111,8 +111,12 @@ class SafetyModel(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits of shape (n_heads, batch, n_out)."""
+        return self.forward_with_features(batch)[0]
+
+    def forward_with_features(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (n_heads, batch, n_out), pooled text representations (batch, hidden))."""
         z = self.pooled(batch)
-        return torch.stack([head(z) for head in self.heads])
+        return torch.stack([head(z) for head in self.heads]), z
 
 
 def build_model(
