@@ -162,6 +162,10 @@ class Item(models.Model):
     human_label = models.CharField(max_length=16, choices=Label.choices, blank=True, default="")
     human_category = models.CharField(max_length=100, blank=True, default="")
     excluded = models.BooleanField(default=False, help_text="Rejected as unusable/ambiguous by a reviewer.")
+    seed_weight = models.FloatField(
+        default=1.0, db_default=1.0, help_text="How many pool items this seed stands for in the harmful-share estimate "
+        "(set by seed suggestion; 1 for items imported or drawn at random).",
+    )
     annotation_count = models.PositiveIntegerField(default=0)
     # Seed-labeling lease: who holds the item and until when.
     claimed_by = models.ForeignKey(
@@ -259,6 +263,12 @@ class TrainingRound(Job):
     n_unlabeled = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True, help_text="Per evaluation set.")
     train_log = models.JSONField(default=list, blank=True)
+    pseudo_labels = models.JSONField(
+        default=list, blank=True,
+        help_text="Per epoch and class: pseudo-labels drawn and used, and checked/correct against withheld labels.",
+    )
+    threshold_strategy = models.CharField(max_length=64, blank=True, default="")
+    threshold_note = models.CharField(max_length=300, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -387,6 +397,7 @@ class BackgroundJob(Job):
         EXPORT = "export", "Export"
         JUDGE = "judge", "LLM judge labels"
         REFINE = "refine", "Label refinement"
+        SEEDS = "seeds", "Seed suggestion"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=16, choices=Kind.choices)

@@ -150,13 +150,11 @@ def run_ssl(b: Bench, ds, train, evals, seed) -> None:
 
 
 # -- active loop ------------------------------------------------------------------------------
-def suggested_seeds(train: list[dict], n: int, seed: int) -> list[int]:
-    """Indices of ``n`` train rows chosen without labels (ssl_engine.selection)."""
-    from ssl_engine.selection import BENIGN_DESCRIPTIONS, HARM_DESCRIPTIONS, embed_texts, harm_prior, suggest_seeds
+def suggested_seeds(train: list[dict], n: int, seed: int, key: str) -> list:
+    """``n`` train rows chosen without labels, as the app's seed suggestion does (ssl_engine.selection)."""
+    from ssl_engine.selection import suggest_for_texts
 
-    emb = peers.embeddings(train, f"{id(train)}|train-all")
-    harm = harm_prior(emb, embed_texts(list(HARM_DESCRIPTIONS)), embed_texts(list(BENIGN_DESCRIPTIONS)))
-    return suggest_seeds(emb, n, seed=seed, harm_scores=harm)
+    return suggest_for_texts(peers.joined(train), n, seed=seed, embeddings=peers.embeddings(train, key))
 
 
 def pick(strategy: str, res: dict, pool_ids: list[str], k: int, rng: np.random.Generator) -> list[str]:
@@ -175,7 +173,7 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
     by_id = {str(r["id"]): r for r in train}
     random_lab, _ = draw_labeled(train, 200, seed)
     starts = {"random": [str(r["id"]) for r in random_lab]}
-    picks = suggested_seeds(train, 200, seed)
+    picks = suggested_seeds(train, 200, seed, f"{ds}|{b.args.split}|train")
     starts["suggested"] = [str(train[p.index]["id"]) for p in picks]
     prior_w = {"random": {i: 1.0 for i in starts["random"]},
                "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks}}

@@ -23,10 +23,9 @@ from ssl_engine.thresholds import ThresholdInputs, choose_threshold
 _EMB_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def _texts(rows: Sequence[dict]) -> tuple[list[str], list[str | None] | None]:
-    texts = [r["text"] for r in rows]
-    prompts = [r.get("prompt") for r in rows]
-    return texts, prompts if any(prompts) else None
+def joined(rows: Sequence[dict]) -> list[str]:
+    """The text of each row, its prompt first for the response task (as curation embeds them)."""
+    return [f"{r['prompt']}\n\n{r['text']}" if r.get("prompt") else r["text"] for r in rows]
 
 
 def embeddings(rows: Sequence[dict], key: str) -> np.ndarray:
@@ -34,8 +33,7 @@ def embeddings(rows: Sequence[dict], key: str) -> np.ndarray:
     from ssl_engine.selection import embed_texts
 
     if key not in _EMB_CACHE:
-        texts, prompts = _texts(rows)
-        _EMB_CACHE[key] = embed_texts(texts, prompts, max_length=256)
+        _EMB_CACHE[key] = embed_texts(joined(rows), max_length=256)
     return _EMB_CACHE[key]
 
 
@@ -65,12 +63,6 @@ def setfit(labeled, pool, test, *, seed: int) -> dict:
     from ssl_engine.model import default_backbone
 
     t0 = time.time()
-    texts, prompts = _texts(labeled)
-
-    def joined(rows):
-        t, p = _texts(rows)
-        return t if p is None else [f"{a or ''}\n{b}" for a, b in zip(p, t, strict=True)]
-
     y = [int(r["label"] == "harmful") for r in labeled]
     model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced",
                                                                          "max_iter": 2000})

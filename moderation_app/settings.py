@@ -226,6 +226,7 @@ CELERY_TASK_ROUTES = {
     "annotations.adversarial_job_run": {"queue": "augment"},
     "annotations.judge_labels_run": {"queue": "augment"},
     "annotations.uu_refine_run": {"queue": "training"},
+    "annotations.seed_suggestion_run": {"queue": "augment"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
@@ -252,6 +253,10 @@ UMBRA_PROVIDER_API_KEY_ENVS = env.list("UMBRA_PROVIDER_API_KEY_ENVS", default=[]
 # --- engine -----------------------------------------------------------------
 SSL_ENGINE_DEVICE = env("SSL_ENGINE_DEVICE", default=None)  # None = cuda if available
 SSL_ENGINE_BACKBONE = env("SSL_ENGINE_BACKBONE", default=None)  # None = bundled MiniLM
+# Engine paths and threads are deployment settings, never part of a round's config.
+UMBRA_CACHE_DIR = env("UMBRA_CACHE_DIR", default="")  # "" = ~/.cache/umbra_ssl
+UMBRA_NUM_THREADS = env.int("UMBRA_NUM_THREADS", default=0)  # 0 = torch default
+UMBRA_SEED_SUGGESTION_MAX_POOL = env.int("UMBRA_SEED_SUGGESTION_MAX_POOL", default=20000)
 
 # --- REST API ---------------------------------------------------------------
 REST_FRAMEWORK = {

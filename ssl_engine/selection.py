@@ -57,34 +57,15 @@ class SeedPick:
     stratum: str  # "suspect" | "rest"
 
 
-def embed_texts(
-    texts: Sequence[str], prompts: Sequence[str | None] | None = None, *, backbone: str | None = None,
-    max_length: int = 256, batch_size: int = 64, device: str = "cpu", progress=None,
-) -> np.ndarray:
-    """L2-normalised mean-pooled sentence embeddings (n, d) from the encoder (no heads)."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+def embed_texts(texts: Sequence[str], *, backbone: str | None = None, max_length: int = 256,
+                device: str = "cpu") -> np.ndarray:
+    """L2-normalised mean-pooled sentence embeddings (n, d) from the encoder (no heads).
 
-    from ssl_engine.data import TextTable, tokenized_items
-    from ssl_engine.model import autocast, default_backbone
+    For the response task pass ``prompt + "\\n\\n" + response`` texts, as curation does.
+    """
+    from ssl_engine.augment.curation import minilm_embedder
 
-    name = backbone or default_backbone()
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    encoder = AutoModel.from_pretrained(name).to(device).eval()
-    table = TextTable(tokenized_items(tokenizer, list(texts), prompts, max_length))
-    order = np.argsort(table.lengths, kind="stable")
-    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode(), autocast(device):
-        for s in range(0, len(order), batch_size):
-            sel = order[s : s + batch_size]
-            batch = table.collate(sel, device)
-            h = encoder(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")})
-            m = batch["attention_mask"].unsqueeze(-1).to(h.last_hidden_state.dtype)
-            pooled = (h.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1.0)
-            out[sel] = pooled.float().cpu().numpy()
-            if progress is not None and progress(min(len(order), s + batch_size), len(order)):
-                break
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return minilm_embedder(device=device, max_length=max_length, model_path=backbone)(list(texts))
 
 
 def harm_prior(embeddings: np.ndarray, harm: np.ndarray, benign: np.ndarray) -> np.ndarray:
@@ -142,6 +123,21 @@ def suggest_seeds(
     seen: set[int] = set()
     unique = [p for p in picks if not (p.index in seen or seen.add(p.index))]
     return unique[:n]
+
+
+def suggest_for_texts(
+    texts: Sequence[str], n: int, *, seed: int = 0, extra_harm_descriptions: Sequence[str] = (),
+    embed=None, embeddings: np.ndarray | None = None,
+) -> list[SeedPick]:
+    """Seed suggestion end to end: embed ``texts`` (unless ``embeddings`` are given), score the harm prior
+    with the built-in descriptions plus ``extra_harm_descriptions`` (e.g. a project's category names)
+    embedded the same way, pick ``n``. ``embed`` maps a list of texts to (n, d) normalised
+    embeddings (default: :func:`embed_texts` with the bundled encoder)."""
+    embed = embed or (lambda t: embed_texts(t))
+    emb = embed(list(texts)) if embeddings is None else embeddings
+    harm = embed([*HARM_DESCRIPTIONS, *extra_harm_descriptions])
+    benign = embed(list(BENIGN_DESCRIPTIONS))
+    return suggest_seeds(emb, n, seed=seed, harm_scores=harm_prior(emb, harm, benign))
 
 
 def diverse_order(scores: np.ndarray, embeddings: np.ndarray, *, top: int, redundancy: float = 0.5) -> np.ndarray:

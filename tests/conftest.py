@@ -31,7 +31,8 @@ def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
     """
     settings.SSL_ENGINE_BACKBONE = str(tiny_backbone)
     settings.SSL_ENGINE_DEVICE = "cpu"
-    monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))
+    settings.UMBRA_CACHE_DIR = str(engine_cache)
+    monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))  # worker subprocesses read it at start
     return settings
 
 

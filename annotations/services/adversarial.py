@@ -90,9 +90,9 @@ def adversarial_evaluation_start(*, job: BackgroundJob, user) -> BackgroundJob:
 
 
 def _scorer_for(version: ModelVersion):
-    from ssl_engine.engine import load_scorer
+    from annotations.services.engine import scorer_load
 
-    return load_scorer(version.path)
+    return scorer_load(path=version.path)
 
 
 @runner

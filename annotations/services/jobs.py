@@ -54,6 +54,7 @@ RUNNER_MODULES = (
     "annotations.services.adversarial",
     "annotations.services.imports",
     "annotations.services.label_exports",
+    "annotations.services.seeds",
 )
 JOB_MODELS: tuple[type[Job], ...] = (TrainingRound, BackgroundJob)
 

@@ -61,10 +61,10 @@ def scorer_for(*, model_version: ModelVersion):
         if entry is not None:
             _scorers.move_to_end(key)
             return entry[1]
-        from ssl_engine.engine import load_scorer
+        from annotations.services.engine import scorer_load
 
         try:
-            scorer = load_scorer(model_version.path, device=getattr(settings, "SSL_ENGINE_DEVICE", None))
+            scorer = scorer_load(path=model_version.path)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelUnavailable(f"Model {model_version.name} could not be loaded: {exc}") from exc
         for old in [k for k, (pid, _) in _scorers.items() if pid == model_version.project_id]:

@@ -222,10 +222,10 @@ def _noisy_labels(*, project: Project, source: str, rows: list[tuple]) -> dict[i
                 item__project=project, source=source, job=None
             ).values_list("item_id", "label", "score")
         }
-    from ssl_engine.engine import load_scorer
+    from annotations.services.engine import scorer_load
 
     version = ModelVersion.objects.get(project=project, is_active=True)
-    scorer = load_scorer(version.path)
+    scorer = scorer_load(path=version.path)
     scores = scorer.score([r[1] for r in rows], [r[2] or None for r in rows] if project.task == "response" else None)
     return {r[0]: (int(s[0] >= version.threshold), float(s[0])) for r, s in zip(rows, scores)}
 

@@ -21,6 +21,7 @@ import logging
 import re
 import shutil
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -237,14 +238,22 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
         views[item_id].append(text)
         variant_ids.append(vid)
 
+    # Labels reviewers gave to queue-picked pool items are not a random sample of the pool: they
+    # train, but stay out of the harmful-share estimate (prior_weight 0). Seeds count as the
+    # pool items they stand for (1, or the cluster size a seed suggestion recorded).
+    reviewed = set(Annotation.objects.filter(
+        item__project=project, item__split=Item.Split.POOL,
+        kind__in=[Annotation.Kind.APPROVE, Annotation.Kind.CORRECT],
+    ).values_list("item_id", flat=True))
     labeled: list[LabeledText] = []
     labeled_rows: list[list] = []
-    for pk, text, prompt, label in (
+    for pk, text, prompt, label, seed_weight in (
         items.filter(split__in=[Item.Split.SEED, Item.Split.POOL]).exclude(human_label="")
-        .values_list("id", "text", "prompt", "human_label").iterator(chunk_size=5000)
+        .values_list("id", "text", "prompt", "human_label", "seed_weight").iterator(chunk_size=5000)
     ):
         labeled.append(LabeledText(example_id=str(pk), text=text, label=label_index[label], prompt=_prompt(prompt),
-                                   strong_views=tuple(views.get(pk, ()))))
+                                   strong_views=tuple(views.get(pk, ())),
+                                   prior_weight=0.0 if pk in reviewed else float(seed_weight)))
         labeled_rows.append([pk, label])
 
     # UU-refined labels of unlabeled pool items, as weighted pseudo-labels (Project.use_refined_labels).
@@ -285,6 +294,8 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
         "use_unreviewed_curated_variants": project.use_unreviewed_curated_variants,
         "refined_labels": {"job": refined_job, "count": len(refined), "weight": refined_weight},
     }
+    snapshot["prior_weights"] = {"reviewed_queue_labels": sum(1 for x in labeled if x.prior_weight == 0.0),
+                                 "suggested_seed_labels": sum(1 for x in labeled if x.prior_weight not in (0.0, 1.0))}
     inp = RoundInput(
         labeled=labeled, unlabeled=unlabeled, out_dir=out_dir, algorithm=training_round.algorithm,
         config=dict(training_round.config), eval_sets=dict(eval_sets), label_names=LABEL_NAMES,
@@ -337,10 +348,11 @@ class TrainingRoundRunner(JobRunner):
             # n_labeled counts human labels only (the learning curve's x axis), not refined pseudo-labels.
             snapshot=snapshot, n_labeled=len(snapshot["labels"]), n_unlabeled=len(inp.unlabeled),
         )
+        from annotations.services.engine import engine_settings
         from ssl_engine.engine import run_round  # worker only: imports torch lazily
 
         callback = DbProgressCallback(self.progress)
-        result = run_round(inp, callbacks=[callback])
+        result = run_round(inp, callbacks=[callback], settings=engine_settings())
         if callback.lost:
             raise JobLost(f"{rnd.label} stopped running while training")
         if callback.cancelled or result.stopped_early:
@@ -351,7 +363,10 @@ class TrainingRoundRunner(JobRunner):
         self.result = result
         return {
             "metrics": result.metrics, "train_log": list(result.train_log),
-            "progress": {"phase": "done", "step": n, "total": n, "timings": dict(result.timings)},
+            "pseudo_labels": [asdict(s) for s in result.pseudo_labels],
+            "threshold_strategy": result.threshold_strategy[:64], "threshold_note": result.threshold_note[:300],
+            "progress": {"phase": "done", "step": n, "total": n, "timings": dict(result.timings),
+                         "mode": result.mode},
         }
 
     def commit(self, job: TrainingRound) -> None:

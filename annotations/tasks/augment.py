@@ -46,3 +46,12 @@ def uu_refine_run(self, job_id: int) -> str:
     from annotations.services.refinement import uu_refine_execute
 
     return uu_refine_execute(job_id=job_id, worker=self.request.hostname or "")
+
+
+@shared_task(bind=True, name="annotations.seed_suggestion_run", acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT)
+def seed_suggestion_run(self, job_id: int) -> str:
+    """Suggest seed items from the unlabeled pool (no-op if already claimed or finished)."""
+    from annotations.services.jobs import job_execute
+
+    return job_execute(runner_name="seeds", job_id=job_id, worker=self.request.hostname or "")

@@ -45,10 +45,11 @@ class PseudoLabelConfig:
 
     unlabeled_weight: float = param(1.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
                                     help="λ_u: weight of the unlabeled (pseudo-label) loss.")
-    distribution_alignment: bool = param(
-        True, group=GROUP_ALGORITHM,
-        help="Rescale weak-view probabilities so that pseudo-labels follow the labeled class mix "
-             "(ReMixMatch's distribution alignment) before any mask is applied.")
+    distribution_alignment: str = param(
+        "quantile", choices=("quantile", "mean", "off"), group=GROUP_ALGORITHM,
+        help="Shift weak-view scores so that pseudo-labels follow the labeled class mix before any mask: "
+             "quantile = the top labeled-harmful share of the pool is pseudo-labeled harmful; mean = "
+             "ReMixMatch's alignment of mean probabilities; off.")
     alignment_momentum: float = param(0.99, min=0.0, max=0.99999, group=GROUP_ALGORITHM, advanced=True,
                                       help="EMA momentum of the model's class mix on the pool (alignment).")
     class_balanced: bool = param(
@@ -111,6 +112,7 @@ class SSLAlgorithm(abc.ABC):
         self.rng = np.random.default_rng(seed + 7919)
         from ssl_engine.algorithms.policies import ClassBalance
 
+        self.alignment_mode = getattr(config, "distribution_alignment", "off")
         self.balance = ClassBalance(self.class_prior, getattr(config, "alignment_momentum", 0.99)) \
             if getattr(config, "class_balanced", False) else None
         self.step = 0
@@ -163,6 +165,14 @@ class SSLAlgorithm(abc.ABC):
         sup = self.supervised_loss(labeled)
         return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0,
                                          "mask_ratio": 0.0})
+
+    def aligner(self):
+        """A fresh distribution-alignment state for one stream of weak views (None when off)."""
+        from ssl_engine.algorithms.policies import DistributionAlignment
+
+        if self.alignment_mode == "off":
+            return None
+        return DistributionAlignment(self.class_prior, self.config.alignment_momentum, mode=self.alignment_mode)
 
     def balanced(self, targets, mask):
         """``mask`` times the class-balance multipliers of ``targets`` (``mask`` alone when off)."""

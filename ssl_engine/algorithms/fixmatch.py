@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssl_engine.algorithms.base import PseudoLabelConfig, SSLAlgorithm, register, strong_ce
-from ssl_engine.algorithms.policies import DistributionAlignment, confidence_mask
+from ssl_engine.algorithms.policies import confidence_mask
 from ssl_engine.params import GROUP_ALGORITHM, param
 
 
@@ -20,8 +20,7 @@ class FixMatch(SSLAlgorithm):
 
     def __init__(self, model, config, **kw):
         super().__init__(model, config, **kw)
-        self.align = DistributionAlignment(self.class_prior, config.alignment_momentum) \
-            if config.distribution_alignment else None
+        self.align = self.aligner()
 
     def train_step(self, labeled, unlabeled):
         sup = self.supervised_loss(labeled)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ssl_engine.algorithms.base import PseudoLabelConfig, SSLAlgorithm, register, strong_ce
-from ssl_engine.algorithms.policies import DistributionAlignment, SelfAdaptiveThreshold
+from ssl_engine.algorithms.policies import SelfAdaptiveThreshold
 from ssl_engine.lazy import torch
 from ssl_engine.params import GROUP_ALGORITHM, param
 
@@ -30,8 +30,7 @@ class FreeMatch(SSLAlgorithm):
 
     def __init__(self, model, config, **kw):
         super().__init__(model, config, **kw)
-        self.align = DistributionAlignment(self.class_prior, config.alignment_momentum) \
-            if config.distribution_alignment else None
+        self.align = self.aligner()
         self.sat = SelfAdaptiveThreshold(self.n_classes, config.ema_momentum,
                                          self.class_prior if config.relative_to_prior else None)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ssl_engine.algorithms.base import PseudoLabelConfig, SSLAlgorithm, pseudo_margin, register, strong_ce
-from ssl_engine.algorithms.policies import CurriculumMask, DistributionAlignment, aum_update
+from ssl_engine.algorithms.policies import CurriculumMask, aum_update
 from ssl_engine.lazy import torch
 from ssl_engine.params import GROUP_ALGORITHM, param
 
@@ -43,8 +43,7 @@ class MarginMatch(SSLAlgorithm):
         self.seen = np.zeros(n, dtype=np.int64)
         self.cutoff = float("-inf")
         self.is_threshold = np.zeros(n, dtype=bool)
-        self.align = DistributionAlignment(self.class_prior, config.alignment_momentum) \
-            if config.distribution_alignment else None
+        self.align = self.aligner()
         self.flex = CurriculumMask(n, c, config.threshold, self.class_prior if config.relative_to_prior else None)
         self._draw_threshold_examples()
 

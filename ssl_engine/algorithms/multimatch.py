@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ssl_engine.algorithms.base import PseudoLabelConfig, SSLAlgorithm, register, strong_ce
-from ssl_engine.algorithms.policies import DistributionAlignment, SelfAdaptiveThreshold
+from ssl_engine.algorithms.policies import SelfAdaptiveThreshold
 from ssl_engine.lazy import torch
 from ssl_engine.params import GROUP_ALGORITHM, param
 
@@ -149,8 +149,7 @@ class MultiMatch(SSLAlgorithm):
         self.cutoffs: np.ndarray | None = None
         prior = self.class_prior if config.relative_to_prior else None
         self.sat = [SelfAdaptiveThreshold(c, config.ema_momentum, prior) for _ in range(h)]
-        self.align = [DistributionAlignment(self.class_prior, config.alignment_momentum) for _ in range(h)] \
-            if config.distribution_alignment else None
+        self.align = [self.aligner() for _ in range(h)] if self.alignment_mode != "off" else None
 
     def train_step(self, labeled, unlabeled):
         cfg = self.config

@@ -416,6 +416,8 @@ def minilm_embedder(
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        from ssl_engine.model import autocast
+
         if "model" not in state:
             if model_path:
                 path = str(model_path)
@@ -432,8 +434,8 @@ def minilm_embedder(
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
-            with torch.inference_mode():
-                h = model(**enc).last_hidden_state
+            with torch.inference_mode(), autocast(device):
+                h = model(**enc).last_hidden_state.float()
             m = enc["attention_mask"].unsqueeze(-1).float()
             e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
             out[idx] = torch.nn.functional.normalize(e, dim=-1).cpu().numpy()

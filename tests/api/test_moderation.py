@@ -191,7 +191,7 @@ def test_model_is_loaded_once_per_process_and_reloaded_on_activation(api_for, ma
 
     loads = []
     real = engine.load_scorer
-    monkeypatch.setattr(engine, "load_scorer", lambda path, device=None: loads.append(path) or real(path, device))
+    monkeypatch.setattr(engine, "load_scorer", lambda path, device=None, settings=None: loads.append(path) or real(path, device, settings))
     first = make_model_version()
     client = api_for("annotator")
     for _ in range(3):

@@ -139,24 +139,41 @@ def _skewed_pool(n=4000, prior=0.13, seed=0):
     return torch.tensor(np.stack([np.zeros(n), z], 1), dtype=torch.float32)
 
 
-def test_distribution_alignment_keeps_pseudo_labels_near_the_labeled_prior():
+@pytest.mark.parametrize("mode", ["quantile", "mean"])
+def test_distribution_alignment_keeps_pseudo_labels_near_the_labeled_prior(mode):
     logits = _skewed_pool()
     raw_share = float((logits.argmax(-1) == 1).float().mean())
-    da = DistributionAlignment(np.array([0.87, 0.13]), momentum=0.9)
+    da = DistributionAlignment(np.array([0.87, 0.13]), momentum=0.9, mode=mode)
     shares = []
     for batch in logits.split(32):
         shares.append(float((da.align_logits(batch).argmax(-1) == 1).float().mean()))
     aligned_share = float(np.mean(shares[20:]))  # after the EMA has warmed up
     assert raw_share > 0.4  # the model flags far more than 13 %
-    assert abs(aligned_share - 0.13) < 0.05
+    assert abs(aligned_share - 0.13) < (0.02 if mode == "quantile" else 0.05)
     assert abs(da.p_model[1] - float(logits.softmax(-1)[:, 1].mean())) < 0.05
+
+
+def test_quantile_alignment_holds_the_hard_label_share_where_mean_alignment_does_not():
+    """A model that spreads harmful mass (p 0.2-0.4 on many items) keeps mean-aligned hard labels rare."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    z = np.where(rng.random(n) < 0.13, rng.normal(0.5, 0.5, n), rng.normal(-1.2, 0.4, n))
+    logits = torch.tensor(np.stack([np.zeros(n), z], 1), dtype=torch.float32)
+    shares = {}
+    for mode in ("mean", "quantile"):
+        da = DistributionAlignment(np.array([0.87, 0.13]), momentum=0.9, mode=mode)
+        out = [float((da.align_logits(b).argmax(-1) == 1).float().mean()) for b in logits.split(32)]
+        shares[mode] = float(np.mean(out[20:]))
+    assert abs(shares["quantile"] - 0.13) < 0.02
+    assert abs(shares["mean"] - 0.13) > 0.04
 
 
 def test_distribution_alignment_steers_fixmatch_pseudo_labels(tiny_backbone):
     """The same weak logits give different pseudo-labels once the labeled prior is skewed."""
     targets = []
     for prior in (np.array([0.5, 0.5]), np.array([0.99, 0.01])):
-        model, algo, labeled, unl = _setup(tiny_backbone, "fixmatch", seed=1, prior=prior, threshold=0.0)
+        model, algo, labeled, unl = _setup(tiny_backbone, "fixmatch", seed=1, prior=prior, threshold=0.0,
+                                           distribution_alignment="mean")
         targets.append(algo.train_step(labeled, unl).targets)
     assert (targets[1] == 0).all() and not torch.equal(targets[0], targets[1])
 

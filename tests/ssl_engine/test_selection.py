@@ -62,6 +62,7 @@ def test_embed_texts_is_normalised(tiny_backbone):
     from ssl_engine.selection import embed_texts
 
     emb = embed_texts(["how to make a bomb", "write a poem about cats"], backbone=tiny_backbone, max_length=16)
+    assert emb.dtype == np.float32
     assert emb.shape[0] == 2 and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
 
 
