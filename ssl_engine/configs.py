@@ -55,6 +55,10 @@ class TrainConfig:
              "(repeats rare-class examples many times, which makes scores over-confident).", advanced=True)
     label_smoothing: float = param(0.1, min=0.0, max=0.5, help="Label smoothing of the supervised loss.",
                                    advanced=True)
+    ema_decay: float = param(
+        0.0, min=0.0, max=0.9999, advanced=True,
+        help="Weight averaging (0 = off): an exponential moving average of the weights gives the pseudo-labels "
+             "(a steadier teacher) and becomes the round's model.")
     max_length: int = param(256, min=8, max=4096, help="Tokens read per text (longer texts are cut).",
                             group=GROUP_MODEL)
     trainable_layers: int = param(

@@ -15,17 +15,24 @@ from dataclasses import dataclass
 class EngineSettings:
     cache_dir: str = ""  # cpu-fast cache of frozen lower-layer states; "" = ~/.cache/umbra_ssl
     num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+    llm_cache_dir: str = ""  # local LLMs converted from GGUF; "" = ~/.cache/umbra/llm
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineSettings:
-        """``UMBRA_CACHE_DIR`` and ``UMBRA_NUM_THREADS`` (for the CLI and benchmarks)."""
+        """``UMBRA_CACHE_DIR``, ``UMBRA_NUM_THREADS``, ``UMBRA_LLM_CACHE``: the only place the engine reads
+        the environment (the CLI, benchmarks and defaults come through here)."""
         env = os.environ if environ is None else environ
         threads = env.get("UMBRA_NUM_THREADS", "").strip()
-        return cls(cache_dir=env.get("UMBRA_CACHE_DIR", ""), num_threads=int(threads) if threads else 0)
+        return cls(cache_dir=env.get("UMBRA_CACHE_DIR", ""), num_threads=int(threads) if threads else 0,
+                   llm_cache_dir=env.get("UMBRA_LLM_CACHE", ""))
 
     @property
     def cache_root(self) -> str:
         return self.cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "umbra_ssl")
+
+    @property
+    def llm_cache_root(self) -> str:
+        return self.llm_cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "umbra", "llm")
 
     def apply_threads(self) -> None:
         """Set torch's intra-op threads when configured (1 is best on a shared 2-core machine)."""

@@ -239,6 +239,7 @@ class Trainer:
             return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warm))
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        ema = self._ema(model)
         amp = lambda: autocast(self.device, cfg.bf16)  # noqa: E731
         lab_iter = self._labeled_batches()
         u_batches: list[np.ndarray] = []
@@ -264,6 +265,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params_enc + params_head, 1.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             self._track(out)
             if self.algo.last_labeled_loss is not None:
                 self.labeled_tracking.add(lidx, self.algo.last_labeled_loss.float().cpu().numpy())
@@ -287,8 +290,35 @@ class Trainer:
                 return True
         if self.n_unlabeled and self.algo.views and u_batches:
             self.tracking.end_epoch()  # a last, partial pass over the unlabeled subsample
+        if ema is not None:  # the averaged weights are the round's model
+            model.load_state_dict(ema.module.state_dict())
+            self.algo.teacher = None
         model.eval()
         return False
+
+    def _ema(self, model):
+        """An exponential moving average of the model's weights (``ema_decay`` > 0), or None.
+
+        The average is the teacher that gives pseudo-labels (steadier than the student it
+        follows, so fewer of its own mistakes are fed back) and becomes the round's model. Its
+        decay warms up as min(decay, (1 + n) / (10 + n)) so early steps are not averaged with
+        the random initial heads for long.
+        """
+        decay = self.cfg.ema_decay
+        if decay <= 0:
+            return None
+        from torch.optim.swa_utils import AveragedModel
+
+        def avg(averaged, current, n):
+            d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+            return d * averaged + (1.0 - d) * current
+
+        ema = AveragedModel(model, avg_fn=avg, use_buffers=True)
+        ema.module.eval()
+        for p in ema.module.parameters():
+            p.requires_grad_(False)
+        self.algo.teacher = ema.module
+        return ema
 
     def _track(self, out) -> None:
         if out.index is None or out.weak_logits is None:

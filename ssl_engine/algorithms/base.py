@@ -118,6 +118,7 @@ class SSLAlgorithm(abc.ABC):
         self.step = 0
         self.epoch = 0
         self.last_labeled_loss = None  # (B,) unweighted per-example CE of the last labeled batch
+        self.teacher = None  # the trainer's weight average, when configured: it gives the pseudo-labels
 
     @classmethod
     def n_heads(cls, config: Any) -> int:
@@ -153,9 +154,9 @@ class SSLAlgorithm(abc.ABC):
         return per_head.sum() if self.head_reduction == "sum" else per_head.mean()
 
     def weak_logits(self, batch: Batch):
-        """Weak-view logits (H, B, C') without gradient."""
+        """Weak-view logits (H, B, C') without gradient, from the teacher (weight average) when there is one."""
         with torch.no_grad():
-            return self.model(batch).float()
+            return (self.teacher or self.model)(batch).float()
 
     @abc.abstractmethod
     def train_step(self, labeled: Batch, unlabeled: dict[str, Batch]) -> StepOutput: ...

@@ -118,7 +118,9 @@ def make_provider(spec: Mapping[str, Any] | ChatProvider | None = None, *, reuse
 
 
 def default_cache_root() -> Path:
-    return Path(os.environ.get("UMBRA_LLM_CACHE") or Path.home() / ".cache" / "umbra" / "llm")
+    from ssl_engine.settings import EngineSettings
+
+    return Path(EngineSettings.from_env().llm_cache_root)
 
 
 def default_gguf_path() -> Path:

@@ -284,3 +284,31 @@ def test_token_mask_hides_a_fresh_share_of_tokens_but_never_the_first():
     padded = torch.zeros(2, 5, dtype=torch.long)
     padded[:, :2] = 1
     assert (token_mask(padded, 0.5, gen)[:, 2:] == 0).all()  # padding stays hidden
+
+
+def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy_rows, tmp_path, tiny_config):
+    from ssl_engine.engine import load_scorer, run_round
+    from ssl_engine.trainer import Trainer
+
+    seen_teachers = []
+    real_ema = Trainer._ema
+
+    def spy(self, model):
+        ema = real_ema(self, model)
+        seen_teachers.append(self.algo.teacher is not None and self.algo.teacher is not model)
+        return ema
+
+    Trainer._ema = spy
+    try:
+        plain = run_round(_input(toy_rows, tmp_path / "p", tiny_backbone, "fixmatch", tiny_config(max_unlabeled=24)))
+        averaged = run_round(_input(toy_rows, tmp_path / "a", tiny_backbone, "fixmatch",
+                                    tiny_config(max_unlabeled=24, ema_decay=0.9)))
+    finally:
+        Trainer._ema = real_ema
+    assert seen_teachers == [False, True]  # off by default; on, the average (not the student) teaches
+    assert [p.p_harmful for p in plain.predictions] != [p.p_harmful for p in averaged.predictions]
+    scorer = load_scorer(averaged.model_dir, device="cpu")  # the saved model is the averaged one
+    texts = [u for _, u in toy_rows[1]][:4]
+    saved = [s for s, _ in scorer.score(texts)]
+    by_text = {t: p.p_harmful for (_, t), p in zip(toy_rows[1], averaged.predictions)}
+    assert saved == pytest.approx([by_text[t] for t in texts], abs=2e-2)
