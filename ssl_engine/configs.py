@@ -38,7 +38,7 @@ class TrainConfig:
     """Settings shared by every algorithm (the trainer reads these)."""
 
     epochs: int = param(
-        4, min=1, max=1000,
+        3, min=1, max=1000,
         help="Passes over the unlabeled training subsample (over the labeled set for supervised rounds).")
     min_steps: int = param(
         300, min=0, max=10**7, help="Fewest optimiser steps, whatever the data size (tiny seed sets need several passes).")
@@ -53,10 +53,11 @@ class TrainConfig:
         "weighted", choices=("weighted", "balanced"),
         help="weighted: shuffled passes with class-weighted loss; balanced: equal classes in every batch "
              "(repeats rare-class examples many times, which makes scores over-confident).", advanced=True)
-    label_smoothing: float = param(0.1, min=0.0, max=0.5, help="Label smoothing of the supervised loss.",
-                                   advanced=True)
+    label_smoothing: float = param(
+        0.0, min=0.0, max=0.5, advanced=True,
+        help="Label smoothing of the supervised loss (it caps confidence near 1 − ε/2, below FixMatch's τ).")
     ema_decay: float = param(
-        0.0, min=0.0, max=0.9999, advanced=True,
+        0.99, min=0.0, max=0.9999, advanced=True,
         help="Weight averaging (0 = off): an exponential moving average of the weights gives the pseudo-labels "
              "(a steadier teacher) and becomes the round's model.")
     max_length: int = param(256, min=8, max=4096, help="Tokens read per text (longer texts are cut).",

@@ -71,6 +71,47 @@ def prior_match_threshold(inp: ThresholdInputs) -> ThresholdChoice:
                            f"flags {flagged[best]:.1%} of {len(scores)} pool items (labeled harmful share {prior:.1%})")
 
 
+def calibrate_in_the_large(p: np.ndarray, prior: float) -> np.ndarray:
+    """Scores shifted in log-odds by the one constant that makes their mean equal ``prior``.
+
+    A model trained with class-balanced weights scores as if half the pool were harmful; the
+    shift maps its scores onto the labeled prior without any held-out label (bisection).
+    """
+    z = np.log(np.clip(p, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - p, 1e-7, 1 - 1e-7))
+    lo, hi = -30.0, 30.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (1 / (1 + np.exp(-(z + mid)))).mean() > prior:
+            hi = mid
+        else:
+            lo = mid
+    return 1 / (1 + np.exp(-(z + (lo + hi) / 2)))
+
+
+@_register("expected_f1")
+def expected_f1_threshold(inp: ThresholdInputs) -> ThresholdChoice:
+    """The cut-off maximising the pool's *expected* harmful F1 under prior-calibrated scores.
+
+    With q the calibrated scores sorted high to low, flagging the top k gives expected
+    TP = Σ_{i≤k} q_i, FP = k − TP, FN = Σ q − TP, so E[F1](k) ≈ 2·TP / (k + Σ q). Where the
+    prior is high or the scores are spread (many items at q 0.3-0.7), this flags more than
+    the prior (F1 rewards recall there); where scores are sharp it lands near prior_match.
+    """
+    scores = np.asarray(inp.pool_scores, dtype=np.float64)
+    if len(scores) == 0:
+        raise ValueError("expected_f1 needs unlabeled pool scores")
+    q = calibrate_in_the_large(scores, float(np.clip(inp.prior, 1e-4, 1 - 1e-4)))
+    order = np.argsort(-q, kind="stable")
+    tp = np.cumsum(q[order])
+    f1 = 2 * tp / (np.arange(1, len(q) + 1) + q.sum())
+    k = int(np.argmax(f1))
+    threshold = float(scores[order[k]])
+    flagged = float((scores >= threshold).mean())
+    return ThresholdChoice(threshold, "expected_f1",
+                           f"flags {flagged:.1%} of {len(scores)} pool items (expected F1 {f1[k]:.2f}; "
+                           f"labeled harmful share {inp.prior:.1%})")
+
+
 def choose_threshold(name: str, inp: ThresholdInputs) -> ThresholdChoice:
     """Run strategy ``name``; ``auto`` = val_f1 when a validation split exists, else prior_match."""
     if name == "auto":

@@ -300,12 +300,13 @@ def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy
 
     Trainer._ema = spy
     try:
-        plain = run_round(_input(toy_rows, tmp_path / "p", tiny_backbone, "fixmatch", tiny_config(max_unlabeled=24)))
+        plain = run_round(_input(toy_rows, tmp_path / "p", tiny_backbone, "fixmatch",
+                                 tiny_config(max_unlabeled=24, ema_decay=0.0)))
         averaged = run_round(_input(toy_rows, tmp_path / "a", tiny_backbone, "fixmatch",
                                     tiny_config(max_unlabeled=24, ema_decay=0.9)))
     finally:
         Trainer._ema = real_ema
-    assert seen_teachers == [False, True]  # off by default; on, the average (not the student) teaches
+    assert seen_teachers == [False, True]  # off: the student; on: the average (not the student) teaches
     assert [p.p_harmful for p in plain.predictions] != [p.p_harmful for p in averaged.predictions]
     scorer = load_scorer(averaged.model_dir, device="cpu")  # the saved model is the averaged one
     texts = [u for _, u in toy_rows[1]][:4]

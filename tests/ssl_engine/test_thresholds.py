@@ -59,3 +59,23 @@ def test_unknown_strategy_lists_the_known_ones():
     with pytest.raises(ValueError, match="known"):
         choose_threshold("magic", ThresholdInputs(pool_scores=np.zeros(1), prior=0.1))
     assert {"fixed", "val_f1", "prior_match"} <= set(THRESHOLD_STRATEGY_NAMES)
+
+
+def test_expected_f1_flags_more_than_the_prior_when_scores_are_spread_and_the_prior_high():
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.2, 0.9, 2000)  # many undecided items on a 58 %-harmful pool
+    choice = choose_threshold("expected_f1", ThresholdInputs(pool_scores=spread, prior=0.58))
+    assert (spread >= choice.threshold).mean() > 0.7
+
+
+def test_expected_f1_stays_near_the_prior_when_scores_are_sharp():
+    sharp = np.array([0.01] * 870 + [0.99] * 130)
+    choice = choose_threshold("expected_f1", ThresholdInputs(pool_scores=sharp, prior=0.13))
+    assert (sharp >= choice.threshold).mean() == pytest.approx(0.13)
+
+
+def test_calibration_in_the_large_matches_the_prior():
+    from ssl_engine.thresholds import calibrate_in_the_large
+
+    q = calibrate_in_the_large(np.linspace(0.05, 0.95, 101), 0.2)
+    assert q.mean() == pytest.approx(0.2, abs=1e-4) and np.all(np.diff(q) > 0)
