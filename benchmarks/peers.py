@@ -2,8 +2,11 @@
 
 - ``lr_probe``: frozen encoder (mean-pooled, L2-normalised sentence embeddings, 256 tokens) +
   class-balanced logistic regression (scikit-learn).
-- ``setfit``: SetFit (``pip install -r requirements-bench.txt``) with the same MiniLM body,
-  its default few-shot recipe (contrastive pairs, 1 epoch, logistic-regression head).
+- ``setfit``: SetFit (``make bench-install``) with the same MiniLM body: contrastive pairs, 1 epoch,
+  batch 16, 256 tokens, a class-balanced logistic-regression head. ``SETFIT_ITERATIONS`` pair
+  iterations per example (the SetFit paper used 20; 5 here, 2,000 pairs for 200 labels, because
+  one 20-iteration run took ~1 h 50 min on the shared CPU: padding every pair batch to its
+  longest text makes SetFit's fp32 steps 5-10x dearer than the engine's bucketed bf16 ones).
 
 Both choose their decision threshold with the rule Umbra uses at this label count when no
 validation split can be carved (``prior_match``: flag the labeled harmful share of the
@@ -20,7 +23,8 @@ import numpy as np
 from ssl_engine.metrics import binary_metrics
 from ssl_engine.thresholds import ThresholdInputs, choose_threshold
 
-_EMB_CACHE: dict[tuple, np.ndarray] = {}
+_EMB_CACHE: dict[str, np.ndarray] = {}
+SETFIT_ITERATIONS = 5
 
 
 def joined(rows: Sequence[dict]) -> list[str]:
@@ -67,7 +71,8 @@ def setfit(labeled, pool, test, *, seed: int) -> dict:
     model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced",
                                                                          "max_iter": 2000})
     model.model_body.max_seq_length = 256
-    args = TrainingArguments(batch_size=16, num_epochs=1, seed=seed, report_to="none")
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=SETFIT_ITERATIONS, seed=seed,
+                             report_to="none")
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": joined(labeled), "label": y}))
     trainer.train()
     p_test = np.asarray(model.predict_proba(joined(test)))[:, 1]

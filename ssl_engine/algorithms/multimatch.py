@@ -116,8 +116,10 @@ class MultiMatch(SSLAlgorithm):
 
     @dataclass(frozen=True)
     class Config(PseudoLabelConfig):
-        unlabeled_weight: float = param(3.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
-                                        help="λ_u: weight of the unlabeled loss (3 in the paper).")
+        unlabeled_weight: float = param(
+            1.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
+            help="λ_u: weight of the unlabeled loss (the paper's 3 fed low-agreement pseudo-labels at 9x weight "
+                 "here and lost 5 F1 points on the ToxicChat dev split; 1 is the measured default).")
         n_heads: int = param(3, min=2, max=16, group=GROUP_ALGORITHM, help="Classification heads (H).")
         disagreement_weight: float = param(
             3.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
