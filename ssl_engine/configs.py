@@ -104,6 +104,12 @@ class TrainConfig:
         help="auto: fewest harmful examples a validation split must hold expected before val_f1 is used.")
     fixed_threshold: float = param(0.5, min=0.0, max=1.0, group=GROUP_THRESHOLD,
                                    help="The threshold of the fixed strategy.")
+    calibration_holdout: float = param(
+        0.15, min=0.0, max=0.5, group=GROUP_THRESHOLD, advanced=True,
+        help="Semi-supervised rounds: share of the pool kept out of training so prior_match/expected_f1 read "
+             "the threshold on scores the model never fitted.")
+    min_calibration_pool: int = param(1000, min=0, max=10**7, group=GROUP_THRESHOLD, advanced=True,
+                                      help="Smallest pool from which a calibration share is held out.")
     loss_flag_quantile: float = param(
         0.9, min=0.0, max=1.0, group=GROUP_CURATION, advanced=True,
         help="A precomputed view is flagged when its training loss is above this quantile of its population...")

@@ -305,17 +305,26 @@ class _Round:
         """A seeded training subsample of the pool (items with precomputed views always join); all are scored."""
         import numpy as np
 
-        cap, n_pool = self.cfg.max_unlabeled, len(self.inp.unlabeled)
+        cfg, n_pool = self.cfg, len(self.inp.unlabeled)
         rng = np.random.default_rng(self.seed + 17)
         with_views = np.array([i for i, e in enumerate(self.inp.unlabeled) if e.strong_views], dtype=np.int64)
-        if n_pool <= cap:
-            sub = np.arange(n_pool)
+        # Items that never train: the threshold is read on scores the model did not fit (pool items
+        # pseudo-labeled in training score higher than unseen texts of the same kind).
+        self.calib_idx = np.array([], dtype=np.int64)
+        if self.algo_cls.views and n_pool >= cfg.min_calibration_pool and cfg.calibration_holdout > 0:
+            plain = np.setdiff1d(np.arange(n_pool), with_views)
+            k = min(len(plain), int(round(cfg.calibration_holdout * n_pool)))
+            self.calib_idx = np.sort(rng.choice(plain, size=k, replace=False))
+        candidates = np.setdiff1d(np.arange(n_pool), self.calib_idx)
+        cap = cfg.max_unlabeled
+        if len(candidates) <= cap:
+            sub = candidates
         elif len(with_views):
             keep = with_views if len(with_views) <= cap else rng.choice(with_views, size=cap, replace=False)
-            others = np.setdiff1d(np.arange(n_pool), keep)
+            others = np.setdiff1d(candidates, keep)
             sub = np.sort(np.concatenate([keep, rng.choice(others, size=cap - len(keep), replace=False)]))
         else:
-            sub = np.sort(rng.choice(n_pool, size=cap, replace=False))
+            sub = np.sort(rng.choice(candidates, size=cap, replace=False))
         self.sub_idx = sub
         self.uses_unlabeled = bool(self.algo_cls.views) and len(sub) > 0
         self.train_unl = [self.inp.unlabeled[i] for i in sub] if self.uses_unlabeled else []
@@ -476,8 +485,9 @@ class _Round:
         name = self.cfg.threshold_strategy
         if self.n_classes != 2 and name in ("auto", "prior_match"):
             name = "fixed"
+        calib = self.pool_scores[self.calib_idx] if len(self.calib_idx) else self.pool_scores
         self.threshold = choose_threshold(name, ThresholdInputs(
-            pool_scores=self.pool_scores, prior=float(self.prior[self.pos]), fixed=self.cfg.fixed_threshold,
+            pool_scores=calib, prior=float(self.prior[self.pos]), fixed=self.cfg.fixed_threshold,
             val_scores=val_scores, val_labels=None if val_labels is None else np.asarray(val_labels)))
 
     def evaluate(self) -> None:

@@ -313,3 +313,19 @@ def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy
     saved = [s for s, _ in scorer.score(texts)]
     by_text = {t: p.p_harmful for (_, t), p in zip(toy_rows[1], averaged.predictions)}
     assert saved == pytest.approx([by_text[t] for t in texts], abs=2e-2)
+
+
+def test_calibration_share_of_the_pool_never_trains_but_sets_the_threshold(tiny_backbone, toy_rows, tmp_path,
+                                                                           tiny_config):
+    import numpy as np
+
+    from ssl_engine.engine import run_round
+
+    cfg = tiny_config(calibration_holdout=0.25, min_calibration_pool=10, threshold_strategy="prior_match")
+    res = run_round(_input(toy_rows, tmp_path, tiny_backbone, "fixmatch", cfg))
+    held = [p for p in res.predictions if not p.margin_history]
+    assert len(held) == 10 and not any(p.used for p in held)
+    scores = np.array([p.p_harmful for p in held])
+    labeled = toy_rows[0]
+    prior = sum(y for _, _, y in labeled) / len(labeled)
+    assert abs((scores >= res.threshold).mean() - prior) <= 0.15  # the quantile is read on the held-out ten
