@@ -105,9 +105,10 @@ class TrainConfig:
     fixed_threshold: float = param(0.5, min=0.0, max=1.0, group=GROUP_THRESHOLD,
                                    help="The threshold of the fixed strategy.")
     calibration_holdout: float = param(
-        0.15, min=0.0, max=0.5, group=GROUP_THRESHOLD, advanced=True,
+        0.0, min=0.0, max=0.5, group=GROUP_THRESHOLD, advanced=True,
         help="Semi-supervised rounds: share of the pool kept out of training so prior_match/expected_f1 read "
-             "the threshold on scores the model never fitted.")
+             "the threshold on scores the model never fitted (off by default: 15 % cost 3 F1 points on the "
+             "ToxicChat dev split, seed 0, and did not move the flagged share closer to the prior).")
     min_calibration_pool: int = param(1000, min=0, max=10**7, group=GROUP_THRESHOLD, advanced=True,
                                       help="Smallest pool from which a calibration share is held out.")
     loss_flag_quantile: float = param(
