@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install browsers run test test-fast bench check-services migrate demo worker clean
+.PHONY: install browsers run test test-fast bench bench-install check-services migrate demo worker clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,8 +66,12 @@ test: install browsers check-services
 test-fast: install check-services
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
-bench: install
-	@echo "See README 'Benchmarks' for each script; e.g. $(PY) benchmarks/import_items.py"
+# Benchmark-only peers (SetFit), pinned to the app's transformers; not needed to run or test Umbra.
+bench-install: install
+	$(PIP) install -q -r requirements-bench.txt
+
+bench: bench-install
+	@echo "See README 'Benchmarks' for each script; e.g. $(PY) benchmarks/label_efficiency.py"
 
 clean:
 	rm -rf var/ .pytest_cache

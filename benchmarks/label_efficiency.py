@@ -158,7 +158,7 @@ def run_large(b: Bench, ds, train, evals, seed) -> None:
 
 def run_ssl(b: Bench, ds, train, evals, seed) -> None:
     labeled, pool = draw_labeled(train, 200, seed)
-    for alg in SSL_ALGOS:
+    for alg in b.args.algorithms.split(","):
         b.once(ds, alg, 200, seed, lambda alg=alg: b.record(b.engine(ds, alg, labeled, pool, evals, seed)))
 
 
@@ -319,6 +319,8 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default="toxicchat,beavertails")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--parts", default=",".join(PARTS))
+    ap.add_argument("--algorithms", default=",".join(SSL_ALGOS),
+                    help="semi-supervised algorithms the ssl part runs (comma-separated)")
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data")))
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))
@@ -327,6 +329,9 @@ def main(argv=None) -> int:
     parts = [p for p in args.parts.split(",") if p]
     if set(parts) - set(PARTS):
         print(f"error: unknown part(s) {sorted(set(parts) - set(PARTS))}; known: {list(PARTS)}", file=sys.stderr)
+        return 2
+    if set(args.algorithms.split(",")) - set(SSL_ALGOS):
+        print(f"error: unknown algorithm(s) in --algorithms; known: {list(SSL_ALGOS)}", file=sys.stderr)
         return 2
     datasets = [d for d in args.datasets.split(",") if d]
     for ds in datasets:
