@@ -147,7 +147,7 @@ def measure(args) -> tuple[list[tuple], str]:
     from django.test import Client
     
     from annotations.models import Item, Project
-    from annotations.queries.review import QueueFilters, active_review_round, review_queue
+    from annotations.selectors.predictions import QueueFilters, active_review_round, review_queue
 
     from django.conf import settings
 
@@ -220,7 +220,7 @@ def measure(args) -> tuple[list[tuple], str]:
     plan = review_queue(training_round=rnd)[:20].explain(analyze=True, buffers=True)
     plan_f = review_queue(training_round=rnd, filters=QueueFilters(agreement="disagree_both", label="harmful",
                                                                     p_min=0.6, p_max=0.95))[:20].explain(analyze=True)
-    from annotations.services.claims import claimable_items
+    from annotations.selectors.items import claimable_items
 
     plan_claim = claimable_items(project=project, user=User.objects.get(username="bench_annotator"),
                                  split="seed")[:1].explain(analyze=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 
 from annotations.models import AugmentedVariant, Label, Prediction
-from annotations.queries.review import QueueFilters
-from annotations.queries.variants import VariantFilters
+from annotations.selectors.predictions import QueueFilters
+from annotations.selectors.variants import VariantFilters
 from annotations.services.variants import REJECT_REASONS
 
 

@@ -22,10 +22,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from annotations.models import Annotation, Item, Project
+from annotations.selectors.items import claimable_items, free_for
 
 LABELING_SPLITS = (Item.Split.SEED, Item.Split.TEST, Item.Split.BENCH)
 _RACE_RETRIES = 5
@@ -33,28 +34,6 @@ _RACE_RETRIES = 5
 
 def _lease_until():
     return timezone.now() + timedelta(seconds=settings.UMBRA_CLAIM_LEASE_SECONDS)
-
-
-def _free_for(user, now) -> Q:
-    return Q(claimed_by__isnull=True) | Q(claim_expires_at__lt=now) | Q(claimed_by=user)
-
-
-def claimable_items(*, project: Project, user, split: str, exclude_ids: Iterable[int] = ()) -> QuerySet[Item]:
-    """Items of ``split`` that ``user`` may be handed now, oldest first (index order)."""
-    now = timezone.now()
-    mine = Annotation.objects.filter(item=OuterRef("pk"), annotator=user)
-    qs = (
-        Item.objects.filter(project=project, split=split, excluded=False,
-                            annotation_count__lt=project.annotations_per_item)
-        .filter(_free_for(user, now))
-        .filter(~Exists(mine))
-    )
-    exclude_ids = list(exclude_ids)
-    if exclude_ids:
-        qs = qs.exclude(pk__in=exclude_ids)
-    # (human_label, id) walks item_split_label_idx: items without any vote first, then items
-    # still short of the overlap; the primary-key order would scan the whole pool first.
-    return qs.order_by("human_label", "id")
 
 
 def _held_by(*, project: Project, user) -> Item | None:
@@ -89,7 +68,7 @@ def _claim_conditional(*, project: Project, user, split: str, exclude_ids) -> It
         candidate = claimable_items(project=project, user=user, split=split, exclude_ids=exclude_ids).first()
         if candidate is None:
             return None
-        won = Item.objects.filter(pk=candidate.pk).filter(_free_for(user, timezone.now())).update(
+        won = Item.objects.filter(pk=candidate.pk).filter(free_for(user=user, now=timezone.now())).update(
             claimed_by=user, claim_expires_at=_lease_until()
         )
         if won:

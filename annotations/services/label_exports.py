@@ -35,92 +35,10 @@ from annotations.models import (
     WeakLabel,
 )
 from annotations.permissions import require_role
-from annotations.services.exports import chunked
+from annotations.selectors.labels import PROVENANCES, label_records
 from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, runner
 
-CHUNK = 2000
-PROVENANCES = ("human", "refined", "pseudo")
 EXPORT_KINDS = ("labels_jsonl", "labels_hf", "model")
-HUMAN_KINDS = (Annotation.Kind.LABEL, Annotation.Kind.APPROVE, Annotation.Kind.CORRECT, Annotation.Kind.IMPORT)
-
-
-def _pseudo_round(project: Project) -> TrainingRound | None:
-    """The round whose predictions are exported as pseudo-labels: the active model's, else the latest succeeded."""
-    mv = project.model_versions.filter(is_active=True).select_related("training_round").first()
-    if mv is not None:
-        return mv.training_round
-    return project.rounds.filter(status=TrainingRound.Status.SUCCEEDED).order_by("-finished_at", "-id").first()
-
-
-def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -> Iterator[dict]:
-    """One record per labeled item in the shared JSONL format, plus a ``provenance`` object."""
-    bad = set(include) - set(PROVENANCES)
-    if bad:
-        raise ApplicationError(f"Unknown provenance(s) {sorted(bad)}; expected some of {list(PROVENANCES)}.")
-    pseudo_round = _pseudo_round(project) if "pseudo" in include else None
-    items = (Item.objects.filter(project=project, excluded=False).order_by("id")
-             .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
-                     "human_category"))
-    def flush(buffer: list[dict]) -> Iterator[dict]:
-        ids = [r["id"] for r in buffer]
-        human: dict[int, list] = {}
-        if "human" in include:
-            for a in (Annotation.objects.filter(item_id__in=ids, kind__in=HUMAN_KINDS)
-                      .order_by("created_at", "id").values("item_id", "annotator__username", "created_at", "kind",
-                                                            "label", "prediction__training_round_id")):
-                human.setdefault(a["item_id"], []).append(a)
-        refined: dict[int, dict] = {}
-        if "refined" in include:
-            for w in (WeakLabel.objects.filter(item_id__in=ids, source=WeakLabel.Source.REFINED)
-                      .order_by("created_at", "iteration", "id")
-                      .values("item_id", "label", "score", "job_id", "iteration", "created_at")):
-                refined[w["item_id"]] = w  # the latest wins
-        pseudo: dict[int, dict] = {}
-        if pseudo_round is not None:
-            pseudo = {p["item_id"]: p for p in Prediction.objects.filter(training_round=pseudo_round, item_id__in=ids)
-                      .values("item_id", "pseudo_label", "p_harmful", "used", "weight", "agreement")}
-        for r in buffer:
-            label, prov = None, None
-            if r["human_label"] and "human" in include:
-                rows = [a for a in human.get(r["id"], []) if a["label"] == r["human_label"]]
-                last = rows[-1] if rows else None
-                label = r["human_label"]
-                prov = {
-                    "type": "human",
-                    "by": sorted({a["annotator__username"] for a in rows}),
-                    "at": last["created_at"].isoformat() if last else None,
-                    "kind": last["kind"] if last else None,
-                    "round": last["prediction__training_round_id"] if last else None,
-                }
-            elif r["id"] in refined and r["split"] in (Item.Split.POOL, Item.Split.SEED):
-                w = refined[r["id"]]
-                label = w["label"]
-                prov = {"type": "refined", "by": "uu_refine", "at": w["created_at"].isoformat(),
-                        "round": None, "refinement_job": w["job_id"],
-                        "iteration": w["iteration"], "score": w["score"]}
-            elif r["id"] in pseudo and r["split"] in (Item.Split.POOL, Item.Split.SEED):
-                p = pseudo[r["id"]]
-                label = p["pseudo_label"]
-                prov = {"type": "pseudo", "by": pseudo_round.algorithm,
-                        "at": pseudo_round.finished_at.isoformat() if pseudo_round.finished_at else None,
-                        "round": pseudo_round.pk, "p_harmful": p["p_harmful"], "used": p["used"],
-                        "agreement": p["agreement"] or None}
-            if label is None:
-                continue
-            yield {
-                "id": r["external_id"] or f"{project.slug}-{r['id']}",
-                "text": r["text"],
-                "prompt": r["prompt"] or None,
-                "task": project.task,
-                "label": label,
-                "category": (r["human_category"] or None) if prov["type"] == "human" else None,
-                "source": r["source"] or None,
-                "split": r["split"] if not r["bench_name"] else f"bench:{r['bench_name']}",
-                "provenance": prov,
-            }
-
-    for buffer in chunked(items.iterator(chunk_size=CHUNK)):
-        yield from flush(buffer)
 
 
 def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES) -> Counter:

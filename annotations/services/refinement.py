@@ -10,7 +10,7 @@ items only, refines with ``ssl_engine.uu`` and stores every iteration as
 the refiner: they measure agreement per iteration (the job's result). Refinement jobs are
 listed and numbered apart from training rounds; they run on the ``training`` queue.
 
-Refined labels reach training only through ``refined_pseudo_labels`` (read by
+Refined labels reach training only through ``selectors.labels.refined_pseudo_labels`` (read by
 ``round_input_build`` when ``Project.use_refined_labels`` is set), as weighted
 pseudo-labels, never as ``Annotation`` rows.
 """
@@ -346,29 +346,3 @@ def uu_refine_execute(*, job_id: int, worker: str = "", embed=None) -> str:
     """Run a queued refinement job on this worker (the task's body); ``embed`` replaces the embedder."""
     options = {"embed": embed} if embed is not None else {}
     return job_execute(runner_name=RefinementRunner.name, job_id=job_id, worker=worker, **options)
-
-
-# --- refined labels as weighted pseudo-labels for the next SSL round -------------------------
-
-
-def refined_pseudo_labels(*, project: Project) -> tuple[int | None, dict[int, str], float]:
-    """(job id, {pool item id: label}, weight) of the latest succeeded refinement job's final iteration.
-
-    Empty unless ``project.use_refined_labels``; only pool items without a human label
-    (human labels always win, and evaluation splits are never trained on).
-    """
-    if not project.use_refined_labels:
-        return None, {}, 0.0
-    job = (BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE,
-                                        status=BackgroundJob.Status.SUCCEEDED).order_by("-finished_at", "-id").first())
-    if job is None:
-        return None, {}, 0.0
-    last = (WeakLabel.objects.filter(job=job, source=WeakLabel.Source.REFINED)
-            .order_by("-iteration").values_list("iteration", flat=True).first())
-    if last is None:
-        return job.pk, {}, 0.0
-    labels = dict(WeakLabel.objects.filter(
-        job=job, source=WeakLabel.Source.REFINED, iteration=last, item__split=Item.Split.POOL,
-        item__human_label="", item__excluded=False,
-    ).values_list("item_id", "label"))
-    return job.pk, labels, float(min(1.0, max(0.0, project.refined_label_weight)))

@@ -8,7 +8,7 @@ Lifecycle (the one job system, ``annotations.services.jobs``): ``training_round_
 Visibility rule: a round's ``Prediction`` rows, its ``ModelVersion`` and its metrics are
 written in the same transaction that flips it to ``succeeded`` (``TrainingRoundRunner.commit``).
 A round that fails, is cancelled or is lost therefore never has any prediction rows.
-Readers still go through ``annotations.queries.rounds.predictions_visible`` (which also
+Readers still go through ``annotations.selectors.rounds.predictions_visible`` (which also
 filters on status=succeeded) so that rule holds even for rows written some other way.
 
 The web process never imports torch: ``ssl_engine.engine`` is imported only inside
@@ -257,7 +257,7 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
         labeled_rows.append([pk, label])
 
     # UU-refined labels of unlabeled pool items, as weighted pseudo-labels (Project.use_refined_labels).
-    from annotations.services.refinement import refined_pseudo_labels
+    from annotations.selectors.labels import refined_pseudo_labels
 
     refined_job, refined, refined_weight = refined_pseudo_labels(project=project)
     unlabeled = []

@@ -7,7 +7,7 @@ only admins start, resume or cancel (checked here and again in the services).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,8 +17,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from annotations.forms.augment import AdversarialStartForm, AugmentationStartForm, JudgeLabelsForm, RefineStartForm
 from annotations.models import BackgroundJob, Role
 from annotations.permissions import has_role, project_role_required
-from annotations.queries import augment as q
-from annotations.queries import jobs as job_queries
+from annotations.selectors import jobs as job_queries
+from annotations.selectors.jobs import AUGMENT_PAGE_KINDS, job_get, jobs_for
+from annotations.selectors.labels import weak_label_counts
+from annotations.selectors.variants import job_variant_counts, job_variants_sample
 from annotations.services.adversarial import adversarial_evaluation_start, adversarial_job_start
 from annotations.services.augmentation import augmentation_job_start
 from annotations.services.jobs import job_cancel, job_resume
@@ -33,16 +35,30 @@ REFINE_DETAIL = "annotations/refine_detail.html"
 ACTIVE = (BackgroundJob.Status.QUEUED, BackgroundJob.Status.RUNNING)
 
 
+def _augment_job(request: HtmxHttpRequest, job_id: int) -> BackgroundJob:
+    job = job_get(project=request.project, job_id=job_id, kinds=AUGMENT_PAGE_KINDS)
+    if job is None:
+        raise Http404("No such job in this project.")
+    return job
+
+
+def _refine_job(request: HtmxHttpRequest, job_id: int) -> BackgroundJob:
+    job = job_get(project=request.project, job_id=job_id, kinds=[BackgroundJob.Kind.REFINE])
+    if job is None:
+        raise Http404("No such refinement job in this project.")
+    return job
+
+
 def _page_context(request: HtmxHttpRequest, **forms) -> dict:
     project = request.project
-    jobs = job_queries.with_wait_reasons(q.augment_jobs_for(project=project))
+    jobs = job_queries.with_wait_reasons(jobs_for(project=project, kinds=AUGMENT_PAGE_KINDS, limit=50))
     return {
         "project": project, "jobs": jobs, "has_active": any(j.status in ACTIVE for j in jobs),
         "can_manage": has_role(request.user, project, Role.ADMIN),
         "augment_form": forms.get("augment_form") or AugmentationStartForm(),
         "adversarial_form": forms.get("adversarial_form") or AdversarialStartForm(),
         "judge_form": forms.get("judge_form") or JudgeLabelsForm(),
-        "weak_counts": q.weak_label_counts(project=project),
+        "weak_counts": weak_label_counts(project=project),
     }
 
 
@@ -143,11 +159,11 @@ def _job_context(request: HtmxHttpRequest, job: BackgroundJob) -> dict:
 @project_role_required(Role.REVIEWER)
 def augment_job_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
     """One job: progress bar and actions (htmx-polled fragment), result, per-iteration mining stats, variants."""
-    job = q.augment_job_get(project=request.project, job_id=job_id)
+    job = _augment_job(request, job_id)
     context = _job_context(request, job)
     if request.htmx:
         return polled_fragment(request, f"{JOB}#job-progress", context, active=job.status in ACTIVE)
-    context.update(counts=q.job_variant_counts(job=job), variants=q.job_variants_sample(job=job),
+    context.update(counts=job_variant_counts(job=job), variants=job_variants_sample(job=job),
                    params=sorted((job.params or {}).items()))
     return render(request, JOB, context)
 
@@ -160,7 +176,7 @@ def _job_url(request: HtmxHttpRequest, slug: str, job_id: int) -> str:
 @project_role_required(Role.ADMIN)
 @service_errors(back=_job_url)
 def augment_job_resume(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    job = job_resume(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    job = job_resume(job=_augment_job(request, job_id), user=request.user)
     messages.success(request, f"{job.label} re-queued.")
     return redirect(_job_url(request, slug, job_id))
 
@@ -169,7 +185,7 @@ def augment_job_resume(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
 @project_role_required(Role.ADMIN)
 @service_errors(back=_job_url)
 def augment_job_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    job = job_cancel(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    job = job_cancel(job=_augment_job(request, job_id), user=request.user)
     messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
                      else f"{job.label}: cancellation requested; it stops after its current item.")
     return redirect(_job_url(request, slug, job_id))
@@ -179,7 +195,7 @@ def augment_job_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
 @project_role_required(Role.ADMIN)
 @service_errors(back=_job_url)
 def adversarial_evaluate(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    ev = adversarial_evaluation_start(job=q.augment_job_get(project=request.project, job_id=job_id), user=request.user)
+    ev = adversarial_evaluation_start(job=_augment_job(request, job_id), user=request.user)
     messages.success(request, f"Re-scoring queued as {ev.label}.")
     return redirect(_job_url(request, slug, job_id))
 
@@ -189,10 +205,10 @@ def adversarial_evaluate(request: HtmxHttpRequest, slug: str, job_id: int) -> Ht
 
 def _refine_context(request: HtmxHttpRequest, form: RefineStartForm | None = None) -> dict:
     project = request.project
-    jobs = job_queries.with_wait_reasons(q.refine_jobs_for(project=project))
+    jobs = job_queries.with_wait_reasons(jobs_for(project=project, kinds=[BackgroundJob.Kind.REFINE], limit=50))
     return {"project": project, "jobs": jobs, "form": form or RefineStartForm(),
             "can_manage": has_role(request.user, project, Role.ADMIN),
-            "has_active": any(j.is_active for j in jobs), "weak_counts": q.weak_label_counts(project=project)}
+            "has_active": any(j.is_active for j in jobs), "weak_counts": weak_label_counts(project=project)}
 
 
 @require_GET
@@ -233,7 +249,7 @@ def refine_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @project_role_required(Role.REVIEWER)
 def refine_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
     """One refinement job: θ̂ with intervals, labels changed and held-out agreement per iteration."""
-    job = q.refine_job_get(project=request.project, job_id=job_id)
+    job = _refine_job(request, job_id)
     job_queries.with_wait_reasons([job])
     context = {"project": request.project, "job": job, "uu": job.result or {},
                "can_manage": has_role(request.user, request.project, Role.ADMIN)}
@@ -250,7 +266,7 @@ def _refine_url(request: HtmxHttpRequest, slug: str, job_id: int) -> str:
 @project_role_required(Role.ADMIN)
 @service_errors(back=_refine_url)
 def refine_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
-    job = job_cancel(job=q.refine_job_get(project=request.project, job_id=job_id), user=request.user)
+    job = job_cancel(job=_refine_job(request, job_id), user=request.user)
     messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
                      else f"{job.label}: cancellation requested.")
     return redirect(_refine_url(request, slug, job_id))

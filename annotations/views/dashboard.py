@@ -6,16 +6,12 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from annotations import selectors
 from annotations.models import Role
 from annotations.permissions import project_role_required
-from annotations.queries.dashboard import (
-    annotator_agreement,
-    next_step_hint,
-    recent_rounds,
-    review_activity,
-    review_counts,
-)
+from annotations.selectors import projects as selectors
+from annotations.selectors.labels import annotator_agreement, review_activity, review_counts
+from annotations.selectors.projects import next_step_hint
+from annotations.selectors.rounds import rounds_for
 from annotations.views.common import HtmxHttpRequest
 
 
@@ -28,7 +24,7 @@ def dashboard_stats(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     reviews = review_counts(project=project)
     stats = {
         "reviews": reviews,
-        "rounds": recent_rounds(project=project),
+        "rounds": rounds_for(project=project, limit=5),
         "agreement": annotator_agreement(project=project),
         "activity": review_activity(project=project),
         "hint": next_step_hint(project=project, counts=counts, variants_pending=reviews["variants_pending"]),

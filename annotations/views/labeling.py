@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotations.forms.labeling import LabelForm, SkipForm
 from annotations.models import Item, Role
 from annotations.permissions import project_role_required
-from annotations.queries.labeling import labeling_progress
+from annotations.selectors.labels import labeling_progress
 from annotations.services.claims import item_claim_for, item_claim_next, item_claim_release
 from annotations.services.labels import annotation_submit, annotation_undo_last
 from annotations.views.common import HtmxHttpRequest

@@ -5,11 +5,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotations import selectors
+from annotations.selectors import projects as selectors
 from annotations.forms.imports import ImportForm
 from annotations.models import BackgroundJob, Item, Role
 from annotations.permissions import project_role_required
-from annotations.queries.jobs import with_wait_reasons
+from annotations.selectors.jobs import jobs_for, with_wait_reasons
 from annotations.services.imports import import_job_start
 from annotations.views.common import HtmxHttpRequest
 from annotations.views.errors import form_error, service_errors
@@ -41,7 +41,7 @@ def project_guidelines(request: HtmxHttpRequest, slug: str):
 
 
 def _import_page(request: HtmxHttpRequest, form: ImportForm, *, status: int):
-    jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
+    jobs = with_wait_reasons(jobs_for(project=request.project, kinds=[BackgroundJob.Kind.IMPORT], limit=20))
     return render(request, "annotations/item_import.html", {"project": request.project, "form": form, "jobs": jobs},
                   status=status)
 
@@ -74,5 +74,5 @@ def item_import(request: HtmxHttpRequest, slug: str):
 @require_GET
 @project_role_required(Role.ADMIN)
 def import_jobs(request: HtmxHttpRequest, slug: str):
-    jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
+    jobs = with_wait_reasons(jobs_for(project=request.project, kinds=[BackgroundJob.Kind.IMPORT], limit=20))
     return render(request, "annotations/item_import.html#import-jobs", {"project": request.project, "jobs": jobs})

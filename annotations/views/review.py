@@ -15,7 +15,7 @@ from annotations.errors import ApplicationError
 from annotations.forms.review import BulkReviewForm, QueueFilterForm, ReviewActionForm
 from annotations.models import Role
 from annotations.permissions import project_role_required
-from annotations.queries.review import (
+from annotations.selectors.predictions import (
     QUEUE_PAGE_SIZE,
     active_review_round,
     prediction_in_project,

@@ -6,7 +6,7 @@ Everyone in the project may look; only admins may act (checked here and in the s
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -16,8 +16,8 @@ from django.views.decorators.vary import vary_on_headers
 from annotations.forms.rounds import RoundStartForm
 from annotations.models import Role
 from annotations.permissions import has_role, project_role_required
-from annotations.queries import jobs as job_queries
-from annotations.queries import rounds as q
+from annotations.selectors import jobs as job_queries
+from annotations.selectors import rounds as q
 from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
 from annotations.views.common import HtmxHttpRequest, polled_fragment
 from annotations.views.errors import form_error, service_errors
@@ -76,6 +76,13 @@ def _start_refused(request: HtmxHttpRequest, slug: str, *, error, status: int) -
     return _start_form_response(request, form, status)
 
 
+def _round(request: HtmxHttpRequest, round_id: int):
+    training_round = q.round_get(project=request.project, round_id=round_id)
+    if training_round is None:
+        raise Http404("No such round in this project.")
+    return training_round
+
+
 def _round_list_url(request: HtmxHttpRequest, slug: str, *args, **kwargs) -> str:
     return reverse("annotations:round_list", kwargs={"slug": slug})
 
@@ -102,8 +109,7 @@ def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @project_role_required(Role.ADMIN)
 @service_errors(back=_round_list_url)
 def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
-    training_round = training_round_cancel(training_round=q.round_get(project=request.project, round_id=round_id),
-                                           user=request.user)
+    training_round = training_round_cancel(training_round=_round(request, round_id), user=request.user)
     if request.htmx:
         return render(request, f"{PAGE}#round-table", _table_context(request))
     messages.success(request, f"{training_round.label}: cancellation requested."
@@ -116,6 +122,8 @@ def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
 @service_errors(back=_round_list_url)
 def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id: int) -> HttpResponse:
     version = q.model_version_get(project=request.project, version_id=version_id)
+    if version is None:
+        raise Http404("No such model version in this project.")
     model_version_activate(model_version=version, user=request.user)
     messages.success(request, f"Model {version.name} is now active.")
     return redirect("annotations:round_list", slug=request.project.slug)
@@ -126,7 +134,7 @@ def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id:
 @project_role_required(Role.ANNOTATOR)
 def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResponse:
     """One round: status, progress, metrics, snapshot summary and the train log."""
-    training_round = q.round_get(project=request.project, round_id=round_id)
+    training_round = _round(request, round_id)
     job_queries.with_wait_reasons([training_round])
     context = {
         "project": request.project,

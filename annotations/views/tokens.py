@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotations.forms.tokens import MemberTokenCreateForm, TokenCreateForm
 from annotations.models import Role
 from annotations.permissions import project_role_required
-from annotations.queries.api import tokens_visible_to
+from annotations.selectors.tokens import tokens_visible_to
 from annotations.services.tokens import api_token_create, api_token_revoke
 from annotations.views.common import HtmxHttpRequest
 from annotations.views.errors import form_error, service_errors

@@ -13,7 +13,7 @@ from annotations.errors import ApplicationError
 from annotations.forms.review import VariantFilterForm, VariantReviewForm
 from annotations.models import AugmentedVariant, Role
 from annotations.permissions import project_role_required
-from annotations.queries.variants import (
+from annotations.selectors.variants import (
     VARIANT_PAGE_SIZE,
     judge_votes,
     variant_in_project,

@@ -37,7 +37,7 @@ def test_web_side_modules_never_import_torch():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'moderation_app.settings'); "
         "django.setup(); import annotations.urls, annotations.tasks, annotations.services.rounds, "
-        "annotations.views.rounds, annotations.forms.rounds, annotations.queries.rounds; "
+        "annotations.views.rounds, annotations.forms.rounds, annotations.selectors.rounds; "
         "from annotations.management.commands import start_round; "
         "from annotations.forms.rounds import RoundStartForm; "
         "RoundStartForm({'algorithm': 'multimatch', 'config': '{\"epochs\": 2}', 'seed': 0}).is_valid(); "

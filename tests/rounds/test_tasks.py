@@ -10,7 +10,7 @@ from django.utils import timezone
 from rounds.conftest import TINY_CONFIG
 
 from annotations.models import ModelVersion, Prediction, TrainingRound
-from annotations.queries.rounds import predictions_visible
+from annotations.selectors.rounds import predictions_visible
 from annotations.services.jobs import JobProgress, jobs_sweep_stale
 from annotations.services.rounds import DbProgressCallback, training_round_cancel, training_round_start
 from annotations.tasks.jobs import jobs_sweep_stale as jobs_sweep_stale_task

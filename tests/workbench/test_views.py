@@ -260,7 +260,7 @@ def test_dashboard_stats_kappa_activity_and_hint(client_for, project, make_item,
 
 
 def test_fleiss_kappa_matches_the_textbook_example():
-    from annotations.queries.dashboard import fleiss_kappa
+    from annotations.selectors.labels import fleiss_kappa
 
     # Fleiss (1971)-style toy: perfect agreement -> 1; systematic split -> negative.
     assert fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)

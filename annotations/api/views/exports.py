@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from annotations.api.serializers import JobSerializer
 from annotations.api.views.common import NewestCursorPagination, ProjectScopedMixin
 from annotations.models import BackgroundJob, Role
-from annotations.queries.api import export_jobs_for
+from annotations.selectors.jobs import jobs_for
 from annotations.services.label_exports import EXPORT_KINDS, PROVENANCES
 
 
@@ -26,7 +26,7 @@ class ExportJobViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = BackgroundJob.objects.none()
 
     def get_queryset(self):
-        return export_jobs_for(project=self.project)
+        return jobs_for(project=self.project, kinds=[BackgroundJob.Kind.EXPORT])
 
 
 class ExportStartApi(ProjectScopedMixin, APIView):

@@ -135,7 +135,7 @@ class ModerationCreateApi(APIView):
             return project_for(request.user, slug, Role.ANNOTATOR)
         if model and model != "latest":
             return None  # the model name says which project
-        from annotations import selectors
+        from annotations.selectors import projects as selectors
 
         projects = list(selectors.projects_for(user=request.user)[:2])
         if len(projects) != 1:

@@ -8,12 +8,12 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations import selectors
 from annotations.api.serializers import AnnotationSerializer, ItemSerializer, ProjectSerializer
 from annotations.api.views.common import IdCursorPagination, ProjectScopedMixin, query_params
 from annotations.models import Item, Label, Project, Role
 from annotations.permissions import project_for
-from annotations.queries.api import LABEL_STATES, items_for_api
+from annotations.selectors.items import LABEL_STATES, items_for
+from annotations.selectors.projects import projects_for
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     """Projects the caller belongs to."""
@@ -24,7 +24,7 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Project.objects.none()
 
     def get_queryset(self):
-        return selectors.projects_for(user=self.request.user)
+        return projects_for(user=self.request.user)
 
     def get_object(self) -> Project:
         return project_for(self.request.user, self.kwargs["slug"], Role.ANNOTATOR)
@@ -44,8 +44,8 @@ class ItemViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if self.action == "list":
-            return items_for_api(project=self.project, **query_params(ItemFilter, self.request))
-        return items_for_api(project=self.project)
+            return items_for(project=self.project, **query_params(ItemFilter, self.request))
+        return items_for(project=self.project)
 
 class AnnotationCreateApi(ProjectScopedMixin, APIView):
     """Label an item (the same service as the labeling page)."""

@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 from annotations.api.serializers import AnnotationSerializer, PredictionSerializer, VariantSerializer
 from annotations.api.views.common import PriorityCursorPagination, ProjectScopedMixin, query_params
 from annotations.models import AugmentedVariant, Label, Prediction, Role, TrainingRound
-from annotations.queries.api import predictions_for_api, succeeded_round, variants_for_api
+from annotations.selectors.predictions import prediction_in_project, predictions_for
+from annotations.selectors.rounds import round_get
+from annotations.selectors.variants import VariantFilters, variant_queue
 
 
 class PredictionFilter(serializers.Serializer):
@@ -35,15 +37,16 @@ class PredictionViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Prediction.objects.none()
 
     def get_queryset(self):
-        training_round = succeeded_round(project=self.project, round_id=self.kwargs["round_id"])
+        training_round = round_get(project=self.project, round_id=self.kwargs["round_id"],
+                                   status=TrainingRound.Status.SUCCEEDED)
         if training_round is None:
             raise Http404("No succeeded round with this id in the project.")
         if self.action == "list":
             params = query_params(PredictionFilter, self.request)
             if "agreement" in self.request.query_params and "agreement" not in params:
                 params["agreement"] = ""  # ?agreement= selects single-head predictions
-            return predictions_for_api(training_round=training_round, **params)
-        return predictions_for_api(training_round=training_round)
+            return predictions_for(training_round=training_round, **params)
+        return predictions_for(training_round=training_round)
 
 
 class PredictionReviewApi(ProjectScopedMixin, APIView):
@@ -62,10 +65,9 @@ class PredictionReviewApi(ProjectScopedMixin, APIView):
 
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        prediction = get_object_or_404(
-            Prediction, pk=prediction_id, item__project=self.project,
-            training_round__status=TrainingRound.Status.SUCCEEDED,
-        )
+        prediction = prediction_in_project(project=self.project, prediction_id=prediction_id)
+        if prediction is None:
+            raise Http404("No reviewable prediction with this id in the project.")
         annotation = prediction_review(prediction=prediction, user=request.user, role=self.role,
                                        **data.validated_data)
         return Response(AnnotationSerializer(annotation).data, status=201)
@@ -88,8 +90,10 @@ class VariantViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if self.action == "list":
-            return variants_for_api(project=self.project, **query_params(VariantFilter, self.request))
-        return variants_for_api(project=self.project)
+            f = query_params(VariantFilter, self.request)
+            return variant_queue(project=self.project, filters=VariantFilters(
+                status=f.get("status", ""), kind=f.get("kind", ""), loss_flagged=f.get("loss_flagged", False)))
+        return variant_queue(project=self.project, filters=VariantFilters(status=""))
 
 
 class _VariantReviewApi(ProjectScopedMixin, APIView):

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from annotations.api.serializers import ModelVersionSerializer, TrainingRoundSerializer
 from annotations.api.views.common import NewestCursorPagination, ProjectScopedMixin, query_params
 from annotations.models import ModelVersion, Role, TrainingRound
-from annotations.queries.api import model_versions_for_api, rounds_for_api
+from annotations.selectors.rounds import model_versions_for, rounds_for
 
 
 class RoundFilter(serializers.Serializer):
@@ -28,8 +28,8 @@ class TrainingRoundViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         if self.action == "list":
-            return rounds_for_api(project=self.project, **query_params(RoundFilter, self.request))
-        return rounds_for_api(project=self.project)
+            return rounds_for(project=self.project, limit=None, **query_params(RoundFilter, self.request))
+        return rounds_for(project=self.project, limit=None)
 
 
 class TrainingRoundStartApi(ProjectScopedMixin, APIView):
@@ -75,7 +75,7 @@ class ModelVersionViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = ModelVersion.objects.none()
 
     def get_queryset(self):
-        return model_versions_for_api(project=self.project)
+        return model_versions_for(project=self.project)
 
 
 class ModelVersionActivateApi(ProjectScopedMixin, APIView):

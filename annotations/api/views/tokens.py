@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from annotations.api.serializers import ApiTokenSerializer
 from annotations.api.views.common import NewestCursorPagination
 from annotations.models import ApiToken
-from annotations.queries.api import tokens_visible_to
+from annotations.selectors.tokens import tokens_visible_to
 
 
 class ApiTokenViewSet(viewsets.ReadOnlyModelViewSet):

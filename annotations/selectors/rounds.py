@@ -1,48 +1,67 @@
-"""Read-side shapes for training rounds, model versions and their predictions."""
+"""Training rounds, model versions, the prediction-visibility rule and the learning curve."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 
 from annotations.models import ModelVersion, Prediction, Project, TrainingRound
 
 
-def rounds_for(*, project: Project, limit: int = 50) -> list[TrainingRound]:
-    """The project's latest rounds, newest first, with who started them and their model."""
-    return list(
-        TrainingRound.objects.filter(project=project)
-        .select_related("started_by", "model_version")
-        .defer("snapshot", "train_log")[:limit]
-    )
+def rounds_for(*, project: Project, status: str | None = None, limit: int | None = 50) -> QuerySet[TrainingRound]:
+    """The project's rounds (of ``status`` if given), newest first, with who started them and their model.
+
+    The snapshot and the train log stay unread (the detail page reads them through ``round_get``).
+    """
+    qs = (TrainingRound.objects.filter(project=project)
+          .select_related("started_by", "model_version")
+          .defer("snapshot", "train_log"))
+    if status:
+        qs = qs.filter(status=status)
+    return qs[:limit] if limit is not None else qs
 
 
-def round_get(*, project: Project, round_id: int) -> TrainingRound:
-    """One round of ``project`` (404 otherwise), for its detail page."""
-    return get_object_or_404(
-        TrainingRound.objects.select_related("started_by", "model_version", "project"), project=project, pk=round_id
-    )
+def round_get(*, project: Project, round_id: int, status: str | None = None) -> TrainingRound | None:
+    """One round of ``project`` (of ``status`` if given), or None."""
+    qs = TrainingRound.objects.select_related("started_by", "model_version", "project").filter(
+        project=project, pk=round_id)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.first()
 
 
 def model_versions_for(*, project: Project) -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(project=project).select_related("training_round", "training_round__started_by")
+    """The project's model versions with their round (and who started it)."""
+    return ModelVersion.objects.filter(project=project).select_related(
+        "project", "training_round", "training_round__started_by")
 
 
-def model_version_get(*, project: Project, version_id: int) -> ModelVersion:
-    return get_object_or_404(
-        ModelVersion.objects.select_related("training_round", "project"), project=project, pk=version_id
-    )
+def model_version_get(*, project: Project, version_id: int) -> ModelVersion | None:
+    return ModelVersion.objects.select_related("training_round", "project").filter(
+        project=project, pk=version_id).first()
 
 
 def active_model_version(*, project: Project) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, is_active=True).select_related("training_round").first()
 
 
+def pseudo_label_round(*, project: Project) -> TrainingRound | None:
+    """The round whose predictions count as the project's current ones (exports): the active
+    model's round, else the latest succeeded round."""
+    mv = active_model_version(project=project)
+    if mv is not None:
+        return mv.training_round
+    return (TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
+            .order_by("-finished_at", "-id").first())
+
+
 def predictions_visible(*, project: Project | None = None, training_round: TrainingRound | None = None
                         ) -> QuerySet[Prediction]:
-    """Predictions readers may use: those of succeeded rounds only (see services.rounds)."""
+    """Predictions readers may use: those of succeeded rounds only (see services.rounds).
+
+    The one place that states the rule: the review queue, the API and exports read through it.
+    """
     qs = Prediction.objects.filter(training_round__status=TrainingRound.Status.SUCCEEDED)
     if project is not None:
         qs = qs.filter(training_round__project=project)

@@ -1,12 +1,33 @@
-"""Read side of the job system: what a queued job is waiting for."""
+"""Background jobs: lists by kind (pages and the API), one job, and what a queued job is waiting for."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from annotations.models import BackgroundJob, Job, JobStatus, TrainingRound
+from django.db.models import QuerySet
+
+from annotations.models import BackgroundJob, Job, JobStatus, Project, TrainingRound
 
 AHEAD_SHOWN = 20
+# The jobs the augmentation page lists and acts on (refinement jobs have their own page).
+AUGMENT_PAGE_KINDS = (BackgroundJob.Kind.AUGMENT, BackgroundJob.Kind.ADVERSARIAL, BackgroundJob.Kind.JUDGE)
+
+
+def jobs_for(*, project: Project, kinds: Iterable[str] | None = None, limit: int | None = None
+             ) -> QuerySet[BackgroundJob]:
+    """The project's background jobs of ``kinds`` (all kinds if None), newest first."""
+    qs = BackgroundJob.objects.filter(project=project).select_related("created_by").order_by("-created_at", "-id")
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    return qs[:limit] if limit is not None else qs
+
+
+def job_get(*, project: Project, job_id: int, kinds: Iterable[str] | None = None) -> BackgroundJob | None:
+    """One job of ``project`` (of one of ``kinds`` if given), or None."""
+    qs = BackgroundJob.objects.filter(project=project, pk=job_id).select_related("created_by", "project")
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    return qs.first()
 
 
 def _same_queue(job: Job) -> list:

@@ -1,4 +1,4 @@
-"""Read side of pseudo-label review: the active model's queue, its filters, similar items.
+"""Predictions: the pseudo-label review queue of the active model, its filters, similar items, a round's list.
 
 The queue is the engine's ``Prediction.review_priority`` for the round behind the active
 model version, highest first: items the model cannot trust (heads disagree with high
@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from annotations.models import Item, ModelVersion, Prediction, Project, TrainingRound
+from annotations.selectors.rounds import predictions_visible
 
 QUEUE_PAGE_SIZE = 20
 SIMILAR_LIMIT = 5
@@ -80,7 +81,8 @@ def review_queue(*, training_round: TrainingRound, filters: QueueFilters | None 
 
 
 def prediction_in_project(*, project: Project, prediction_id: int) -> Prediction | None:
-    return (Prediction.objects.filter(pk=prediction_id, item__project=project)
+    """A prediction of ``project`` that may be reviewed (its round succeeded), or None."""
+    return (predictions_visible(project=project).filter(pk=prediction_id)
             .select_related("item", "training_round").first())
 
 
@@ -114,3 +116,22 @@ def similar_labeled_items(*, item: Item, limit: int = SIMILAR_LIMIT) -> tuple[li
         .order_by("-rank", "id")[:limit]
     )
     return found, "Closest labeled items by shared words (full-text rank); no embedding store yet."
+
+
+def predictions_for(*, training_round: TrainingRound, agreement: str | None = None,
+                    min_priority: float | None = None, pseudo_label: str | None = None) -> QuerySet[Prediction]:
+    """A succeeded round's predictions (all splits, reviewed or not), filtered; the API's list."""
+    qs = predictions_visible(training_round=training_round).select_related("item")
+    if agreement is not None:
+        qs = qs.filter(agreement=agreement)
+    if min_priority is not None:
+        qs = qs.filter(review_priority__gte=min_priority)
+    if pseudo_label:
+        qs = qs.filter(pseudo_label=pseudo_label)
+    return qs
+
+
+def prediction_counts_by_agreement(*, training_round: TrainingRound) -> dict[str, int]:
+    rows = (Prediction.objects.filter(training_round=training_round).values("agreement")
+            .annotate(n=Count("id")).order_by())
+    return {r["agreement"]: r["n"] for r in rows}

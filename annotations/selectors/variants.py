@@ -1,4 +1,4 @@
-"""Read side of augmentation review: the variant queue and a word-level diff."""
+"""Augmented variants: the review queue (pages and API), per-job counts, a word-level diff."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 
-from annotations.models import AugmentedVariant, Project
+from annotations.models import AugmentedVariant, BackgroundJob, Project
 
 VARIANT_PAGE_SIZE = 10
 _TOKEN = re.compile(r"\s+|[^\s]+")
@@ -50,6 +50,20 @@ def variant_methods(*, project: Project) -> list[str]:
 
 def variant_in_project(*, project: Project, variant_id: int) -> AugmentedVariant | None:
     return AugmentedVariant.objects.filter(pk=variant_id, item__project=project).select_related("item").first()
+
+
+def job_variant_counts(*, job: BackgroundJob) -> list[dict]:
+    """Per-kind counts of a job's variants by review status (confirmed = approved by a reviewer)."""
+    return list(
+        AugmentedVariant.objects.filter(job=job).values("kind").order_by("kind")
+        .annotate(total=Count("id"), pending=Count("id", filter=Q(status="pending")),
+                  confirmed=Count("id", filter=Q(status="approved")), rejected=Count("id", filter=Q(status="rejected")),
+                  dropped=Count("id", filter=Q(status="dropped")))
+    )
+
+
+def job_variants_sample(*, job: BackgroundJob, limit: int = 20) -> QuerySet[AugmentedVariant]:
+    return AugmentedVariant.objects.filter(job=job).select_related("item").order_by("-review_priority", "id")[:limit]
 
 
 def word_diff(original: str, variant: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:

@@ -1,1 +1,0 @@
-"""Read-side query shapes, one module per area."""
