@@ -10,6 +10,13 @@ A view decorated with ``@service_errors(...)`` lets services raise; the decorato
 Status codes come from the error classes (``Conflict`` 409, ``Unavailable`` 503, …); a
 bad field value (400) re-renders its form with 422. htmx swaps only 2xx and 422
 (``base.html``), so form fragments for htmx are answered with 422 whatever the error.
+
+In-card messages (the one other pattern): review and variant cards are posted one at a
+time by htmx and swapped in place, so their errors belong inside the card, not on a
+status page. Such a view passes ``form_page=in_card(card, back=url)``: htmx gets the card
+fragment again with the message (422), a plain POST gets a page message and a redirect.
+A view's own bad input goes the same way: it raises ``FieldError`` rather than building
+an error response itself. No view catches ``ApplicationError`` or reads ``exc.extra``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from annotations.errors import ApplicationError, NotFound, PermissionDenied
 
 FormPage = Callable[..., HttpResponse]  # (request, *args, error=exc, status=int, **kwargs) -> response
 BackUrl = Callable[..., str]  # (request, *args, **kwargs) -> url
+CardPage = Callable[..., HttpResponse]  # (request, *args, error=str, status=int, **kwargs) -> card fragment
 
 
 def html_status(request: HttpRequest, exc: ApplicationError) -> int:
@@ -63,3 +71,15 @@ def service_errors(*, form_page: FormPage | None = None, back: BackUrl | None = 
         return wrapper
 
     return deco
+
+
+def in_card(card: CardPage, *, back: BackUrl) -> FormPage:
+    """``form_page`` for htmx cards: the card fragment with the message, or a page message and a redirect."""
+
+    def page(request, *args, error: ApplicationError, status: int, **kwargs) -> HttpResponse:
+        if not getattr(request, "htmx", False):
+            messages.error(request, error.message)
+            return redirect(back(request, *args, **kwargs))
+        return card(request, *args, error=error.message, status=status, **kwargs)
+
+    return page

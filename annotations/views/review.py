@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from annotations.errors import ApplicationError
+from annotations.errors import FieldError
 from annotations.forms.review import BulkReviewForm, QueueFilterForm, ReviewActionForm
 from annotations.models import Role
 from annotations.permissions import project_role_required
@@ -25,6 +25,7 @@ from annotations.selectors.predictions import (
 )
 from annotations.services.labels import prediction_review, predictions_review_bulk
 from annotations.views.common import HtmxHttpRequest
+from annotations.views.errors import in_card, service_errors
 
 SKIPS_KEPT = 200
 
@@ -77,55 +78,60 @@ def review_queue_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_POST
-@project_role_required(Role.REVIEWER)
-def prediction_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
-    """Approve, correct, reject or skip one pseudo-label."""
+def _prediction(request: HtmxHttpRequest, pk: int):
     prediction = prediction_in_project(project=request.project, prediction_id=pk)
     if prediction is None:
         raise Http404("No such prediction in this project.")
-    form = ReviewActionForm(request.POST)
-    error, action = "", ""
-    if not form.is_valid():
-        error = "Unknown action."
-    else:
-        action = form.cleaned_data["action"]
-        if action == "skip":
-            key = _skips_key(request.project)
-            request.session[key] = ([i for i in request.session.get(key, []) if i != pk] + [pk])[-SKIPS_KEPT:]
-        else:
-            try:
-                prediction_review(prediction=prediction, user=request.user, role=request.role, action=action,
-                                  client_token=form.cleaned_data["client_token"])
-            except ApplicationError as exc:
-                error = exc.message
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        return redirect(_back(request, slug))
-    context = {"project": request.project, "prediction": prediction, "action": action, "error": error}
-    return render(request, "annotations/review.html#review-done", context, status=422 if error else 200)
+    return prediction
+
+
+def _review_card(request: HtmxHttpRequest, slug: str, pk: int, *, error: str = "", action: str = "",
+                 status: int = 200) -> HttpResponse:
+    context = {"project": request.project, "prediction": _prediction(request, pk), "action": action, "error": error}
+    return render(request, "annotations/review.html#review-done", context, status=status)
+
+
+def _back_url(request: HtmxHttpRequest, slug: str, *args, **kwargs) -> str:
+    return _back(request, slug)
 
 
 @require_POST
 @project_role_required(Role.REVIEWER)
+@service_errors(form_page=in_card(_review_card, back=_back_url))
+def prediction_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Approve, correct, reject or skip one pseudo-label (errors come back inside the card)."""
+    prediction = _prediction(request, pk)
+    form = ReviewActionForm(request.POST)
+    if not form.is_valid():
+        raise FieldError("Unknown action.", field="action")
+    action = form.cleaned_data["action"]
+    if action == "skip":
+        key = _skips_key(request.project)
+        request.session[key] = ([i for i in request.session.get(key, []) if i != pk] + [pk])[-SKIPS_KEPT:]
+    else:
+        prediction_review(prediction=prediction, user=request.user, role=request.role, action=action,
+                          client_token=form.cleaned_data["client_token"])
+    if not request.htmx:
+        return redirect(_back(request, slug))
+    context = {"project": request.project, "prediction": prediction, "action": action, "error": ""}
+    return render(request, "annotations/review.html#review-done", context)
+
+
+@require_POST
+@project_role_required(Role.REVIEWER)
+@service_errors(back=_back_url)
 def prediction_review_bulk(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Approve or correct every pseudo-label shown on the page (after one confirmation)."""
     form = BulkReviewForm(request.POST)
     training_round = active_review_round(project=request.project)
     if not form.is_valid() or training_round is None:
-        messages.error(request, "Nothing to review in bulk.")
-        return redirect(_back(request, slug))
+        raise FieldError("Nothing to review in bulk.", field="ids")
     predictions = predictions_in_queue(training_round=training_round, ids=form.cleaned_data["ids"])
-    try:
-        done = predictions_review_bulk(predictions=predictions, user=request.user, role=request.role,
-                                       action=form.cleaned_data["action"],
-                                       client_token=form.cleaned_data["client_token"])
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        verb = "Approved" if form.cleaned_data["action"] == "approve" else "Corrected"
-        messages.success(request, f"{verb} {len(done)} pseudo-label(s).")
+    done = predictions_review_bulk(predictions=predictions, user=request.user, role=request.role,
+                                   action=form.cleaned_data["action"],
+                                   client_token=form.cleaned_data["client_token"])
+    verb = "Approved" if form.cleaned_data["action"] == "approve" else "Corrected"
+    messages.success(request, f"{verb} {len(done)} pseudo-label(s).")
     return redirect(_back(request, slug))
 
 
@@ -133,9 +139,7 @@ def prediction_review_bulk(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @project_role_required(Role.REVIEWER)
 def prediction_similar(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
     """Already-labeled items that read like this one (page, or fragment inside the card)."""
-    prediction = prediction_in_project(project=request.project, prediction_id=pk)
-    if prediction is None:
-        raise Http404("No such prediction in this project.")
+    prediction = _prediction(request, pk)
     similar, how = similar_labeled_items(item=prediction.item)
     context = {"project": request.project, "prediction": prediction, "similar": similar, "how": how}
     template = "annotations/review_similar.html#similar-items" if request.htmx else "annotations/review_similar.html"

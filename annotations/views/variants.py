@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotations.errors import ApplicationError
+from annotations.errors import FieldError
 from annotations.forms.review import VariantFilterForm, VariantReviewForm
 from annotations.models import AugmentedVariant, Role
 from annotations.permissions import project_role_required
@@ -23,6 +22,7 @@ from annotations.selectors.variants import (
 )
 from annotations.services.variants import REJECT_REASONS, variant_review
 from annotations.views.common import HtmxHttpRequest
+from annotations.views.errors import in_card, service_errors
 
 
 def _card(variant: AugmentedVariant) -> dict:
@@ -52,28 +52,38 @@ def variant_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_POST
-@project_role_required(Role.REVIEWER)
-def variant_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
-    """Approve or reject one variant (a reject carries a reason)."""
+def _variant(request: HtmxHttpRequest, pk: int) -> AugmentedVariant:
     variant = variant_in_project(project=request.project, variant_id=pk)
     if variant is None:
         raise Http404("No such variant in this project.")
+    return variant
+
+
+def _variant_card(request: HtmxHttpRequest, slug: str, pk: int, *, variant: AugmentedVariant | None = None,
+                  error: str = "", status: int = 200) -> HttpResponse:
+    context = {"project": request.project, "variant": variant or _variant(request, pk), "error": error,
+               "reasons": REJECT_REASONS}
+    return render(request, "annotations/variants.html#variant-done", context, status=status)
+
+
+def _variant_list_url(request: HtmxHttpRequest, slug: str, *args, **kwargs) -> str:
+    """The list URL the reviewer came from (filters kept), never another page."""
+    target = request.POST.get("next", "")
+    base = reverse("annotations:variant_list", kwargs={"slug": slug})
+    return target if target.startswith(base) else base
+
+
+@require_POST
+@project_role_required(Role.REVIEWER)
+@service_errors(form_page=in_card(_variant_card, back=_variant_list_url))
+def variant_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Approve or reject one variant (a reject carries a reason; errors come back inside the card)."""
+    variant = _variant(request, pk)
     form = VariantReviewForm(request.POST)
-    error = ""
     if not form.is_valid():
-        error = "Unknown action or reason."
-    else:
-        try:
-            variant = variant_review(variant=variant, user=request.user, action=form.cleaned_data["action"],
-                                     reason=form.cleaned_data["reason"])
-        except ApplicationError as exc:
-            error = exc.message
+        raise FieldError("Unknown action or reason.", field="action")
+    variant = variant_review(variant=variant, user=request.user, action=form.cleaned_data["action"],
+                             reason=form.cleaned_data["reason"])
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        target = request.POST.get("next", "")
-        base = reverse("annotations:variant_list", kwargs={"slug": slug})
-        return redirect(target if target.startswith(base) else base)
-    context = {"project": request.project, "variant": variant, "error": error, "reasons": REJECT_REASONS}
-    return render(request, "annotations/variants.html#variant-done", context, status=422 if error else 200)
+        return redirect(_variant_list_url(request, slug))
+    return _variant_card(request, slug, pk, variant=variant)
