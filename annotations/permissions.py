@@ -1,4 +1,11 @@
-"""Role rules, enforced on every HTML view and API endpoint (not only hidden in menus)."""
+"""Role rules, enforced on every HTML view and API endpoint (not only hidden in menus).
+
+One way to authorise: the gate checks the role (``project_role_required`` on HTML views,
+``ProjectRolePermission`` with ``min_role`` on API views; ``tests/security/test_authz_matrix.py``
+walks the URL conf and checks every route declares one). Services do not check roles again:
+they take the actor (``user``), and where an annotation records it, the role the gate resolved,
+for provenance only. Management commands run as the operator and call services directly.
+"""
 
 from __future__ import annotations
 
@@ -28,15 +35,6 @@ def role_in(user, project: Project) -> str | None:
 def has_role(user, project: Project, minimum: str) -> bool:
     role = role_in(user, project)
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[minimum]
-
-
-def require_role(user, project: Project, minimum: str, *, action: str) -> None:
-    """Services' own role check: raise the typed ``PermissionDenied`` unless ``user`` may ``action``."""
-    from annotations.errors import PermissionDenied as AppPermissionDenied
-
-    if user is None or not has_role(user, project, minimum):
-        who = {Role.ADMIN: "project admins", Role.REVIEWER: "reviewers and admins"}.get(minimum, "project members")
-        raise AppPermissionDenied(f"Only {who} can {action}.")
 
 
 def project_for(user, slug: str, minimum: str = Role.ANNOTATOR) -> Project:

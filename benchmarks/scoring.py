@@ -117,7 +117,7 @@ def main() -> int:
     from django.db import transaction
 
     from annotations.models import Item, Prediction
-    from annotations.services.rounds import LABEL_NAMES
+    from ssl_engine import LABEL_NAMES
     from annotations.services.scoring import predictions_store
     from ssl_engine.engine import load_scorer
     from ssl_engine.review import review_signal

@@ -14,6 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from ssl_engine.settings import EngineSettings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -253,9 +255,9 @@ UMBRA_PROVIDER_API_KEY_ENVS = env.list("UMBRA_PROVIDER_API_KEY_ENVS", default=[]
 # --- engine -----------------------------------------------------------------
 SSL_ENGINE_DEVICE = env("SSL_ENGINE_DEVICE", default=None)  # None = cuda if available
 SSL_ENGINE_BACKBONE = env("SSL_ENGINE_BACKBONE", default=None)  # None = bundled MiniLM
-# Engine paths and threads are deployment settings, never part of a round's config.
-UMBRA_CACHE_DIR = env("UMBRA_CACHE_DIR", default="")  # "" = ~/.cache/umbra_ssl
-UMBRA_NUM_THREADS = env.int("UMBRA_NUM_THREADS", default=0)  # 0 = torch default
+# Engine paths and threads are deployment settings, never part of a round's config. The engine
+# parses them itself, in one place (UMBRA_CACHE_DIR, UMBRA_NUM_THREADS, UMBRA_LLM_CACHE).
+UMBRA_ENGINE = EngineSettings.from_env()
 UMBRA_SEED_SUGGESTION_MAX_POOL = env.int("UMBRA_SEED_SUGGESTION_MAX_POOL", default=20000)
 
 # --- REST API ---------------------------------------------------------------

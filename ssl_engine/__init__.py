@@ -17,4 +17,4 @@ from ssl_engine.types import (  # noqa: F401
     ViewLoss,
 )
 
-LABEL_NAMES = ("unharmful", "harmful")
+LABEL_NAMES = ("unharmful", "harmful")  # index = engine label id (1 = harmful); the app and the CLI import it

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-LABEL_NAMES = ("unharmful", "harmful")
+from ssl_engine import LABEL_NAMES
 
 
 class InputError(Exception):

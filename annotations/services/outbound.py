@@ -115,7 +115,7 @@ def api_key_env_check(name: str, *, field: str = "api_key_env") -> str:
     return name
 
 
-def provider_spec_clean(spec: dict[str, Any] | None) -> dict[str, Any]:
+def provider_spec_clean(*, spec: dict[str, Any] | None) -> dict[str, Any]:
     """Validate a provider spec for storage: no secrets, only known keys, allowed targets; ``{}`` = offline."""
     spec = dict(spec or {})
     if not spec:
@@ -144,7 +144,7 @@ def provider_spec_clean(spec: dict[str, Any] | None) -> dict[str, Any]:
     return spec
 
 
-def provider_spec_resolve(spec: dict[str, Any] | None) -> dict[str, Any]:
+def provider_spec_resolve(*, spec: dict[str, Any] | None) -> dict[str, Any]:
     """Worker side: the engine's provider spec, re-checked here, with the API key read from its env var."""
     spec = dict(spec or {"kind": "local"})
     env_name = spec.pop("api_key_env", "")
@@ -160,7 +160,7 @@ def provider_spec_resolve(spec: dict[str, Any] | None) -> dict[str, Any]:
     return spec
 
 
-def provider_label(spec: dict[str, Any] | None) -> str:
+def provider_label(*, spec: dict[str, Any] | None) -> str:
     """Short, secret-free description of a provider spec (for the provider column)."""
     spec = spec or {"kind": "local"}
     if spec.get("kind") == "openai":

@@ -25,8 +25,7 @@ from typing import Any
 from django.db import transaction
 
 from annotations.errors import ApplicationError, Conflict, FieldError
-from annotations.models import BackgroundJob, Item, Label, ModelVersion, Project, Role, WeakLabel
-from annotations.permissions import require_role
+from annotations.models import BackgroundJob, Item, Label, ModelVersion, Project, WeakLabel
 from annotations.services.hashing import content_hash
 from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_execute, progress_chunk, runner
 from annotations.services.outbound import provider_spec_clean, provider_spec_resolve
@@ -105,12 +104,11 @@ def weak_labels_import(*, project: Project, lines: Iterable[bytes | str]) -> dic
 def judge_labels_job_start(*, project: Project, user, provider: dict | None = None, limit: int | None = None,
                            method: str = "auto") -> BackgroundJob:
     """Queue a job that labels seed/pool/test items with an LLM judge (weak labels, source llm_judge)."""
-    require_role(user, project, Role.ADMIN, action="start LLM-judge labeling")
     if method not in ("auto", "score", "generate"):
         raise FieldError("The judge method must be auto, score or generate.", field="method")
     job = job_create(
         model=BackgroundJob, project=project, kind=BackgroundJob.Kind.JUDGE, created_by=user,
-        params={"provider": provider_spec_clean(provider), "limit": limit, "method": method, "batch_size": 64},
+        params={"provider": provider_spec_clean(spec=provider), "limit": limit, "method": method, "batch_size": 64},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
     job_enqueue(job=job)
@@ -137,9 +135,9 @@ class JudgeLabelsRunner(JobRunner):
         if p.get("limit"):
             ids = ids[: int(p["limit"])]
         self.progress.update(force=True, phase="label", done=0, total=len(ids), **self.counts)
-        provider = self.options.get("provider_override") or provider_spec_resolve(p.get("provider"))
+        provider = self.options.get("provider_override") or provider_spec_resolve(spec=p.get("provider"))
         task = "response" if job.project.task == Project.Task.RESPONSE else "prompt"
-        bs = progress_chunk(int(p.get("batch_size") or 64), len(ids))
+        bs = progress_chunk(batch_size=int(p.get("batch_size") or 64), total=len(ids))
         for start in range(0, len(ids), bs):
             rows = list(Item.objects.filter(pk__in=ids[start : start + bs]).order_by("id")
                         .values_list("id", "text", "prompt"))
@@ -168,7 +166,7 @@ class JudgeLabelsRunner(JobRunner):
         return {"result": dict(getattr(self, "counts", {}))}
 
 
-def judge_labels_execute(*, job_id: int, worker: str = "", provider_override: Any = None) -> str:
+def judge_labels_job_execute(*, job_id: int, worker: str = "", provider_override: Any = None) -> str:
     """Run an LLM-judge labeling job on this worker (the task's body)."""
     options = {"provider_override": provider_override} if provider_override is not None else {}
     return job_execute(runner_name=JudgeLabelsRunner.name, job_id=job_id, worker=worker, **options)
@@ -182,7 +180,6 @@ def judge_labels_execute(*, job_id: int, worker: str = "", provider_override: An
 def uu_refine_start(*, project: Project, user, source: str, iterations: int = 5, variant: str = "robust",
                     config: dict | None = None, seed: int = 0) -> BackgroundJob:
     """Queue a UU refinement job (admins only) on the ``training`` queue after commit."""
-    require_role(user, project, Role.ADMIN, action="start label refinement")
     if source not in SOURCES:
         raise FieldError(f"Unknown source {source!r}; choose llm_judge, model or imported.", field="source")
     if variant not in VARIANTS:

@@ -37,10 +37,8 @@ from annotations.models import (
     JobStatus,
     ModelVersion,
     Project,
-    Role,
     TrainingRound,
 )
-from annotations.permissions import require_role
 from annotations.services.augmentation import variants_record_view_losses
 from annotations.services.jobs import (
     JobCancelled,
@@ -54,10 +52,10 @@ from annotations.services.jobs import (
     runner,
 )
 from annotations.services.scoring import predictions_store
+from ssl_engine import LABEL_NAMES
 
 logger = logging.getLogger(__name__)
 
-LABEL_NAMES = ("unharmful", "harmful")  # index = engine label id (1 = harmful)
 _FIELD_RE = re.compile(r"field '([^']+)'")
 
 
@@ -107,7 +105,6 @@ def training_round_start(
     *, project: Project, user, algorithm: str, config: dict[str, Any] | None = None, seed: int = 0,
 ) -> TrainingRound:
     """Create a queued round (admins only) and enqueue it on the training queue after commit."""
-    require_role(user, project, Role.ADMIN, action="start training rounds")
     full_config = round_config_validate(algorithm=algorithm, config=config)
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
         raise FieldError("The seed must be an integer in [0, 2^31).", field="seed")
@@ -150,7 +147,6 @@ def _activate(*, model_version: ModelVersion) -> None:
 @transaction.atomic
 def model_version_activate(*, model_version: ModelVersion, user) -> ModelVersion:
     """Make ``model_version`` the project's active model (admins only); the previous one is retired."""
-    require_role(user, model_version.project, Role.ADMIN, action="activate model versions")
     if model_version.training_round.status != TrainingRound.Status.SUCCEEDED:
         raise Conflict("Only the model of a succeeded round can be activated.")
     _activate(model_version=model_version)
@@ -305,7 +301,7 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
     return inp, snapshot
 
 
-def artifact_dir(round_id: int) -> Path:
+def round_artifact_dir(*, round_id: int) -> Path:
     return Path(settings.UMBRA_ARTIFACT_DIR) / f"round-{round_id}"
 
 
@@ -340,7 +336,7 @@ class TrainingRoundRunner(JobRunner):
 
     def run(self) -> dict[str, Any]:
         rnd: TrainingRound = self.job
-        out_dir = artifact_dir(rnd.pk)
+        out_dir = round_artifact_dir(round_id=rnd.pk)
         _check_writable(out_dir)
         self.progress.update(force=True, phase="prepare", step=0, total=0, detail="reading data")
         inp, snapshot = round_input_build(training_round=rnd, out_dir=str(out_dir))
@@ -384,7 +380,7 @@ class TrainingRoundRunner(JobRunner):
 
     @classmethod
     def cleanup(cls, job, status: str) -> None:
-        shutil.rmtree(artifact_dir(job.pk), ignore_errors=True)
+        shutil.rmtree(round_artifact_dir(round_id=job.pk), ignore_errors=True)
 
 
 def training_round_execute(*, round_id: int, worker: str = "") -> str:

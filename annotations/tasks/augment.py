@@ -33,9 +33,9 @@ def adversarial_job_run(self, job_id: int) -> str:
              retry_backoff=True, max_retries=3, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT)
 def judge_labels_run(self, job_id: int) -> str:
     """Label items with an LLM judge (weak labels for UU refinement)."""
-    from annotations.services.refinement import judge_labels_execute
+    from annotations.services.refinement import judge_labels_job_execute
 
-    return judge_labels_execute(job_id=job_id, worker=self.request.hostname or "")
+    return judge_labels_job_execute(job_id=job_id, worker=self.request.hostname or "")
 
 
 # No autoretry: the job is claimed once; a redelivered message finds it claimed and does nothing.

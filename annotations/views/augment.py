@@ -1,7 +1,7 @@
 """Augmentation, adversarial mining, LLM-judge labeling and UU refinement pages.
 
 Reviewers and admins may look (reviewers review the variants these jobs produce);
-only admins start, resume or cancel (checked here and again in the services).
+only admins start, resume or cancel (checked by the gate on each view).
 """
 
 from __future__ import annotations

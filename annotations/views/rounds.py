@@ -1,6 +1,6 @@
 """Training rounds dashboard: start/cancel rounds, watch progress, activate model versions.
 
-Everyone in the project may look; only admins may act (checked here and in the services).
+Everyone in the project may look; only admins may act (checked by the gate on each view).
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def test_resume_is_refused_for_kinds_that_cannot_resume(project, users):
     from annotations.services.jobs import job_resume
 
     job = BackgroundJob.objects.create(project=project, kind="import", status="failed", number=3)
-    assert runner_get("import").resumable is False
+    assert runner_get(name="import").resumable is False
     with pytest.raises(Conflict, match="Import job #3 cannot be resumed; start a new one"):
         job_resume(job=job, user=users["admin"])
 

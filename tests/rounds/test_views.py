@@ -10,7 +10,6 @@ from django.urls import reverse
 from rounds.conftest import TINY_CONFIG
 
 from annotations.models import ModelVersion, TrainingRound
-from annotations.services.rounds import training_round_start
 
 pytestmark = pytest.mark.django_db
 
@@ -218,12 +217,5 @@ def test_rounds_page_query_count(client_for, project, finished, django_assert_ma
         _round(project, n_labeled=40 + i)
     client = client_for("admin")
     with django_assert_max_num_queries(12):
-        client.get(reverse("annotations:round_list", args=[project.slug]))
-
-
-def test_service_start_is_admin_only_too(project, users, round_items_light):
-    from annotations.errors import PermissionDenied
-
-    for role in ("annotator", "reviewer", "outsider"):
-        with pytest.raises(PermissionDenied):
-            training_round_start(project=project, user=users[role], algorithm="fixmatch")
+        response = client.get(reverse("annotations:round_list", args=[project.slug]))
+    assert response.status_code == 200

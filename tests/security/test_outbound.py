@@ -8,13 +8,13 @@ HTTP listener stands in for the attacker's endpoint: it must never receive a req
 from __future__ import annotations
 
 import pytest
-from augment.conftest import ScriptedChat
+from umbra_testkit import ScriptedChat
 from django.urls import reverse
 
 from annotations.errors import FieldError
 from annotations.models import BackgroundJob, Item
 from annotations.services.outbound import api_key_env_check, base_url_check, provider_spec_clean
-from annotations.services.refinement import judge_labels_execute
+from annotations.services.refinement import judge_labels_job_execute
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +91,7 @@ def test_the_worker_checks_again_and_never_connects(settings, project, users, it
                              "api_key_env": "DATABASE_URL_COPY"}, "method": "generate", "batch_size": 8})
     settings.UMBRA_PROVIDER_BASE_URLS = []
 
-    assert judge_labels_execute(job_id=job.pk) == "failed"
+    assert judge_labels_job_execute(job_id=job.pk) == "failed"
 
     job.refresh_from_db()
     assert "not in UMBRA_PROVIDER_BASE_URLS" in job.error and listener.requests == []
@@ -101,11 +101,11 @@ def test_listed_targets_and_keys_still_work(settings, project, users, items, lis
     monkeypatch.setenv("PROVIDER_KEY", "sk-live-1")
     settings.UMBRA_PROVIDER_BASE_URLS = [listener.url]
     settings.UMBRA_PROVIDER_API_KEY_ENVS = ["PROVIDER_KEY"]
-    spec = provider_spec_clean({"kind": "openai", "base_url": listener.url, "model": "m",
+    spec = provider_spec_clean(spec={"kind": "openai", "base_url": listener.url, "model": "m",
                                 "api_key_env": "PROVIDER_KEY"})
     job = BackgroundJob.objects.create(project=project, kind="judge", number=1, created_by=users["admin"],
                                        params={"provider": spec, "method": "generate", "batch_size": 8})
 
-    assert judge_labels_execute(job_id=job.pk) == "succeeded"
+    assert judge_labels_job_execute(job_id=job.pk) == "succeeded"
 
     assert listener.auth and set(listener.auth) == {"Bearer sk-live-1"}

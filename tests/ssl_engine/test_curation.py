@@ -123,7 +123,7 @@ def test_judge_majority_vote():
 
 
 def test_mismatched_inputs_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="got 2 sources but 1 variant lists"):
         curate_variants(["a", "b"], [["x"]])
 
 

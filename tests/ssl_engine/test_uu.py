@@ -78,7 +78,7 @@ def test_robust_risk_flips_a_negative_partial_risk():
 def test_coefficients_refuse_indistinguishable_sets():
     with pytest.raises(UUError, match="not distinguishable"):
         uu_coefficients(0.2, 0.3, 0.3)
-    with pytest.raises(UUError):
+    with pytest.raises(UUError, match="the robust risk needs λ < 0, got 0.1"):
         uu_risk(torch.zeros(1), torch.zeros(1), uu_coefficients(0.2, 0.9, 0.1), robust=True, lam=0.1)
 
 

@@ -77,7 +77,7 @@ def test_submit_on_an_item_leased_to_someone_else_is_refused(project, users, mak
 
     item = make_item(project)
     item_claim_next(project=project, user=users["annotator"])
-    with pytest.raises(ApplicationError):
+    with pytest.raises(ApplicationError, match="reserved by another annotator"):
         annotation_submit(item=item, user=users["reviewer"], role=Role.REVIEWER, label="harmful")
 
 
