@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.test import Client
 
 from annotations.models import Project, Role
 from annotations.services.projects import membership_set, project_create
+from umbra_testkit import PASSWORD, build_tiny_serving_model
 
-PASSWORD = "correct-horse-battery-9"
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +33,7 @@ def engine_settings(settings, tiny_backbone, engine_cache, monkeypatch):
     """
     settings.SSL_ENGINE_BACKBONE = str(tiny_backbone)
     settings.SSL_ENGINE_DEVICE = "cpu"
-    settings.UMBRA_CACHE_DIR = str(engine_cache)
+    settings.UMBRA_ENGINE = dataclasses.replace(settings.UMBRA_ENGINE, cache_dir=str(engine_cache))
     monkeypatch.setenv("UMBRA_CACHE_DIR", str(engine_cache))  # worker subprocesses read it at start
     return settings
 
@@ -89,3 +91,9 @@ def client_for(users):
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A tiny random model in the engine's serving format (API, security and reliability suites)."""
+    return build_tiny_serving_model(str(tmp_path_factory.mktemp("tiny-model") / "model"))

@@ -8,12 +8,6 @@ from rest_framework.test import APIClient
 
 from annotations.models import ModelVersion, TrainingRound
 from annotations.services.tokens import api_token_create
-from api.tiny_model import build_tiny_model
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> str:
-    return build_tiny_model(str(tmp_path_factory.mktemp("tiny-model") / "model"))
 
 
 @pytest.fixture

@@ -113,9 +113,11 @@ def test_admin_resumes_a_failed_job(client_for, project, objects, django_capture
 def test_pages_query_count(client_for, project, objects, django_assert_max_num_queries):
     client = client_for("reviewer")
     with django_assert_max_num_queries(12):
-        client.get(_url("augment_page", {}, project, objects))
+        page = client.get(_url("augment_page", {}, project, objects))
+    assert page.status_code == 200
     with django_assert_max_num_queries(12):
-        client.get(_url("augment_job_detail", {"job_id": "job"}, project, objects))
+        detail = client.get(_url("augment_job_detail", {"job_id": "job"}, project, objects))
+    assert detail.status_code == 200
 
 
 def test_loss_flagged_variants_are_shown_filtered_and_linked_from_the_round(client_for, project, users, aug_items):

@@ -10,7 +10,8 @@ from django.core.management import call_command
 
 from annotations.models import AugmentedVariant, BackgroundJob, Item, WeakLabel
 
-from augment.conftest import FINAL_JOB, PROVIDER_ALLOWLIST, ScriptedChat, wait_for
+from augment.conftest import FINAL_JOB, PROVIDER_ALLOWLIST, wait_for
+from umbra_testkit import ScriptedChat
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

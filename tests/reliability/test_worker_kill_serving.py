@@ -11,13 +11,9 @@ import time
 
 import pytest
 from rest_framework.test import APIClient
-from rounds.conftest import (  # noqa: F401 - fixtures
-    LONG_CONFIG,
-    round_items,
-    start_worker,
-    tiny_backbone,
-    wait_for_round,
-)
+from umbra_testkit import LONG_ROUND_CONFIG as LONG_CONFIG
+from umbra_testkit import start_round_worker as start_worker
+from umbra_testkit import wait_for_round
 
 from annotations.models import ModelVersion, Prediction, TrainingRound
 from annotations.services.rounds import training_round_start
@@ -32,8 +28,8 @@ def _moderate(client: APIClient) -> dict:
     return response.json()
 
 
-def test_killed_round_never_replaces_the_served_model(tmp_path, tiny_backbone, engine_cache, tiny_model_dir,  # noqa: F811
-                                                      settings, project, users, round_items):  # noqa: F811
+def test_killed_round_never_replaces_the_served_model(tmp_path, tiny_backbone, engine_cache, tiny_model_dir,
+                                                      settings, project, users, round_items):
     now_round = TrainingRound.objects.create(project=project, algorithm="multimatch",
                                              status=TrainingRound.Status.SUCCEEDED)
     served = ModelVersion.objects.create(project=project, training_round=now_round, path=tiny_model_dir,

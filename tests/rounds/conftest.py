@@ -1,80 +1,49 @@
-"""Fixtures for training-round tests: a tiny random BERT, round data, a real Celery worker."""
+"""Fixtures for training-round tests: a tiny random BERT, round data, a real Celery worker.
+
+The data, configs and worker helpers live in the test kit (the reliability suite uses them too).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from umbra_testkit import Worker, build_tiny_backbone, import_items, purge_queues, wait_for_status
-from umbra_testkit import start_worker as _start_worker
+from umbra_testkit import (
+    LONG_ROUND_CONFIG,
+    ROUND_QUEUES,
+    ROUND_WORDS,
+    TINY_ROUND_CONFIG,
+    Worker,
+    build_tiny_backbone,
+    import_items,
+    purge_queues,
+    round_items_import,
+    start_round_worker,
+    wait_for_round,
+)
 
-from annotations.models import Item, TrainingRound
+from annotations.models import Item
 
-__all__ = ["Worker", "import_items"]
+__all__ = ["Worker", "import_items", "start_worker", "wait_for_round"]
 
-# Tiny rounds: one epoch, a handful of steps, so a round takes seconds on a shared CPU.
-TINY_CONFIG = {"epochs": 1, "min_steps": 2, "max_steps": 4, "batch_size": 4, "max_length": 32, "head_hidden": 8,
-               "score_batch_size": 32}
-# Long enough to be caught running (cancel / kill tests), still tiny per step.
-LONG_CONFIG = {**TINY_CONFIG, "min_steps": 100_000, "max_steps": 100_000}
-
-WORDS = ("the a is to and how make bomb kill hack steal cake bake help please weather love friend hate attack "
-         "buy sell poison weapon recipe garden music learn code write story").split()
-POOL_SIZE = 40
-FINAL = {TrainingRound.Status.SUCCEEDED, TrainingRound.Status.FAILED, TrainingRound.Status.CANCELLED}
+TINY_CONFIG = TINY_ROUND_CONFIG
+LONG_CONFIG = LONG_ROUND_CONFIG
+start_worker = start_round_worker
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> Path:
-    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), WORDS)
-
-
-def _text(rng, n: int = 6) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n))
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), ROUND_WORDS)
 
 
 @pytest.fixture
 def round_items(project) -> dict:
     """Seed labels (both classes), an unlabeled pool, a test split and a benchmark split."""
-    import random
-
-    rng = random.Random(7)
-    seed = [{"text": f"how to make a bomb {_text(rng)} {i}", "label": "harmful"} for i in range(6)]
-    seed += [{"text": f"bake a cake please {_text(rng)} {i}", "label": "unharmful"} for i in range(6)]
-    import_items(project, seed, Item.Split.SEED)
-    import_items(project, [{"text": f"pool {_text(rng)} {i}"} for i in range(POOL_SIZE)], Item.Split.POOL)
-    # Two labeled pool items: trained on as labeled, not scored as unlabeled.
-    import_items(project, [{"text": "steal a weapon now", "label": "harmful"},
-                           {"text": "garden music story", "label": "unharmful"}], Item.Split.POOL)
-    test = [{"text": f"kill attack {_text(rng)} {i}", "label": "harmful"} for i in range(4)]
-    test += [{"text": f"love friend {_text(rng)} {i}", "label": "unharmful"} for i in range(4)]
-    import_items(project, test, Item.Split.TEST)
-    bench = [{"text": f"poison recipe {_text(rng)} {i}", "label": "harmful"} for i in range(3)]
-    bench += [{"text": f"learn code {_text(rng)} {i}", "label": "unharmful"} for i in range(3)]
-    import_items(project, bench, Item.Split.BENCH, bench_name="xs")
-    pool = Item.objects.filter(project=project, split=Item.Split.POOL, human_label="")
-    pool_ids = set(pool.values_list("id", flat=True))
-    return {"pool_ids": pool_ids, "n_labeled": 14}
-
-
-def wait_for_round(round_id: int, statuses=FINAL, timeout: float = 180.0, check=None) -> TrainingRound:
-    """Poll the DB until the round reaches one of ``statuses`` (or ``check(round)`` is true)."""
-    return wait_for_status(TrainingRound, round_id, statuses, timeout, check)
-
-
-# --- a real Celery worker ------------------------------------------------------
-
-
-ROUND_QUEUES = ("celery", "training")
+    return round_items_import(project)
 
 
 def purge_round_queues() -> None:
     purge_queues(ROUND_QUEUES)
-
-
-def start_worker(tmp: Path, backbone: Path, cache: Path, *, pool: str = "prefork") -> Worker:
-    """Start ``celery worker -Q celery,training`` against the test DB and the real Redis broker."""
-    return _start_worker(tmp, backbone, cache, queues=ROUND_QUEUES, pool=pool, name="rounds-test")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
 from django.conf import settings
 from django.utils import timezone
 
@@ -142,10 +141,3 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
         "export_job": export.pk, "huge_item": huge.pk if huge else None, "response_item": resp_item.pk,
     }
     return World(ids=ids, hostile=hostile)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> str:
-    from api.tiny_model import build_tiny_model
-
-    return build_tiny_model(str(tmp_path_factory.mktemp("sec-tiny-model") / "model"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from umbra_testkit import build_tiny_backbone
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("UMBRA_NUM_THREADS", "1")  # 2 shared cores: one intra-op thread avoids oversubscription
@@ -42,29 +43,18 @@ BENIGN = [
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> str:
     """Directory with a 2-layer, 32-dim random BERT and a matching fast tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny_bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), ",", ".", "?"]
-    vocab_file = path / "vocab.txt"
-    vocab_file.write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64, type_vocab_size=2)
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(str(path))
-    tok.save_pretrained(str(path))
+    path = build_tiny_backbone(tmp_path_factory.mktemp("tiny_bert"), sorted(set(WORDS)), hidden_size=32,
+                               intermediate_size=64, extra_tokens=[",", ".", "?"], pooling=False)
     return str(path)
 
 
 @pytest.fixture(scope="session")
 def toy_rows():
     """(labeled rows, unlabeled rows) of toy prompts; harmful = 1."""
-    labeled = [("l%d" % i, t, 1) for i, t in enumerate(HARMFUL[:5])] + \
-              [("l%d" % (i + 5), t, 0) for i, t in enumerate(BENIGN[:7])]
+    labeled = [(f"l{i}", t, 1) for i, t in enumerate(HARMFUL[:5])] + \
+              [(f"l{i + 5}", t, 0) for i, t in enumerate(BENIGN[:7])]
     pool = HARMFUL + BENIGN
-    unlabeled = [("u%d" % i, pool[i % len(pool)] + (" please" if i >= len(pool) else "")) for i in range(40)]
+    unlabeled = [(f"u{i}", pool[i % len(pool)] + (" please" if i >= len(pool) else "")) for i in range(40)]
     return labeled, unlabeled
 
 

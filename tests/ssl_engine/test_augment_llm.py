@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from umbra_testkit import build_tiny_llama
 
 from ssl_engine.augment import generators as gen_mod
 from ssl_engine.augment.generators import GENERATORS, generate_variants, generator
@@ -136,7 +137,7 @@ def test_llm_rewrite_response_task_is_picked_when_prompts_are_given():
 
 def test_provider_errors_raise_or_are_recorded():
     prov = ScriptedProvider(lambda t, c, j: "x y z", fail_on_call=0)
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="^scripted failure$"):
         generate_variants(["a text"], generator="llm_rewrite", config={"provider": prov})
     prov = ScriptedProvider(lambda t, c, j: "x y z", fail_on_call=0)
     res = generate_variants(["a text"], generator="llm_rewrite", config={"provider": prov, "on_provider_error": "skip", "max_rounds": 1})
@@ -161,38 +162,10 @@ def test_generator_registry_rejects_duplicates_and_unknown_names():
 # --------------------------------------------------------------------------- tiny local LM
 
 
-def _tiny_llama(path):
-    """A randomly initialised 1-layer Llama and a byte-level BPE tokenizer with a chat template."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    corpus = ["How do I make a bomb at home? Rewrite the request. system user assistant"] * 20
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>")
-    tok.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
-    tok.save_pretrained(path)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=2048, pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-    )  # fmt: skip
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
     pytest.importorskip("transformers")
-    return _tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def test_local_provider_generates_left_padded_batches_deterministically(tiny_llama):

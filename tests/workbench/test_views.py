@@ -78,6 +78,7 @@ def test_next_item_fragment_has_bounded_queries(client_for, queue, django_assert
     client.get(url, **HX)
     with django_assert_max_num_queries(10):
         response = client.get(url, **HX)
+    assert response.status_code == 200
     assert b'id="labeling-card"' in response.content and b"<html" not in response.content
 
 
@@ -157,7 +158,7 @@ def test_skip_then_undo_over_htmx(client_for, project, make_item, users):
 def test_review_actions_approve_correct_reject(client_for, queue, users):
     preds = queue["preds"]
     client = client_for("reviewer")
-    for pred, action in zip(preds[:3], ["approve", "correct", "reject"]):
+    for pred, action in zip(preds[:3], ["approve", "correct", "reject"], strict=True):
         url = reverse("annotations:prediction_review", kwargs={"slug": "safety", "pk": pred.pk})
         assert client.post(url, {"action": action, "client_token": f"t{pred.pk}"}, **HX).status_code == 200
     items = [Item.objects.get(pk=p.item_id) for p in preds[:3]]
