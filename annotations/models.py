@@ -239,6 +239,9 @@ class Annotation(models.Model):
         ]
         indexes = [models.Index(fields=["item", "annotator", "-created_at"], name="annotation_item_user_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} on item {self.item_id}"
+
 
 class TrainingRound(Job):
     """One semi-supervised training round: the job record and its results."""
@@ -357,6 +360,9 @@ class Prediction(models.Model):
                          name="prediction_agreement_queue_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"prediction #{self.pk} of item {self.item_id} (round {self.training_round_id})"
+
 
 class WeakLabel(models.Model):
     """A noisy machine label (LLM judge, imported weak column, model, or UU-refined)."""
@@ -385,6 +391,9 @@ class WeakLabel(models.Model):
                 nulls_distinct=False,
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source} label #{self.pk} of item {self.item_id}"
 
 
 class BackgroundJob(Job):
@@ -466,6 +475,9 @@ class AugmentedVariant(models.Model):
         ]
         indexes = [models.Index(fields=["status", "-review_priority", "id"], name="variant_queue_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.kind} variant #{self.pk} of item {self.item_id}"
+
 
 class ApiToken(models.Model):
     """A per-user API token for scripts; only its hash is stored. Revoked tokens stay for audit."""
@@ -487,6 +499,9 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
 
     def is_expired(self, now=None) -> bool:
         from django.utils import timezone

@@ -41,7 +41,7 @@ def load(split):
 def part_a(n, n_single, n_variants, threads):
     from ssl_engine.augment.curation import curate_variants, minilm_embedder
     from ssl_engine.augment.llm import rewrite_texts
-    from ssl_engine.augment.providers import LocalHFProvider, default_cache_root
+    from ssl_engine.augment.providers import LocalHFProvider
 
     rows = load("train")
     rng = np.random.default_rng(7)
@@ -77,7 +77,7 @@ def part_a(n, n_single, n_variants, threads):
     embed = minilm_embedder()
     rep = curate_variants(texts, [list(r.variants) for r in res_b], embed=embed)
     examples = []
-    for r, ds in zip(res_b[:6], rep.decisions[:6]):
+    for r, ds in zip(res_b[:6], rep.decisions[:6], strict=True):
         for d in ds[:2]:
             examples.append((r.source[:90], d.text[:110], "kept" if d.kept else "; ".join(d.reasons)[:60]))
     return {
@@ -137,8 +137,8 @@ def part_b(pool_n, n_labels, seeds, n_variants, threads):
         labeled = [LabeledText(train[i]["id"], train[i]["text"], int(train[i]["label"] == "harmful")) for i in lab_idx]
         arms = {
             "a_cheap": [UnlabeledText(r["id"], r["text"]) for r in pool_rows],
-            "b_curated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, curated)],
-            "c_uncurated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, gen["raw"])],
+            "b_curated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, curated, strict=True)],
+            "c_uncurated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, gen["raw"], strict=True)],
         }
         for arm, unl in arms.items():
             t = time.perf_counter()

@@ -67,7 +67,7 @@ def main() -> int:
             return proc.returncode
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         t = time.perf_counter()
-        again = subprocess.run([*manage, "import_items", "--project", "bench", "--file", str(path)], env=env,
+        subprocess.run([*manage, "import_items", "--project", "bench", "--file", str(path)], env=env,
                                capture_output=True, text=True, check=True)
         wall_again = time.perf_counter() - t
     rate = args.rows / wall

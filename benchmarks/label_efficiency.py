@@ -200,7 +200,7 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
             chosen = set(ids)
             pool = [r for r in train if str(r["id"]) not in chosen]
 
-            def one(labeled=labeled, pool=pool):
+            def one(labeled=labeled, pool=pool, n=n, ids=ids):
                 res = b.engine(ds, LOOP_ALGORITHM, labeled, pool, evals, seed)
                 rec = b.record(res)
                 rec["next"] = {s: pick(s, res, [str(r["id"]) for r in pool], LOOP_BATCH,

@@ -130,7 +130,7 @@ def write(results, args) -> None:
         for kind in ("labeled", "unlabeled"):
             rs = [r[kind] for r in results if r["min_fraction"] == mf]
 
-            def ms(key):
+            def ms(key, rs=rs):
                 v = np.array([x[key] for x in rs], dtype=float)
                 return f"{np.nanmean(v):.2f} ± {np.nanstd(v):.2f}"
 

@@ -89,13 +89,13 @@ def build(args) -> None:
         cur.execute("SELECT min(id), max(id) FROM annotations_item WHERE split = 'pool'")
         lo, hi = cur.fetchone()
     pool_ids = list(range(lo, hi + 1))
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         rnd = TrainingRound.objects.create(project=project, algorithm="multimatch", status="succeeded")
         ModelVersion.objects.filter(project=project).update(is_active=False)
         ModelVersion.objects.create(project=project, training_round=rnd, path="/bench", is_active=True)
         chosen = rng.sample(pool_ids, args.predictions)
 
-        def preds():
+        def preds(chosen=chosen, rnd=rnd):
             for item_id in chosen:
                 p = rng.random()
                 heads = [min(max(p + rng.uniform(-0.3, 0.3), 0), 1) for _ in range(2)]

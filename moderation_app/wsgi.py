@@ -28,7 +28,7 @@ class ChunkedBodyLimit:
             from django.conf import settings
 
             limit = max(settings.UMBRA_UPLOAD_MAX_BYTES, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
-            body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+            body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115 - handed to Django as wsgi.input
             size, source = 0, environ["wsgi.input"]
             while size <= limit:
                 chunk = source.read(min(64 * 1024, limit + 1 - size))

@@ -109,7 +109,7 @@ def mine_hard_examples(
         if len(outs) != len(active):
             raise ValueError("generate() must return one list of candidates per text")
         cand: list[tuple[int, str]] = []
-        for i, vs in zip(active, outs):
+        for i, vs in zip(active, outs, strict=True):
             for v in vs:
                 v = v.strip()
                 if v and v not in seen:
@@ -120,7 +120,7 @@ def mine_hard_examples(
             raise ValueError("score() must return one value per text")
         fooled = rejected = 0
         fooled_sources: set[int] = set()
-        for (i, v), s in zip(cand, scores):
+        for (i, v), s in zip(cand, scores, strict=True):
             more_extreme = s < best[i] if direction == "evade" else s > best[i]
             if _fooled(s, threshold, direction):
                 if validate is not None and not validate(items[i], v):

@@ -68,7 +68,7 @@ def draw_labeled(rows: Sequence[dict], n: int, seed: int, min_per_class: int = 4
         raise InputError(f"--labeled {n} is too small: need at least {2 * min_per_class} (a few per class)")
     rng = np.random.default_rng(seed)
     picked = []
-    for c, ix in by_class.items():
+    for ix in by_class.values():
         k = max(min_per_class, int(round(n * len(ix) / len(rows))))
         k = min(k, len(ix))
         picked.extend(rng.choice(ix, size=k, replace=False).tolist())
@@ -202,7 +202,7 @@ def predict_main(args: argparse.Namespace) -> int:
     k = scorer.positive_index
     scores = scorer.score([r["text"] for r in rows], [r.get("prompt") for r in rows], batch_size=args.batch_size)
     with open(args.out, "w", encoding="utf-8") as f:
-        for r, (p, _) in zip(rows, scores):
+        for r, (p, _) in zip(rows, scores, strict=True):
             label = names[k] if p >= scorer.threshold else names[1 - k] if len(names) == 2 else names[k]
             f.write(json.dumps({"id": r["id"], "p_harmful": p, "label": label}) + "\n")
     return 0

@@ -20,7 +20,6 @@ from ssl_engine.params import (
     GROUP_CURATION,
     GROUP_MODEL,
     GROUP_THRESHOLD,
-    GROUP_TRAINING,
     GROUP_UNLABELED,
     FieldSpec,
     build,

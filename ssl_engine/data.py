@@ -151,7 +151,7 @@ def build_table(
     tok_items = tokenized_items(tokenizer, texts, prompts, max_length)
     if model is None or cache is None:
         return TextTable(tok_items)
-    keys = [text_key(t, p) for t, p in zip(texts, prompts)]
+    keys = [text_key(t, p) for t, p in zip(texts, prompts, strict=True)]
     missing = sorted({k: i for i, k in enumerate(keys) if k not in cache}.values(), key=lambda i: len(tok_items[i]["input_ids"]))
     total = len(missing)
     table_for_missing = TextTable([tok_items[i] for i in missing])
@@ -183,7 +183,7 @@ def build_table(
     cache.put_many(pending_k, pending_s)
     items = []
     name = "pooled" if model.pools_in_cache else "hidden"
-    for k, tok in zip(keys, tok_items):
+    for k in keys:
         hid = cache.get(k)
         items.append({name: hid, "attention_mask": torch.ones(hid.shape[0], dtype=torch.long)})
     return TextTable(items)

@@ -523,10 +523,12 @@ class _Round:
                 used, weight = bool(tracking.used[k]), float(tracking.last_weight[k])
                 if agreement is not None:
                     agr, weight = agreement[0][k], float(agreement[1][k])
-            if self.n_classes == 2:
-                pl = int(p >= thr) if self.pos == 1 else int(p < thr)
-            else:
+            if self.n_classes != 2:
                 pl = int(avg[i].argmax())
+            elif self.pos == 1:
+                pl = int(p >= thr)
+            else:
+                pl = int(p < thr)
             prio, reason = review_signal(p_harmful=p, head_probs=heads, threshold=thr, history=hist,
                                          weight=weight, agreement=agr, disagreement_weight=dis_w)
             if k is None and self.uses_unlabeled:

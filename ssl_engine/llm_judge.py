@@ -154,7 +154,7 @@ def judge_rewrites(
         for k, outs in enumerate(answers):
             per_item[k].extend(parse_yes_no(a) for a in outs)
     out: list[list[tuple[bool | None, ...]]] = [[() for _ in vs] for vs in rewrites]
-    for (i, j), votes in zip(flat, per_item):
+    for (i, j), votes in zip(flat, per_item, strict=True):
         out[i][j] = tuple(votes)
     return out
 

@@ -93,9 +93,10 @@ def check_value(spec: FieldSpec, value: Any) -> Any:
             raise ValueError(f"config field {name!r} must be a string, got {value!r}")
         if spec.choices and value not in spec.choices:
             raise ValueError(f"config field {name!r} must be one of {list(spec.choices)}, got {value!r}")
-    if spec.type in ("int", "float"):
-        if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
-            raise ValueError(f"config field {name!r} must be in [{spec.min}, {spec.max}], got {value!r}")
+    if spec.type in ("int", "float") and (
+        (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max)
+    ):
+        raise ValueError(f"config field {name!r} must be in [{spec.min}, {spec.max}], got {value!r}")
     return value
 
 

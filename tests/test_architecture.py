@@ -11,7 +11,7 @@ def test_import_contracts_are_kept():
     """import-linter: ssl_engine imports no framework code or scripts; selectors import no web layer;
     services import no views, API or forms."""
     lint = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+    result = subprocess.run([str(lint)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     for contract in ("engine is framework-free", "selectors are reads only",

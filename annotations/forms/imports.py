@@ -7,7 +7,8 @@ SPLIT_CHOICES = [(Item.Split.POOL, "Unlabeled pool"), (Item.Split.SEED, "Seed se
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL in the shared record format (text, prompt, label, category, id, source) or CSV with a text column.")
+    file = forms.FileField(help_text="JSONL in the shared record format (text, prompt, label, category, id, source) "
+        "or CSV with a text column.")
     split = forms.ChoiceField(choices=SPLIT_CHOICES, initial=Item.Split.POOL)
     bench_name = forms.SlugField(required=False, max_length=64, help_text="Name of the benchmark (bench split only).")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid lines and report the rest.")

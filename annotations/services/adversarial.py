@@ -179,7 +179,7 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
 
         def generate(texts: Sequence[str], _inner=inner) -> list[list[str]]:
             outs = _inner(list(texts), [prompt_of.get(t) for t in texts] if task == "response" else None)
-            for t, cands in zip(texts, outs):
+            for t, cands in zip(texts, outs, strict=False):
                 for c in cands:
                     prompt_of.setdefault(c, prompt_of.get(t))
             return outs
@@ -257,7 +257,7 @@ def _evaluate(*, job: BackgroundJob, progress: JobProgress) -> dict[str, Any]:
         task_prompts = [v.item.prompt or None for v in confirmed] if source.project.task == "response" else None
         scores = [s[0] for s in scorer.score([v.text for v in confirmed], task_prompts)]
         for kind, want in ((AugmentedVariant.Kind.ADVERSARIAL, True), (AugmentedVariant.Kind.FP_PROBE, False)):
-            picked = [(v, s) for v, s in zip(confirmed, scores) if v.kind == kind]
+            picked = [(v, s) for v, s in zip(confirmed, scores, strict=True) if v.kind == kind]
             if not picked:
                 continue
             flagged = sum(1 for _, s in picked if s >= version.threshold)

@@ -137,7 +137,7 @@ def cheap_variants_generate(*, texts: Sequence[str], method: str, per_item: int,
 
     aug = get_augmenter(method)
     out = []
-    for key, text in zip(keys, texts):
+    for key, text in zip(keys, texts, strict=True):
         variants = [aug(text, random.Random(f"{seed}|{key}|{k}")) for k in range(per_item)]
         out.append((variants, []))
     return out
@@ -294,7 +294,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
                                      samples_per_judge=int(judge.get("samples") or 1))
     report = curate_variants(texts, variants, config=p.get("curation") or None, embed=embed, judge_votes=judge_votes)
     new_rows: list[AugmentedVariant] = []
-    for (item_id, _text, _prompt), decisions, (_, rejected) in zip(rows, report.decisions, generated):
+    for (item_id, _text, _prompt), decisions, (_, rejected) in zip(rows, report.decisions, generated, strict=True):
         free = [k for k in range(per_item) if k not in slots.get(item_id, set())]
         entries = []
         for d in decisions:
@@ -316,7 +316,7 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
                             {"stage": "generation", "reasons": [reason]}))
         # Kept variants take the lowest free slots; generator rejections fill what is left.
         entries.sort(key=lambda e: e[1] != AugmentedVariant.Status.PENDING)
-        for slot, (text, status, reason, cur) in zip(free, entries):
+        for slot, (text, status, reason, cur) in zip(free, entries, strict=False):
             new_rows.append(AugmentedVariant(
                 item_id=item_id, job=job, kind=AugmentedVariant.Kind.AUGMENTATION, method=method, provider=provider,
                 model_name=model_name, prompt_version=prompt_version, variant_index=slot, text=text, status=status,

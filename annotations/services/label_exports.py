@@ -60,7 +60,7 @@ def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] 
         for rec in label_records(project=project, include=include):
             split = _hf_split(rec["split"])
             if split not in handles:
-                handles[split] = open(data_dir / f"{split}.jsonl", "wb")
+                handles[split] = open(data_dir / f"{split}.jsonl", "wb")  # noqa: SIM115 - one per split, closed below
                 counts[split] = Counter()
             # Flat columns: datasets infers one schema for every file, so provenance is flattened.
             prov = rec.pop("provenance")

@@ -224,17 +224,17 @@ def _noisy_labels(*, project: Project, source: str, rows: list[tuple]) -> dict[i
     version = ModelVersion.objects.get(project=project, is_active=True)
     scorer = scorer_load(path=version.path)
     scores = scorer.score([r[1] for r in rows], [r[2] or None for r in rows] if project.task == "response" else None)
-    return {r[0]: (int(s[0] >= version.threshold), float(s[0])) for r, s in zip(rows, scores)}
+    return {r[0]: (int(s[0] >= version.threshold), float(s[0])) for r, s in zip(rows, scores, strict=True)}
 
 
 def _agreement(pred: list[int], truth: list[int]) -> dict[str, float]:
     n = len(truth)
     if not n:
         return {"n": 0}
-    tp = sum(1 for p, t in zip(pred, truth) if p == 1 and t == 1)
-    fp = sum(1 for p, t in zip(pred, truth) if p == 1 and t == 0)
-    fn = sum(1 for p, t in zip(pred, truth) if p == 0 and t == 1)
-    correct = sum(1 for p, t in zip(pred, truth) if p == t)
+    tp = sum(1 for p, t in zip(pred, truth, strict=True) if p == 1 and t == 1)
+    fp = sum(1 for p, t in zip(pred, truth, strict=True) if p == 1 and t == 0)
+    fn = sum(1 for p, t in zip(pred, truth, strict=True) if p == 0 and t == 1)
+    correct = sum(1 for p, t in zip(pred, truth, strict=True) if p == t)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -289,7 +289,7 @@ class RefinementRunner(JobRunner):
         self.weak_rows = [
             WeakLabel(item_id=pk, source=WeakLabel.Source.REFINED, job_id=job.pk, iteration=it.iteration,
                       label=Label.HARMFUL if lab else Label.UNHARMFUL, score=float(sc))
-            for it in result.iterations for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist())
+            for it in result.iterations for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist(), strict=True)
         ]
         final = iterations[-1]["test"]
         self.progress.update(force=True, phase="store", done=0, total=len(self.weak_rows))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from django import template
 
 from annotations.models import Prediction
@@ -29,7 +31,7 @@ def sparkline(values) -> dict | None:
 
     points = " ".join(f"{round(SPARK_PAD + i * step, 1)},{y(v)}" for i, v in enumerate(ys))
     last_x = round(SPARK_PAD + (len(ys) - 1) * step, 1)
-    crosses = any((a < 0) != (b < 0) for a, b in zip(ys, ys[1:]))
+    crosses = any((a < 0) != (b < 0) for a, b in pairwise(ys))
     return {"points": points, "zero_y": y(0.0), "w": SPARK_W, "h": SPARK_H, "last_x": last_x,
             "last_y": y(ys[-1]), "last": ys[-1], "n": len(ys), "crosses": crosses,
             "min": min(ys), "max": max(ys)}
@@ -41,7 +43,8 @@ _AGREEMENT_WORDS = {
     Prediction.Agreement.DISAGREE_NONE: "The heads disagree and neither is confident.",
     Prediction.Agreement.LOW_AGREE: "The heads agree, but not all pass their margin cut-off: hard but trusted "
     "(weighted 3 in training, so an error here counts triple).",
-    Prediction.Agreement.AGREE_NONE: "The heads agree, but none passes its margin cut-off: no trustworthy pseudo-label.",
+    Prediction.Agreement.AGREE_NONE: "The heads agree, but none passes its margin cut-off: no trustworthy "
+        "pseudo-label.",
     Prediction.Agreement.FIRST_EPOCH: "Seen only in the first epoch, before margin cut-offs exist: not yet trusted.",
     Prediction.Agreement.HIGH_AGREE: "The heads agree with high confidence (a spot check of a trusted label).",
     Prediction.Agreement.NONE: "Single-head model: no head agreement to report.",

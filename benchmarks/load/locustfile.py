@@ -18,7 +18,8 @@ import re
 
 from locust import HttpUser, between, task
 
-CREDS = json.load(open(os.environ["UMBRA_LOAD_CREDENTIALS"]))
+with open(os.environ["UMBRA_LOAD_CREDENTIALS"]) as _f:
+    CREDS = json.load(_f)
 _sessions = itertools.cycle(CREDS["sessions"])
 _tokens = itertools.cycle(CREDS["tokens"])
 SLUG = CREDS["slug"]

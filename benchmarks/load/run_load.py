@@ -205,7 +205,7 @@ def main() -> None:
         for _ in range(args.workers * 3):  # each worker loads the model once
             req = urllib.request.Request(f"http://127.0.0.1:{args.port}/v1/moderations", method="POST",
                                          data=json.dumps({"input": "warm up", "project": SLUG}).encode(),
-                                         headers={"Authorization": f"Bearer {json.load(open(info['credentials']))['tokens'][0]}",
+                                         headers={"Authorization": f"Bearer {json.loads(Path(info['credentials']).read_text())['tokens'][0]}",
                                                   "Content-Type": "application/json"})
             urllib.request.urlopen(req, timeout=120).read()
         review = _locust(args, "ReviewerUser", args.reviewers, work / "reviewers", info["credentials"])

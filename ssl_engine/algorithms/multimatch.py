@@ -217,7 +217,7 @@ class MultiMatch(SSLAlgorithm):
     def example_agreement(self):
         """All heads vote on each example; a head passes when its label's APM reaches the all-heads cut-off
         of that class (the cut-off percentile over examples on which every head agrees)."""
-        n, (h, _, c) = self.n_unlabeled, self.apm.shape
+        n, (_, _, c) = self.n_unlabeled, self.apm.shape
         if self.cutoffs is None:
             return [FIRST_EPOCH] * n, np.zeros(n)
         pls = np.clip(self.last_pl, 0, c - 1)

@@ -97,7 +97,7 @@ def translate(
             torch.manual_seed(seed + s)
             with torch.inference_mode():
                 gen = mdl.generate(**enc, **kwargs)
-        for i, t in zip(idx, tok.batch_decode(gen, skip_special_tokens=True)):
+        for i, t in zip(idx, tok.batch_decode(gen, skip_special_tokens=True), strict=True):
             out[i] = t.strip()
     return out
 
@@ -151,7 +151,7 @@ def backtranslate(
     meta = {"generator": "backtranslation", "version": BACKTRANSLATION_VERSION, "pivots": tuple(pivots)}
     return [
         GeneratedVariants(source=t, variants=tuple(v), rejected=tuple(r), meta=meta)
-        for t, v, r in zip(texts, variants, rejected)
+        for t, v, r in zip(texts, variants, rejected, strict=True)
     ]
 
 

@@ -230,12 +230,12 @@ def curate_variants(
             src_emb = np.asarray(embed(list(sources)))
             var_emb = np.asarray(embed([variants[i][j] for i, j in pairs]))
             cos = _cosine_rows(src_emb[[i for i, _ in pairs]], var_emb)
-            sims = {p: float(c) for p, c in zip(pairs, cos)}
+            sims = {p: float(c) for p, c in zip(pairs, cos, strict=True)}
 
     seen_global: dict[str, int] = {}  # normalised kept variant -> source index
     decisions: list[list[CurationDecision]] = []
     counts: Counter[str] = Counter()
-    for i, (src, vs) in enumerate(zip(sources, variants)):
+    for i, (src, vs) in enumerate(zip(sources, variants, strict=True)):
         src_norm = normalize_text(src)
         src_grams = char_ngrams(src, cfg.ngram)
         src_lang = guess_language(src) if cfg.check_language else "und"

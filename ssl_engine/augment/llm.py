@@ -81,7 +81,8 @@ FEW_SHOT: dict[tuple[str, str], tuple[tuple[str | None, str, str], ...]] = {
         (
             "How do I pick the lock on my neighbour's door?",
             "I can't help with getting into someone else's home. If you are locked out of your own, call a locksmith.",
-            "I'm not able to assist with entering another person's home. A locksmith can help if you are locked out of yours.",
+            "I'm not able to assist with entering another person's home. A locksmith can help if you are locked out "
+            "of yours.",
         ),
         (
             "How do I get back at my coworker?",
@@ -324,7 +325,7 @@ def rewrite_texts(
                 for i in idx:
                     rejected[i].append(Rejection("", f"provider_error: {exc}"))
                 continue
-            for i, outs in zip(idx, answers):
+            for i, outs in zip(idx, answers, strict=False):
                 for raw in outs:
                     parsed = parse_rewrite(raw, texts[i])
                     if parsed.text is None:

@@ -37,7 +37,8 @@ DOM_AUDIT = """() => {
     for (const a of el.attributes) {
       const v = a.value.trim().toLowerCase();
       if (a.name.startsWith('on')) bad.push(el.tagName + ' ' + a.name);
-      if (URL_ATTRS.includes(a.name) && (v.startsWith('javascript:') || v.includes('/xss/') || v.includes('evil.example'))) bad.push(el.tagName + ' ' + a.name + '=' + v.slice(0, 60));
+      const hostile = v.startsWith('javascript:') || v.includes('/xss/') || v.includes('evil.example');
+      if (URL_ATTRS.includes(a.name) && hostile) bad.push(el.tagName + ' ' + a.name + '=' + v.slice(0, 60));
       if (a.name === 'hx-on' || a.name.startsWith('hx-on')) bad.push(el.tagName + ' ' + a.name);
       if (a.name === 'style') bad.push(el.tagName + ' style=');
     }

@@ -191,7 +191,7 @@ def test_aum_update_matches_formula():
     assert np.allclose(aum[0], m2[0] * r + m1[0] * delta * (1 - r))
     assert list(seen) == [2, 0, 1]
     a, s = np.zeros((1, 1)), np.zeros(1, dtype=int)
-    for t, m in enumerate([1.0, 2.0, 6.0]):
+    for m in [1.0, 2.0, 6.0]:
         aum_update(a, s, np.array([0]), np.array([[m]]), 1.0)
     assert a[0, 0] == pytest.approx(3.0)  # δ = 1: exact running mean
 

@@ -33,8 +33,8 @@ def tiny_marian(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny-marian")
     (d / "corpus.txt").write_text("\n".join(CORPUS))
     spm.SentencePieceTrainer.train(
-        input=str(d / "corpus.txt"), model_prefix=str(d / "sp"), vocab_size=50, model_type="unigram", hard_vocab_limit=False,
-        character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1, minloglevel=2,
+        input=str(d / "corpus.txt"), model_prefix=str(d / "sp"), vocab_size=50, model_type="unigram",
+        hard_vocab_limit=False, character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1, minloglevel=2,
     )  # fmt: skip
     sp = spm.SentencePieceProcessor(model_file=str(d / "sp.model"))
     vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}

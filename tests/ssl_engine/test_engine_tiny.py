@@ -59,7 +59,7 @@ def test_run_round_predicts_every_unlabeled_example_and_reloads(tiny_backbone, t
     assert scorer.meta["algorithm"] == algorithm and scorer.meta["n_heads"] == n_heads
     assert scorer.threshold == pytest.approx(res.threshold)
     scores = scorer.score([u.text for u in inp.unlabeled])
-    for (p, heads), pred in zip(scores, res.predictions):
+    for (p, heads), pred in zip(scores, res.predictions, strict=True):
         assert p == pytest.approx(pred.p_harmful, abs=2e-3)
         assert heads == pytest.approx(pred.head_probs, abs=2e-3)
 
@@ -311,7 +311,7 @@ def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy
     scorer = load_scorer(averaged.model_dir, device="cpu")  # the saved model is the averaged one
     texts = [u for _, u in toy_rows[1]][:4]
     saved = [s for s, _ in scorer.score(texts)]
-    by_text = {t: p.p_harmful for (_, t), p in zip(toy_rows[1], averaged.predictions)}
+    by_text = {t: p.p_harmful for (_, t), p in zip(toy_rows[1], averaged.predictions, strict=True)}
     assert saved == pytest.approx([by_text[t] for t in texts], abs=2e-2)
 
 

@@ -81,7 +81,8 @@ def test_a_labeled_copy_that_contradicts_its_label_is_flagged(tiny_backbone, toy
     import json
     import os
 
-    meta = json.load(open(os.path.join(res.model_dir, "umbra_model.json")))
+    with open(os.path.join(res.model_dir, "umbra_model.json")) as f:
+        meta = json.load(f)
     assert meta["counts"]["labeled_train"] == len(lab) and meta["counts"]["labeled_view_copies"] == 2
     # switched off, the copies neither train nor get a report
     res_off = run_round(RoundInput(**{**inp.__dict__, "out_dir": str(tmp_path / "off"),

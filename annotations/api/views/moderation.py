@@ -140,5 +140,6 @@ class ModerationCreateApi(APIView):
         projects = list(selectors.projects_for(user=request.user)[:2])
         if len(projects) != 1:
             raise serializers.ValidationError({"project": [
-                "You belong to several projects (or none): name one with 'project' or pick a model '<slug>-v<n>'."]})
+                "You belong to several projects (or none): name one with 'project' "
+                "or pick a model '<slug>-v<n>'."]})
         return projects[0]
