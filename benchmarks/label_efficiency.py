@@ -191,6 +191,9 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
     prior_w = {"random": {i: 1.0 for i in starts["random"]},
                "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks}}
     plans = [("random", s) for s in STRATEGIES] + [("suggested", None)]
+    if b.args.plans:  # a subset, e.g. to spread the loop over two processes (runs are shared files)
+        wanted = set(b.args.plans.split(","))
+        plans = [p for p in plans if (p[1] or p[0]) in wanted]
     for start, strategy in plans:
         ids, weights = list(starts[start]), dict(prior_w[start])
         for step in range(LOOP_ROUNDS + 1 if strategy else 1):
@@ -321,6 +324,9 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--algorithms", default=",".join(SSL_ALGOS),
                     help="semi-supervised algorithms the ssl part runs (comma-separated)")
+    ap.add_argument("--plans", default="",
+                    help="active part only: which selections to run (queue,random,least_confidence,suggested); "
+                         "default all")
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data")))
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))
