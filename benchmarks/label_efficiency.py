@@ -88,11 +88,13 @@ class Bench:
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         res = fn()
         res.setdefault("n_labeled", labels)
         res.update({"dataset": ds, "method": method, "labels": labels, "seed": seed, "split": self.args.split,
-                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2)})
+                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2),
+                    # CPU seconds of this process (all its threads): what the run costs on a quiet machine
+                    "cpu_seconds": round(time.process_time() - c0, 1)})
         with open(path + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
         os.replace(path + ".tmp", path)
