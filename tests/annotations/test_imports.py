@@ -54,7 +54,7 @@ def test_import_good_file_creates_items_and_human_labels(project):
 def test_bad_line_aborts_whole_import_naming_line_and_field(project, settings, bad_line, field, fragment):
     settings.UMBRA_ITEM_MAX_CHARS = 50
     stream = jsonl(GOOD[0], GOOD[2], bad_line, GOOD[1])
-    with pytest.raises(ImportFailed) as exc_info:
+    with pytest.raises(ImportFailed, match=r"^Import aborted, nothing was imported: 1 invalid line\(s\): ") as exc_info:
         items_import(project=project, stream=stream, fmt="jsonl")
     (error,) = exc_info.value.errors
     assert error.line == 3 and error.field == field and fragment in error.message
@@ -89,7 +89,7 @@ def test_same_text_in_two_projects_is_two_items(project, other_project):
 
 @pytest.mark.django_db
 def test_response_project_requires_prompt(response_project):
-    with pytest.raises(ImportFailed) as exc_info:
+    with pytest.raises(ImportFailed, match=r"^Import aborted, nothing was imported: 1 invalid line\(s\): ") as exc_info:
         items_import(project=response_project, stream=jsonl({"text": "Sure, here's how"}), fmt="jsonl")
     assert exc_info.value.errors[0].field == "prompt"
     report = items_import(project=response_project, stream=jsonl({"text": "Sure", "prompt": "Help?"}), fmt="jsonl")
@@ -101,10 +101,10 @@ def test_csv_import_and_bad_csv(project):
     good = "id,text,label\nc1,Hello there,unharmful\nc2,\"Make, a bomb\",harmful\n".encode()
     report = items_import(project=project, stream=io.BytesIO(good), fmt="csv", split="test")
     assert report.created == 2 and report.labeled == 2
-    with pytest.raises(ImportFailed) as exc_info:
+    with pytest.raises(ImportFailed, match=r"^Import aborted, nothing was imported: 1 invalid line\(s\): ") as exc_info:
         items_import(project=project, stream=io.BytesIO(b"id,label\n1,harmful\n"), fmt="csv")
     assert exc_info.value.errors[0].field == "text"
-    with pytest.raises(ImportFailed) as exc_info:
+    with pytest.raises(ImportFailed, match=r"^Import aborted, nothing was imported: 1 invalid line\(s\): ") as exc_info:
         items_import(project=project, stream=io.BytesIO(b"text\nfine\nbad \xff byte\n"), fmt="csv")
     assert "invalid UTF-8" in exc_info.value.errors[0].message
     assert Item.objects.count() == 2
