@@ -60,3 +60,37 @@ def num(value, digits: int = 3) -> str:
         return f"{float(value):.{int(digits)}f}"
     except (TypeError, ValueError):
         return "–"
+
+
+# The engine's reasons (ssl_engine.review.review_signal) start with a plain phrase; the numbers
+# after it are the technical detail, shown behind a toggle.
+_REASON_WORDS = (
+    ("the model is unsure", "The model is unsure: its score sits right at the decision threshold."),
+    ("the heads disagree", "The model's heads disagree about it."),
+    ("the heads agree on no trustworthy label", "The heads agree, but on no label they trust."),
+    ("its margin keeps flipping", "Its margin keeps flipping: the model changed its mind between epochs."),
+    ("its margin swings", "Its margin swings between epochs."),
+    ("spot check", "Spot check: a hard pseudo-label weighted up in training, so an error here counts several times."),
+    ("the model is fairly sure", "The model is fairly sure; this is a spot check."),
+)
+
+
+@register.filter
+def reason_parts(value: str) -> list[dict[str, str]]:
+    """``review_reason`` as a list of {plain, detail}: plain words first, the engine's own text as detail."""
+    parts = []
+    for raw in (value or "").split("; "):
+        raw = raw.strip()
+        if not raw:
+            continue
+        plain = next((words for prefix, words in _REASON_WORDS if raw.startswith(prefix)), raw[:1].upper() + raw[1:])
+        parts.append({"plain": plain, "detail": raw})
+    return parts
+
+
+@register.filter
+def agreement_weight_label(label: str) -> str:
+    """An agreement type's display name with its number said to be a training weight."""
+    from annotations.forms.review import agreement_choice_label
+
+    return agreement_choice_label(label)
