@@ -27,6 +27,7 @@ urlpatterns = [
     path("p/<slug:slug>/label/", labeling_views.labeling_next, name="labeling_next"),
     path("p/<slug:slug>/label/skip/", labeling_views.labeling_skip, name="labeling_skip"),
     path("p/<slug:slug>/label/undo/", labeling_views.labeling_undo, name="labeling_undo"),
+    path("p/<slug:slug>/label/recent/", labeling_views.labeling_recent, name="labeling_recent"),
     path("p/<slug:slug>/review/", review_views.review_queue_page, name="review_queue"),
     path("p/<slug:slug>/review/undo/", review_views.prediction_review_undo, name="prediction_review_undo"),
     path("p/<slug:slug>/review/bulk/", review_views.prediction_review_bulk, name="prediction_review_bulk"),

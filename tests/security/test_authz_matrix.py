@@ -48,6 +48,7 @@ RULES: dict[str, tuple[dict[str, str], dict[str, str], dict]] = {
     "annotations:labeling_next": ({"GET": ANN, "POST": ANN}, {}, {"item": "{item}", "label": "harmful"}),
     "annotations:labeling_skip": ({"POST": ANN}, {}, {"item": "{item}"}),
     "annotations:labeling_undo": ({"POST": ANN}, {}, {}),
+    "annotations:labeling_recent": ({"GET": ANN}, {}, {}),
     "annotations:review_queue": ({"GET": REV}, {}, {}),
     "annotations:prediction_review_bulk": ({"POST": REV}, {}, {}),
     "annotations:prediction_review_undo": ({"POST": REV}, {}, {}),

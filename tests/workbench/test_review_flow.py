@@ -86,3 +86,23 @@ def test_agreement_filter_names_weights_as_weights(client_for, preds):
     html = client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"})).content.decode()
     assert "Other heads agree, only some pass — training weight 3" in html
     assert "only some pass (3)" not in html
+
+
+def test_labeling_page_can_undo_the_label_given_five_items_ago(client_for, project, make_item):
+    """Issue 14.14: not only the last label can be taken back."""
+    items = [make_item(project, text=f"label me {i}") for i in range(7)]
+    client = client_for("annotator")
+    url = reverse("annotations:labeling_next", kwargs={"slug": "safety"})
+    client.get(url)
+    for i, item in enumerate(items[:6]):
+        client.post(url, {"item": item.pk, "label": "harmful", "client_token": f"l{i}"}, **HX)
+    recent = client.get(reverse("annotations:labeling_recent", kwargs={"slug": "safety"}), **HX).content.decode()
+    assert recent.count('class="recent"') == 6 and f"/items/{items[1].pk}/" in recent
+    fifth_last = Annotation.objects.get(item=items[1])
+    response = client.post(reverse("annotations:labeling_undo", kwargs={"slug": "safety"}),
+                           {"annotation": fifth_last.pk, "item": items[6].pk}, **HX)
+    assert response.status_code == 200 and f'data-item="{items[1].pk}"'.encode() in response.content
+    assert "labels-changed" in response["HX-Trigger"]
+    assert [Item.objects.get(pk=i.pk).human_label for i in items[:6]] == ["harmful", "", *["harmful"] * 4]
+    recent = client.get(reverse("annotations:labeling_recent", kwargs={"slug": "safety"}), **HX).content.decode()
+    assert f'class="recent undone" data-annotation="{fifth_last.pk}"' in recent
