@@ -304,3 +304,32 @@ def test_the_variants_page_stays_fast_and_small_for_a_megabyte_item(client_for, 
     html = response.content.decode()
     assert response.status_code == 200 and elapsed < 5, elapsed
     assert len(html) < 400_000 and "more characters not shown" in html and "<del>" in html
+
+
+def _overlapping_votes(project, users, make_item, n: int) -> None:
+    from annotations.services.labels import annotation_submit
+
+    project.annotations_per_item = 2
+    project.save()
+    for i in range(n):
+        item = make_item(project)
+        annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i % 2 else "unharmful")
+        annotation_submit(item=item, user=users["reviewer"], role=Role.ANNOTATOR, label="unharmful" if i % 2 else "harmful")
+
+
+@pytest.mark.django_db
+def test_fleiss_kappa_from_two_items_says_n_too_small(client_for, project, make_item, users):
+    """Issue 14.16: two items gave "κ = -1.000" with no caveat."""
+    _overlapping_votes(project, users, make_item, 2)
+    response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
+    html = response.content.decode()
+    assert response.status_code == 200 and '<strong class="fleiss">n too small</strong>' in html
+    assert "n = 2 items × 2 raters" in html and "-1.000" not in html
+
+
+@pytest.mark.django_db
+def test_fleiss_kappa_from_enough_items_is_shown_with_its_n(client_for, project, make_item, users):
+    _overlapping_votes(project, users, make_item, 20)
+    response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
+    html = response.content.decode()
+    assert response.status_code == 200 and '<strong class="fleiss">-1.000</strong> (n = 20 items × 2 raters)' in html
