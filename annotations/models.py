@@ -372,6 +372,8 @@ class Prediction(models.Model):
             # The data explorer sorted or filtered by the active round's p(harmful) / pseudo-label.
             models.Index(fields=["training_round", "p_harmful", "item"], name="prediction_explorer_p_idx"),
             models.Index(fields=["training_round", "pseudo_label", "item"], name="prediction_explorer_label_idx"),
+            models.Index(fields=["training_round", "review_priority", "item"], name="prediction_explorer_prio_idx"),
+            models.Index(fields=["training_round", "agreement", "item"], name="prediction_explorer_agree_idx"),
         ]
 
 

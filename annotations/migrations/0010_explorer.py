@@ -83,6 +83,14 @@ class Migration(migrations.Migration):
             model_name='prediction',
             index=models.Index(fields=['training_round', 'pseudo_label', 'item'], name='prediction_explorer_label_idx'),
         ),
+        migrations.AddIndex(
+            model_name='prediction',
+            index=models.Index(fields=['training_round', 'review_priority', 'item'], name='prediction_explorer_prio_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='prediction',
+            index=models.Index(fields=['training_round', 'agreement', 'item'], name='prediction_explorer_agree_idx'),
+        ),
         migrations.RunPython(fts_index, fts_index_drop),
         migrations.RunPython(backfill_disagreement, migrations.RunPython.noop),
     ]

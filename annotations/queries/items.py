@@ -106,9 +106,9 @@ def fulltext_filter(qs: QuerySet[Item], text: str) -> QuerySet[Item]:
     return qs.filter(Q(text__icontains=text) | Q(prompt__icontains=text))
 
 
-def explorer_items(*, project: Project, filters: ItemFilters, cursor: str = "", limit: int = PAGE_SIZE) -> ItemPage:
-    """One keyset page of the project's items under ``filters``, with the active round's prediction annotated."""
-    training_round = active_review_round(project=project)
+def explorer_queryset(*, project: Project, filters: ItemFilters, cursor: str = "",
+                      training_round: TrainingRound | None = None) -> tuple[QuerySet[Item], ItemFilters, list[str]]:
+    """The ordered queryset behind one explorer page (also EXPLAINed by benchmarks/explorer_speed.py)."""
     notes = []
     f = filters
     if f.needs_prediction() and training_round is None:
@@ -116,35 +116,66 @@ def explorer_items(*, project: Project, filters: ItemFilters, cursor: str = "", 
         f = replace(f, pseudo_label="", agreement="", p_min=None, p_max=None,
                     sort="id" if SORTS[f.sort][2] else f.sort)
     qs = Item.objects.filter(project=project)
-    if training_round is not None:
-        qs = qs.annotate(pred=FilteredRelation("predictions",
-                                               condition=Q(predictions__training_round=training_round)))
-        qs = qs.annotate(p_harmful=F("pred__p_harmful"), pseudo_label=F("pred__pseudo_label"),
-                         agreement=F("pred__agreement"), review_priority=F("pred__review_priority"))
-        if f.needs_prediction():
-            qs = qs.filter(pred__isnull=False)
-            if SORTS[f.sort][2]:
-                notes.append("Sorted by the model's view: items the active model did not score are left out.")
-    qs = _apply_filters(qs, f)
-    column = SORTS[f.sort][0]
     after = decode_cursor(cursor)
-    if after is not None:
-        lookup = TupleLessThan if f.descending else TupleGreaterThan
-        qs = qs.filter(lookup(Tuple(F(column), F("id")), after))
-    order = [F(column).desc(), F("id").desc()] if f.descending else [F(column).asc(), F("id").asc()]
-    rows = list(qs.order_by(*order)[: limit + 1])
+    if training_round is not None and f.needs_prediction():
+        # One inner join to the active round's prediction: every condition on it goes into one filter()
+        # call (a reverse relation gets a new join per call), and ordering by (p_harmful, item_id) walks
+        # prediction_explorer_p_idx. Items the round did not score drop out.
+        conditions = [Q(predictions__training_round=training_round), *_prediction_conditions(f)]
+        column = SORTS[f.sort][0].replace("pred__", "predictions__")
+        if after is not None:
+            lookup = TupleLessThan if f.descending else TupleGreaterThan
+            conditions.append(lookup(Tuple(F(column), F("predictions__item_id")), after))
+        qs = qs.filter(*conditions).annotate(
+            p_harmful=F("predictions__p_harmful"), pseudo_label=F("predictions__pseudo_label"),
+            agreement=F("predictions__agreement"), review_priority=F("predictions__review_priority"))
+        tie = "predictions__item_id"
+        if SORTS[f.sort][2]:
+            notes.append("Sorted by the model's view: items the active model did not score are left out.")
+    else:
+        if training_round is not None:  # shown next to each row: a left join, no condition on it
+            qs = qs.annotate(pred=FilteredRelation("predictions",
+                                                   condition=Q(predictions__training_round=training_round)))
+            qs = qs.annotate(p_harmful=F("pred__p_harmful"), pseudo_label=F("pred__pseudo_label"),
+                             agreement=F("pred__agreement"), review_priority=F("pred__review_priority"))
+        column, tie = SORTS[f.sort][0], "id"
+        if after is not None:
+            lookup = TupleLessThan if f.descending else TupleGreaterThan
+            qs = qs.filter(lookup(Tuple(F(column), F("id")), after))
+    qs = _apply_filters(qs, f)
+    order = [F(column).desc(), F(tie).desc()] if f.descending else [F(column).asc(), F(tie).asc()]
+    return qs.order_by(*order), f, notes
+
+
+def explorer_items(*, project: Project, filters: ItemFilters, cursor: str = "", limit: int = PAGE_SIZE) -> ItemPage:
+    """One keyset page of the project's items under ``filters``, with the active round's prediction annotated."""
+    training_round = active_review_round(project=project)
+    qs, f, notes = explorer_queryset(project=project, filters=filters, cursor=cursor, training_round=training_round)
+    rows = list(qs[: limit + 1])
     next_cursor = ""
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        value = _sort_value(last, f.sort)
-        next_cursor = encode_cursor(value, last.pk)
+        next_cursor = encode_cursor(_sort_value(last, f.sort), last.pk)
     return ItemPage(items=rows, next_cursor=next_cursor, training_round=training_round, notes=notes)
 
 
 def _sort_value(item: Item, sort: str):
     column = SORTS[sort][0]
     return getattr(item, column.removeprefix("pred__"))
+
+
+def _prediction_conditions(f: ItemFilters) -> list[Q]:
+    conditions = []
+    if f.pseudo_label:
+        conditions.append(Q(predictions__pseudo_label=f.pseudo_label))
+    if f.agreement:
+        conditions.append(Q(predictions__agreement=f.agreement))
+    if f.p_min is not None:
+        conditions.append(Q(predictions__p_harmful__gte=f.p_min))
+    if f.p_max is not None:
+        conditions.append(Q(predictions__p_harmful__lte=f.p_max))
+    return conditions
 
 
 def _apply_filters(qs: QuerySet[Item], f: ItemFilters) -> QuerySet[Item]:
@@ -162,14 +193,6 @@ def _apply_filters(qs: QuerySet[Item], f: ItemFilters) -> QuerySet[Item]:
         qs = qs.filter(human_category=f.category)
     if f.disagreement:
         qs = qs.filter(votes_disagree=True)
-    if f.pseudo_label:
-        qs = qs.filter(pred__pseudo_label=f.pseudo_label)
-    if f.agreement:
-        qs = qs.filter(pred__agreement=f.agreement)
-    if f.p_min is not None:
-        qs = qs.filter(pred__p_harmful__gte=f.p_min)
-    if f.p_max is not None:
-        qs = qs.filter(pred__p_harmful__lte=f.p_max)
     if f.annotator is not None:
         qs = qs.filter(id__in=Annotation.objects.filter(annotator_id=f.annotator, kind__in=DECISION_KINDS)
                        .values("item_id"))
