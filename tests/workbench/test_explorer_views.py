@@ -175,9 +175,10 @@ def test_similar_items_by_full_text_on_this_database(client_for, labeled_neighbo
 
 
 @pytest.mark.slow
-def test_similar_items_reranked_by_minilm_meaning(labeled_neighbours):
+def test_similar_items_reranked_by_minilm_meaning(labeled_neighbours, settings):
     from annotations.queries.items import similar_labeled_items
 
+    settings.UMBRA_SIMILAR_EMBEDDINGS = True
     query, near, shares = labeled_neighbours
     found, how = similar_labeled_items(item=query)
     assert [i.pk for i in found[:2]] == [near.pk, shares.pk] and "MiniLM" in how
