@@ -282,7 +282,7 @@ def main() -> None:
     rows, explain = measure(args)
     lines = [
         f"# Data explorer speed ({args.items:,} items)", "",
-        f"PostgreSQL, {args.items:,} items (80 % pool with a prediction of the active round each, 8 % seed with "
+        f"PostgreSQL, {args.items:,} items (90 % pool with a prediction of the active round each, 8 % seed with "
         "human labels and 2-vote overlap on a fifth, 2 % test), text of 7-18 words from a Zipf-like 50k-word "
         f"vocabulary plus common words. Server time in-process with Django's test Client (middleware + view + SQL + "
         f"template), {args.n} requests per shape after one warm-up, on a 2-core machine shared with other jobs "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, F, FilteredRelation, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, F, FilteredRelation, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
@@ -194,8 +194,13 @@ def _apply_filters(qs: QuerySet[Item], f: ItemFilters) -> QuerySet[Item]:
     if f.disagreement:
         qs = qs.filter(votes_disagree=True)
     if f.annotator is not None:
-        qs = qs.filter(id__in=Annotation.objects.filter(annotator_id=f.annotator, kind__in=DECISION_KINDS)
-                       .values("item_id"))
+        mine = Annotation.objects.filter(annotator_id=f.annotator, kind__in=DECISION_KINDS)
+        # The id range of the person's items bounds the item scan: without it a page in id order walks
+        # every newer item (the pool) before reaching the seed items they labeled.
+        bounds = mine.aggregate(lo=Min("item_id"), hi=Max("item_id"))
+        if bounds["lo"] is None:
+            return qs.none()
+        qs = qs.filter(id__in=mine.values("item_id"), id__gte=bounds["lo"], id__lte=bounds["hi"])
     if f.reviewed:
         senior = Exists(Annotation.objects.filter(item_id=OuterRef("pk"), role__in=SENIOR_ROLES,
                                                   kind__in=DECISION_KINDS))
