@@ -3,7 +3,7 @@
 Pages are keyset (cursor) pages: ``WHERE (sort_key, id) > (last_key, last_id) ORDER BY
 sort_key, id LIMIT n`` as a row comparison, so page 10,000 costs what page 1 costs, and
 nothing is counted (one row past the page says whether more follow). Full-text search
-uses PostgreSQL's GIN index on ``to_tsvector('simple', text || ' ' || prompt)`` (migration
+uses PostgreSQL's stored ``search_tsv`` column and its GIN index (migration
 0010) or SQLite's FTS5 table (``annotations.fts``); the same words find the same items on
 both. Filters and sorts on the model's view of an item (pseudo-label, p(harmful),
 agreement, review priority) read the active model's round.
@@ -91,12 +91,20 @@ def decode_cursor(cursor: str) -> tuple[object, int] | None:
     return value, pk
 
 
+# Up to this many matches, a search fetches the matching ids from the GIN index first and pages
+# over them; a more frequent word is cheaper to find by walking the page order and checking each row.
+FTS_ID_FETCH = 1000
+
+
 def fulltext_filter(qs: QuerySet[Item], text: str) -> QuerySet[Item]:
     """Items whose text or prompt contains every word of ``text`` (full-text, both databases)."""
     if connection.vendor == "postgresql":
-        return qs.filter(RawSQL(
-            "to_tsvector('simple'::regconfig, annotations_item.text || ' ' || annotations_item.prompt) "
-            "@@ plainto_tsquery('simple'::regconfig, %s)", [text], output_field=BooleanField()))
+        match = RawSQL("annotations_item.search_tsv @@ plainto_tsquery('simple'::regconfig, %s)", [text],
+                       output_field=BooleanField())
+        ids = list(Item.objects.filter(match).values_list("id", flat=True)[: FTS_ID_FETCH + 1])
+        if len(ids) <= FTS_ID_FETCH:
+            return qs.filter(id__in=ids)
+        return qs.filter(match)
     if connection.vendor == "sqlite":
         query = sqlite_match_query(text)
         if not query:
@@ -272,7 +280,7 @@ def similar_candidates(*, item: Item, limit: int = SIMILAR_CANDIDATES, labeled_o
     if labeled_only:
         qs = qs.exclude(human_label="")
     if connection.vendor == "postgresql":
-        tsv = "to_tsvector('simple'::regconfig, annotations_item.text || ' ' || annotations_item.prompt)"
+        tsv = "annotations_item.search_tsv"
         query = "to_tsquery('simple'::regconfig, %s)"
         terms = " | ".join(words)
         qs = qs.filter(RawSQL(f"{tsv} @@ {query}", [terms], output_field=BooleanField()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotations import selectors
@@ -27,7 +28,9 @@ def item_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {"project": project, "form": form, "page": page, "query": query.urlencode(),
-               "first_page": not request.GET.get("cursor")}
+               "first_page": not request.GET.get("cursor"),
+               # row links from one reversed prefix: 50 reverse() calls per page add up
+               "items_base": reverse("annotations:item_list", kwargs={"slug": project.slug})}
     template = "annotations/explorer.html#explorer-results" if request.htmx else "annotations/explorer.html"
     return render(request, template, context)
 

@@ -47,6 +47,14 @@ def test_default_list_is_newest_first(client_for, world):
     assert _ids(_get(client_for("annotator"))) == sorted(everything, reverse=True)
 
 
+def test_search_for_a_frequent_word_pages_in_order_without_fetching_ids(client_for, world, monkeypatch):
+    import annotations.queries.items as items
+
+    monkeypatch.setattr(items, "FTS_ID_FETCH", 1)  # "gardens" is in 6 items: more than the id fetch takes
+    assert _ids(_get(client_for("annotator"), q="gardens")) == [it.pk for it in world["pool"] if it.pk not in
+                                                               {x.pk for x in world["pool"][::3]}][::-1]
+
+
 def test_full_text_search_matches_whole_words(client_for, world):
     assert _ids(_get(client_for("annotator"), q="knives")) == [it.pk for it in world["pool"][::3]][::-1]
     assert _ids(_get(client_for("annotator"), q="fraud scheme")) == [world["seeds"][2].pk]
