@@ -94,3 +94,33 @@ def agreement_weight_label(label: str) -> str:
     from annotations.forms.review import agreement_choice_label
 
     return agreement_choice_label(label)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@register.simple_tag
+def explorer_row(it, items_base: str, with_model: bool):
+    """One explorer table row, escaped by ``format_html`` (50 rows through the template engine cost ~15 ms)."""
+    from django.utils.html import format_html
+    from django.utils.safestring import mark_safe
+
+    if it.excluded:
+        human = mark_safe('<span class="muted">unusable</span>')
+    elif it.human_label:
+        human = format_html('<span class="label-{}">{}</span>{}', it.human_label, it.human_label,
+                            f" · {it.human_category}" if it.human_category else "")
+    else:
+        human = mark_safe('<span class="muted">–</span>')
+    if it.votes_disagree:
+        human = format_html('{} <span class="badge">disagree</span>', human)
+    model = ""
+    if with_model:
+        p = getattr(it, "p_harmful", None)
+        model = format_html("<td>{}</td><td>{}</td><td>{}</td>", getattr(it, "pseudo_label", None) or "–",
+                            "–" if p is None else f"{p:.3f}", getattr(it, "agreement", None) or "–")
+    return format_html(
+        '<tr class="explorer-row" data-item="{}"><td><a href="{}{}/">{}</a></td><td>{}</td>'
+        '<td class="item-text small" dir="auto">{}</td><td>{}</td><td>{}</td>{}</tr>',
+        it.pk, items_base, it.pk, it.pk, it.split, _clip(it.text, 160), human, it.annotation_count, model)

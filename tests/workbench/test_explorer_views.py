@@ -211,3 +211,14 @@ def test_search_filters_and_similar_items_pass_on_sqlite_too(tmp_path):
         env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"\b1[5-9] passed|\b[2-9]\d passed", result.stdout), result.stdout[-500:]
+
+
+def test_item_text_and_category_are_escaped_in_the_list_and_item_page(client_for, project, make_item):
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    item = make_item(project, text=payload, human_label="harmful", human_category=payload)
+    for url in (reverse("annotations:item_list", kwargs={"slug": "safety"}),
+                reverse("annotations:item_detail", kwargs={"slug": "safety", "item_id": item.pk})):
+        response = client_for("annotator").get(url)
+        body = response.content.decode()
+        assert response.status_code == 200 and "&lt;script&gt;" in body
+        assert '<script>alert("x")' not in body and "<img src=x" not in body
