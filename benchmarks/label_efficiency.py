@@ -132,8 +132,11 @@ def run_peers(b: Bench, ds, train, evals, seed) -> None:
     pos = {id(r): i for i, r in enumerate(train)}
     emb = lambda rows: emb_all[[pos[id(r)] for r in rows]]  # noqa: E731
     emb_eval = peers.embeddings(evals, key + "|eval")
-    b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
-        labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+    if "lr_probe" in b.args.peers.split(","):
+        b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
+            labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+    if "setfit" not in b.args.peers.split(","):
+        return
     try:
         import setfit  # noqa: F401
     except ImportError:
@@ -326,6 +329,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--algorithms", default=",".join(SSL_ALGOS),
                     help="semi-supervised algorithms the ssl part runs (comma-separated)")
+    ap.add_argument("--peers", default="lr_probe,setfit", help="peers part only: which peers to run")
     ap.add_argument("--plans", default="",
                     help="active part only: which selections to run (queue,random,least_confidence,suggested); "
                          "default all")
