@@ -26,8 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-COMMON = ("how do i make explain write a the my for with someone bank account password recipe story phone email "
-          "code help quickly secretly safe dangerous").split()
+COMMON = ["how", "do", "i", "make", "explain", "write", "a", "the", "my", "for", "with", "someone", "bank", "account", "password", "recipe", "story", "phone", "email", "code", "help", "quickly", "secretly", "safe", "dangerous"]
 AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_none", "high_agree"]
 RARE_VOCAB = 50_000  # synthetic words "zq<n>": Zipf-like, so searches range from a handful of hits to thousands
 
@@ -262,7 +261,7 @@ def main() -> None:
     dbname = args.db_url.rsplit("/", 1)[1]
     admin_url = args.db_url.rsplit("/", 1)[0] + "/postgres"
     exists = subprocess.run(["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
-                            capture_output=True, text=True).stdout.strip() == "1"
+                            capture_output=True, text=True, check=False).stdout.strip() == "1"
     fresh = not (args.reuse and exists)
     if fresh:
         subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)

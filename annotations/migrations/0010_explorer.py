@@ -7,8 +7,8 @@ from django.db import migrations, models
 # ~1 us; recomputing to_tsvector costs ~25 us) and its GIN index. Not in the Django model: only
 # annotations.queries.items reads it, and PostgreSQL fills it on every INSERT/UPDATE.
 PG_FTS = [
-    "ALTER TABLE annotations_item ADD COLUMN IF NOT EXISTS search_tsv tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text || ' ' || prompt)) STORED",
+    ("ALTER TABLE annotations_item ADD COLUMN IF NOT EXISTS search_tsv tsvector "
+     "GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, text || ' ' || prompt)) STORED"),
     "CREATE INDEX IF NOT EXISTS item_fts_idx ON annotations_item USING gin (search_tsv)",
 ]
 

@@ -20,6 +20,7 @@ from annotations.errors import ApplicationError, NotFound
 from annotations.forms.review import BulkReviewForm, QueueFilterForm, ReviewActionForm, UndoForm
 from annotations.models import Prediction, Role
 from annotations.permissions import project_role_required
+from annotations.queries.items import similar_labeled_items
 from annotations.queries.review import (
     QUEUE_PAGE_SIZE,
     QueueFilters,
@@ -30,7 +31,6 @@ from annotations.queries.review import (
     recent_decisions,
     review_queue,
 )
-from annotations.queries.items import similar_labeled_items
 from annotations.services.labels import annotation_withdraw, prediction_review, predictions_review_bulk
 from annotations.views.common import HtmxHttpRequest
 
