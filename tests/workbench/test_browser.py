@@ -2,7 +2,9 @@
 
 Keyboard-first flows against pytest-django's ``live_server``: an annotator labels three
 items and undoes one; a reviewer approves and corrects pseudo-labels and approves an
-augmentation; an XSS payload in item text stays inert text.
+augmentation; the focused review card stays in view over ten key presses, a fast double
+key press reviews one item, key 3 undoes the 3rd-last decision; the data explorer searches,
+filters and corrects an old label; an XSS payload in item text stays inert text.
 """
 
 from __future__ import annotations
