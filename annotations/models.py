@@ -167,6 +167,9 @@ class Item(models.Model):
         "(set by seed suggestion; 1 for items imported or drawn at random).",
     )
     annotation_count = models.PositiveIntegerField(default=0)
+    votes_disagree = models.BooleanField(
+        default=False, db_default=False, help_text="The people whose votes stand disagree (derived, like human_label).",
+    )
     # Seed-labeling lease: who holds the item and until when.
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -183,6 +186,13 @@ class Item(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "split", "human_label", "id"], name="item_split_label_idx"),
+            # The data explorer's filters in id order (keyset pages); see benchmarks/explorer_speed.py.
+            models.Index(fields=["project", "split", "id"], name="item_explorer_split_idx"),
+            models.Index(fields=["project", "human_label", "id"], name="item_explorer_label_idx"),
+            models.Index(fields=["project", "human_category", "id"], name="item_explorer_category_idx"),
+            models.Index(fields=["project", "annotation_count", "id"], name="item_explorer_count_idx"),
+            models.Index(fields=["project", "id"], condition=Q(votes_disagree=True), name="item_explorer_disagree_idx"),
+            models.Index(fields=["project", "id"], condition=Q(excluded=True), name="item_explorer_excluded_idx"),
         ]
 
     def __str__(self) -> str:
@@ -237,7 +247,11 @@ class Annotation(models.Model):
                 name="annotation_idempotent_submit",
             ),
         ]
-        indexes = [models.Index(fields=["item", "annotator", "-created_at"], name="annotation_item_user_idx")]
+        indexes = [
+            models.Index(fields=["item", "annotator", "-created_at"], name="annotation_item_user_idx"),
+            # A user's recent decisions (the "just reviewed" strip) and the explorer's annotator filter.
+            models.Index(fields=["annotator", "item"], name="annotation_user_item_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} on item {self.item_id}"
@@ -358,6 +372,11 @@ class Prediction(models.Model):
             # The review queue filtered by agreement type stays an index scan in priority order.
             models.Index(fields=["training_round", "agreement", "-review_priority", "id"],
                          name="prediction_agreement_queue_idx"),
+            # The data explorer sorted or filtered by the active round's p(harmful) / pseudo-label.
+            models.Index(fields=["training_round", "p_harmful", "item"], name="prediction_explorer_p_idx"),
+            models.Index(fields=["training_round", "pseudo_label", "item"], name="prediction_explorer_label_idx"),
+            models.Index(fields=["training_round", "review_priority", "item"], name="prediction_explorer_prio_idx"),
+            models.Index(fields=["training_round", "agreement", "item"], name="prediction_explorer_agree_idx"),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from annotations.views import augment as augment_views
 from annotations.views import dashboard as dashboard_views
+from annotations.views import explorer as explorer_views
 from annotations.views import labeling as labeling_views
 from annotations.views import projects
 from annotations.views import review as review_views
@@ -27,10 +28,15 @@ urlpatterns = [
     path("p/<slug:slug>/label/", labeling_views.labeling_next, name="labeling_next"),
     path("p/<slug:slug>/label/skip/", labeling_views.labeling_skip, name="labeling_skip"),
     path("p/<slug:slug>/label/undo/", labeling_views.labeling_undo, name="labeling_undo"),
+    path("p/<slug:slug>/label/recent/", labeling_views.labeling_recent, name="labeling_recent"),
     path("p/<slug:slug>/review/", review_views.review_queue_page, name="review_queue"),
+    path("p/<slug:slug>/review/undo/", review_views.prediction_review_undo, name="prediction_review_undo"),
     path("p/<slug:slug>/review/bulk/", review_views.prediction_review_bulk, name="prediction_review_bulk"),
     path("p/<slug:slug>/review/<int:pk>/", review_views.prediction_review_action, name="prediction_review"),
     path("p/<slug:slug>/review/<int:pk>/similar/", review_views.prediction_similar, name="prediction_similar"),
+    path("p/<slug:slug>/items/", explorer_views.item_list, name="item_list"),
+    path("p/<slug:slug>/items/<int:item_id>/", explorer_views.item_detail, name="item_detail"),
+    path("p/<slug:slug>/items/<int:item_id>/similar/", explorer_views.item_similar, name="item_similar"),
     path("p/<slug:slug>/variants/", variant_views.variant_list, name="variant_list"),
     path("p/<slug:slug>/variants/<int:pk>/", variant_views.variant_review_action, name="variant_review"),
     path("p/<slug:slug>/stats/", dashboard_views.dashboard_stats, name="dashboard_stats"),

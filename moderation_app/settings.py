@@ -181,6 +181,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 UMBRA_ITEM_MAX_CHARS = env.int("UMBRA_ITEM_MAX_CHARS", default=2_000_000)
 # Seed labeling: how long an item handed to an annotator stays reserved for them.
 UMBRA_CLAIM_LEASE_SECONDS = env.int("UMBRA_CLAIM_LEASE_SECONDS", default=600)
+# "Similar items" re-ranks full-text candidates by MiniLM sentence embeddings (loaded once per web process).
+UMBRA_SIMILAR_EMBEDDINGS = env.bool("UMBRA_SIMILAR_EMBEDDINGS", default=True)
 
 # Cache (API throttle counters, shared labeling counts): per-process memory by default; set
 # CACHE_URL=redis://…/N in production so limits hold across gunicorn workers. A Redis cache is

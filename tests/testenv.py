@@ -15,6 +15,7 @@ DEFAULTS = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "UMBRA_SIMILAR_EMBEDDINGS": "0",  # full-text similar items; the MiniLM re-rank has its own slow test
 }
 
 for key, value in DEFAULTS.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 
 from annotations.models import AugmentedVariant, Label, Prediction
@@ -16,9 +18,23 @@ class ReviewActionForm(forms.Form):
     client_token = forms.CharField(required=False, max_length=64)
 
 
+_WEIGHT_SUFFIX = re.compile(r"\s*\((\d+(?:\.\d+)?)\)$")
+
+
+def agreement_choice_label(label: str) -> str:
+    """"Other heads agree, all pass (1)" -> "… — training weight 1": the number is a weight, not a count."""
+    return _WEIGHT_SUFFIX.sub(lambda m: f" — training weight {m.group(1)}", str(label))
+
+
+class UndoForm(forms.Form):
+    """Which of the user's recent rows to withdraw."""
+
+    annotation = forms.IntegerField(min_value=1)
+
+
 class QueueFilterForm(forms.Form):
     agreement = forms.ChoiceField(required=False, choices=[("", "Any agreement")] + [
-        (v, lab) for v, lab in Prediction.Agreement.choices if v])
+        (v, agreement_choice_label(lab)) for v, lab in Prediction.Agreement.choices if v])
     label = forms.ChoiceField(required=False, choices=[("", "Any pseudo-label")] + list(Label.choices))
     p_min = forms.FloatField(required=False, min_value=0, max_value=1, label="p(harmful) ≥")
     p_max = forms.FloatField(required=False, min_value=0, max_value=1, label="p(harmful) ≤")

@@ -31,6 +31,9 @@ from annotations.selectors.rounds import pseudo_label_round
 ACTIVITY_DAYS = 7
 KAPPA_MAX_ROWS = 50_000
 KAPPA_MIN_SHARED = 5
+# Below this many items rated by the same number of people, Fleiss' kappa swings wildly (2 items can
+# give -1.0): the dashboard says "n too small" and shows n instead of the number.
+FLEISS_MIN_ITEMS = 20
 
 
 @dataclass
@@ -38,6 +41,9 @@ class Agreement:
     items: int = 0
     raters: int = 0
     fleiss: float | None = None
+    fleiss_items: int = 0  # items behind the Fleiss' kappa (those rated by the most common number of people)
+    fleiss_raters: int = 0
+    fleiss_min_items: int = FLEISS_MIN_ITEMS
     cohen_pairs: list[tuple[str, str, int, float]] = field(default_factory=list)
     note: str = ""
 
@@ -93,9 +99,11 @@ def annotator_agreement(*, project: Project) -> Agreement:
     n = max(set(len(v) for v in overlapped.values()), key=lambda k: sum(len(v) == k for v in overlapped.values()))
     table = [[sum(1 for lab in v.values() if lab == c) for c in Label.values]
              for v in overlapped.values() if len(v) == n]
-    result.fleiss = fleiss_kappa(table)
+    result.fleiss_items, result.fleiss_raters = len(table), n
+    result.fleiss = fleiss_kappa(table) if len(table) >= FLEISS_MIN_ITEMS else None
     if not result.cohen_pairs and result.fleiss is None:
-        result.note = f"Too few overlapping items for a stable kappa (need {KAPPA_MIN_SHARED} per pair)."
+        result.note = (f"Too few overlapping items for a stable kappa (Cohen's needs {KAPPA_MIN_SHARED} per pair, "
+                       f"Fleiss' {FLEISS_MIN_ITEMS} items).")
     return result
 
 

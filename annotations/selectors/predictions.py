@@ -1,27 +1,32 @@
-"""Predictions: the pseudo-label review queue of the active model, its filters, similar items, a round's list.
+"""Predictions: the pseudo-label review queue of the active model, its filters, recent decisions, a round's list.
 
-The queue is the engine's ``Prediction.review_priority`` for the round behind the active
-model version, highest first: items the model cannot trust (heads disagree with high
-confidence, low-confidence agreement, no passing head), then unstable margins, then a
-sample of up-weighted hard-but-trusted spot checks. ``ORDER BY review_priority DESC, id``
-within one round walks ``prediction_queue_idx`` so a page is an index scan plus a primary
-key lookup per row, whatever the pool size.
+(Similar items: ``annotations.selectors.explorer.similar_labeled_items``, shared with the explorer.)
+
+Queue order is ``Prediction.review_priority`` for the round behind the active model
+version, highest first. The engine writes it in two steps (``ssl_engine.review``):
+``review_signal`` scores each pool item by the value of a human label there — closeness of
+p(harmful) to the decision threshold, heads that disagree (or agree on nothing they trust),
+a margin that flips or swings across epochs, an up-weighted pseudo-label as a spot check —
+and writes the plain-language reason next to it; ``queue_order`` then re-ranks the top
+500 by maximal marginal relevance on the model's text representations, so consecutive cards
+are different kinds of items rather than twenty copies of one template.
+``ORDER BY review_priority DESC, id`` within one round walks ``prediction_queue_idx`` so a
+page is an index scan plus a primary key lookup per row, whatever the pool size.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
-from annotations.models import Item, ModelVersion, Prediction, Project, TrainingRound
+from annotations.models import Annotation, Item, ModelVersion, Prediction, Project, TrainingRound
 from annotations.selectors.rounds import predictions_visible
 
 QUEUE_PAGE_SIZE = 20
-SIMILAR_LIMIT = 5
+RECENT_DECISIONS = 10
+REVIEW_KINDS = (Annotation.Kind.APPROVE, Annotation.Kind.CORRECT, Annotation.Kind.REJECT)
 UNTRUSTED = (
     Prediction.Agreement.DISAGREE_BOTH,
     Prediction.Agreement.DISAGREE_ONE,
@@ -80,6 +85,36 @@ def review_queue(*, training_round: TrainingRound, filters: QueueFilters | None 
     return qs
 
 
+@dataclass(frozen=True)
+class RecentDecision:
+    """One of the user's recent rows, and whether it still stands (not undone or replaced since)."""
+
+    annotation: Annotation
+    standing: bool
+
+
+def recent_decisions(*, user, project: Project, kinds: Iterable[str] = REVIEW_KINDS,
+                     limit: int = RECENT_DECISIONS) -> list[RecentDecision]:
+    """The user's last ``limit`` rows of ``kinds`` in ``project``, newest first (two queries).
+
+    A row stands while it is the user's latest row on its item; undo and correction append
+    rows, so an undone decision stays in the list, marked, rather than vanishing.
+    """
+    rows = list(Annotation.objects.filter(annotator=user, item__project=project, kind__in=list(kinds))
+                .select_related("item", "prediction").order_by("-id")[:limit])
+    if not rows:
+        return []
+    latest = dict(Annotation.objects.filter(annotator=user, item_id__in={r.item_id for r in rows})
+                  .values("item_id").annotate(last=Max("id")).values_list("item_id", "last"))
+    return [RecentDecision(annotation=r, standing=latest.get(r.item_id) == r.pk) for r in rows]
+
+
+def prediction_for_item(*, training_round: TrainingRound, item_id: int) -> Prediction | None:
+    """``item_id``'s prediction in ``training_round`` (the card to show again after an undo)."""
+    return (Prediction.objects.filter(training_round=training_round, item_id=item_id)
+            .select_related("item").first())
+
+
 def prediction_in_project(*, project: Project, prediction_id: int) -> Prediction | None:
     """A prediction of ``project`` that may be reviewed (its round succeeded), or None."""
     return (predictions_visible(project=project).filter(pk=prediction_id)
@@ -89,33 +124,6 @@ def prediction_in_project(*, project: Project, prediction_id: int) -> Prediction
 def predictions_in_queue(*, training_round: TrainingRound, ids: Iterable[int]) -> list[Prediction]:
     """The given predictions if they are still waiting in ``training_round``'s queue (bulk review)."""
     return list(review_queue(training_round=training_round).filter(pk__in=list(ids)))
-
-
-_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-
-
-def similar_labeled_items(*, item: Item, limit: int = SIMILAR_LIMIT) -> tuple[list[Item], str]:
-    """Already-labeled items closest in wording to ``item``, and how they were found.
-
-    There is no embedding store yet, so on PostgreSQL this ranks labeled items of the
-    project by full-text match on the item's most telling words (``ts_rank``); elsewhere
-    it returns nothing with a note saying so.
-    """
-    if connection.vendor != "postgresql":
-        return [], "Similar items need PostgreSQL full-text search (no embedding store yet)."
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
-    words = sorted(set(w.lower() for w in _WORD.findall(item.text)), key=len, reverse=True)[:12]
-    if not words:
-        return [], "No words to match on."
-    query = SearchQuery(" OR ".join(words), search_type="websearch", config="simple")
-    vector = SearchVector("text", config="simple")
-    found = list(
-        Item.objects.filter(project_id=item.project_id).exclude(human_label="").exclude(pk=item.pk)
-        .annotate(rank=SearchRank(vector, query)).filter(rank__gt=0)
-        .order_by("-rank", "id")[:limit]
-    )
-    return found, "Closest labeled items by shared words (full-text rank); no embedding store yet."
 
 
 def predictions_for(*, training_round: TrainingRound, agreement: str | None = None,

@@ -12,7 +12,7 @@ from collections import Counter
 
 from django.db import IntegrityError, transaction
 
-from annotations.errors import ApplicationError, Conflict, FieldError
+from annotations.errors import ApplicationError, Conflict, FieldError, NotFound
 from annotations.models import ROLE_RANK, Annotation, Item, Label, Prediction, Role
 
 UNUSABLE = "unusable"
@@ -51,7 +51,9 @@ def item_refresh_label(*, item: Item, also_save: tuple[str, ...] = ()) -> Item:
     item.human_label = winner[0] if winner and winner[0] != UNUSABLE else ""
     item.human_category = winner[1] if item.human_label else ""
     item.annotation_count = len(votes)
-    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", *also_save])
+    item.votes_disagree = len({v[0] for v in votes}) > 1
+    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", "votes_disagree",
+                             *also_save])
     return item
 
 
@@ -147,6 +149,27 @@ def annotation_undo_last(*, user, project) -> Annotation | None:
     if latest_mine is not None and latest_mine.kind == Annotation.Kind.UNDO:
         return None  # already withdrawn
     undo = _create(item=item, user=user, role=last.role, kind=Annotation.Kind.UNDO)
+    item_refresh_label(item=item)
+    return undo
+
+
+@transaction.atomic
+def annotation_withdraw(*, user, project, annotation_id: int) -> Annotation:
+    """Withdraw one of the user's recent votes (not only the last): an undo row on that item.
+
+    The target must be the user's current vote on its item; a vote they have already withdrawn
+    or replaced by a later row of their own is refused (``Conflict``), so an undo never
+    removes a decision the user did not see. Other people's votes on the item are untouched.
+    """
+    target = (Annotation.objects.filter(pk=annotation_id, annotator=user, item__project=project)
+              .exclude(kind=Annotation.Kind.UNDO).first())
+    if target is None:
+        raise NotFound("No such label of yours in this project.")
+    item = Item.objects.select_for_update().get(pk=target.item_id)
+    latest_mine = Annotation.objects.filter(annotator=user, item=item).order_by("-created_at", "-id").first()
+    if latest_mine is None or latest_mine.pk != target.pk:
+        raise Conflict(f"Your label on item {item.pk} was already undone or replaced; nothing to undo.")
+    undo = _create(item=item, user=user, role=target.role, kind=Annotation.Kind.UNDO, prediction=target.prediction)
     item_refresh_label(item=item)
     return undo
 

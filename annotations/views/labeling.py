@@ -7,14 +7,17 @@ import uuid
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from annotations.forms.labeling import LabelForm, SkipForm
-from annotations.models import Item, Role
+from annotations.forms.review import UndoForm
+from annotations.models import Annotation, Item, Role
 from annotations.permissions import project_role_required
 from annotations.selectors.labels import labeling_progress
+from annotations.selectors.predictions import recent_decisions
 from annotations.services.claims import item_claim_for, item_claim_next, item_claim_release
-from annotations.services.labels import annotation_submit, annotation_undo_last
+from annotations.services.labels import annotation_submit, annotation_undo_last, annotation_withdraw
 from annotations.views.common import HtmxHttpRequest
 from annotations.views.errors import service_errors
 
@@ -94,10 +97,16 @@ def labeling_skip(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @project_role_required(Role.ANNOTATOR)
+@service_errors(form_page=_label_refused)
 def labeling_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """Withdraw the user's last label and show that item again to relabel."""
+    """Withdraw the user's last label (or, with ``annotation``, any recent one) and show that item again."""
     form = SkipForm(request.POST)
-    undo = annotation_undo_last(user=request.user, project=request.project)
+    which = UndoForm(request.POST)
+    if which.is_valid():
+        undo = annotation_withdraw(user=request.user, project=request.project,
+                                   annotation_id=which.cleaned_data["annotation"])
+    else:
+        undo = annotation_undo_last(user=request.user, project=request.project)
     notice = "Nothing to undo."
     if undo is not None:
         if form.is_valid():  # the item on screen goes back to the queue
@@ -109,4 +118,12 @@ def labeling_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not request.htmx:
         messages.info(request, notice)
         return redirect("annotations:labeling_next", slug=slug)
-    return _render_card(request, notice=notice)
+    return trigger_client_event(_render_card(request, notice=notice), "labels-changed")
+
+
+@require_GET
+@project_role_required(Role.ANNOTATOR)
+def labeling_recent(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The user's last labels in this project, each with undo and a link to correct it on the item page."""
+    recent = recent_decisions(user=request.user, project=request.project, kinds=(Annotation.Kind.LABEL,))
+    return render(request, "annotations/labeling_recent.html", {"project": request.project, "recent": recent})

@@ -1,31 +1,39 @@
-"""Pseudo-label review: the active model's queue, one-key actions, bulk mode, similar items."""
+"""Pseudo-label review: one active card, one-key actions and undo, bulk mode on filtered pages, similar items.
+
+Every htmx action answers with the whole review stage (the next active card, the queue
+count, the "just reviewed" strip), so what the keys act on is always the one card on screen.
+"""
 
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from annotations.errors import FieldError
-from annotations.forms.review import BulkReviewForm, QueueFilterForm, ReviewActionForm
-from annotations.models import Role
+from annotations.forms.review import BulkReviewForm, QueueFilterForm, ReviewActionForm, UndoForm
+from annotations.models import Prediction, Role
 from annotations.permissions import project_role_required
+from annotations.selectors.explorer import similar_labeled_items
 from annotations.selectors.predictions import (
     QUEUE_PAGE_SIZE,
+    QueueFilters,
     active_review_round,
+    prediction_for_item,
     prediction_in_project,
     predictions_in_queue,
+    recent_decisions,
     review_queue,
-    similar_labeled_items,
 )
-from annotations.services.labels import prediction_review, predictions_review_bulk
+from annotations.services.labels import annotation_withdraw, prediction_review, predictions_review_bulk
 from annotations.views.common import HtmxHttpRequest
-from annotations.views.errors import in_card, service_errors
+from annotations.views.errors import service_errors
 
 SKIPS_KEPT = 200
 
@@ -43,39 +51,68 @@ def _back(request: HtmxHttpRequest, slug: str) -> str:
     return queue_url
 
 
-@require_GET
-@project_role_required(Role.REVIEWER)
-def review_queue_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
-    """The queue page (or its list fragment for htmx filter changes)."""
+def _queue_filters(request: HtmxHttpRequest, back: str) -> tuple[QueueFilterForm, QueueFilters]:
+    """The queue's filters: from the query string (GET) or from the ``next`` URL an action came from."""
+    data = request.GET if request.method == "GET" else QueryDict(urlsplit(back).query)
+    form = QueueFilterForm(data or None)
+    return form, form.filters()
+
+
+def _stage(request: HtmxHttpRequest, *, here: str, filters: QueueFilters, front: Prediction | None = None,
+           error: str = "", notice: str = "") -> dict:
+    """Context of the review stage: the one active card, what waits behind it, the recent decisions.
+
+    ``front`` (an item just brought back by undo) becomes the active card ahead of the queue.
+    """
     project = request.project
-    filter_form = QueueFilterForm(request.GET or None)
-    filters = filter_form.filters()
     training_round = active_review_round(project=project)
-    predictions, size, more = [], 0, False
+    predictions, more = [], False
     if training_round is not None:
-        queue = review_queue(training_round=training_round, filters=filters,
-                             exclude_ids=request.session.get(_skips_key(project), []))
+        skipped = [i for i in request.session.get(_skips_key(project), []) if front is None or i != front.pk]
+        queue = review_queue(training_round=training_round, filters=filters, exclude_ids=skipped)
+        if front is not None:
+            queue = queue.exclude(pk=front.pk)
         # One row past the page says whether more wait; an exact count of a large pool costs
         # more than the page itself (see benchmarks/results/workbench_speed.md).
         predictions = list(queue[: QUEUE_PAGE_SIZE + 1])
+        if front is not None:
+            predictions.insert(0, front)
         more = len(predictions) > QUEUE_PAGE_SIZE
         predictions = predictions[:QUEUE_PAGE_SIZE]
-        size = len(predictions)
-    context = {
+    recent = recent_decisions(user=request.user, project=project)
+    return {
         "project": project,
         "training_round": training_round,
-        "filter_form": filter_form,
         "filtered": not filters.is_empty(),
+        "active": predictions[0] if predictions else None,
         "predictions": predictions,
-        "queue_size": size,
+        "queue_size": len(predictions),
         "queue_more": more,
+        "recent": recent,
+        "last_standing": next((d for d in recent if d.standing), None),
         "client_token": uuid.uuid4().hex,
-        "here": request.get_full_path(),
-        # card URLs are built from one reversed prefix: 60 reverse() calls per page add up
+        "here": here,
+        "error": error,
+        "notice": notice,
+        # card URLs are built from one reversed prefix
         "review_base": reverse("annotations:review_queue", kwargs={"slug": project.slug}),
     }
-    template = "annotations/review.html#review-queue" if request.htmx else "annotations/review.html"
-    return render(request, template, context)
+
+
+def _render_stage(request: HtmxHttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
+    return render(request, "annotations/review.html#review-queue", context, status=status)
+
+
+@require_GET
+@project_role_required(Role.REVIEWER)
+def review_queue_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The focused review page (or its stage fragment for htmx filter changes)."""
+    here = request.get_full_path()
+    filter_form, filters = _queue_filters(request, here)
+    context = _stage(request, here=here, filters=filters)
+    if request.htmx:
+        return _render_stage(request, context)
+    return render(request, "annotations/review.html", {**context, "filter_form": filter_form})
 
 
 def _prediction(request: HtmxHttpRequest, pk: int):
@@ -85,36 +122,67 @@ def _prediction(request: HtmxHttpRequest, pk: int):
     return prediction
 
 
-def _review_card(request: HtmxHttpRequest, slug: str, pk: int, *, error: str = "", action: str = "",
-                 status: int = 200) -> HttpResponse:
-    context = {"project": request.project, "prediction": _prediction(request, pk), "action": action, "error": error}
-    return render(request, "annotations/review.html#review-done", context, status=status)
-
-
 def _back_url(request: HtmxHttpRequest, slug: str, *args, **kwargs) -> str:
     return _back(request, slug)
 
 
+def _stage_refused(request: HtmxHttpRequest, slug: str, *args, error, status: int, **kwargs) -> HttpResponse:
+    """A refused review action or undo: the stage again with the message over the active card (htmx),
+    else a page message and the queue (the in-card pattern of ``views.errors``, for the one-card stage)."""
+    back = _back(request, slug)
+    if not request.htmx:
+        messages.error(request, error.message)
+        return redirect(back)
+    _, filters = _queue_filters(request, back)
+    context = _stage(request, here=back, filters=filters, error=error.message)
+    return _render_stage(request, context, status=422)
+
+
 @require_POST
 @project_role_required(Role.REVIEWER)
-@service_errors(form_page=in_card(_review_card, back=_back_url))
+@service_errors(form_page=_stage_refused)
 def prediction_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpResponse:
-    """Approve, correct, reject or skip one pseudo-label (errors come back inside the card)."""
+    """Approve, correct, reject or skip one pseudo-label; htmx gets the stage with the next card."""
     prediction = _prediction(request, pk)
     form = ReviewActionForm(request.POST)
     if not form.is_valid():
         raise FieldError("Unknown action.", field="action")
+    notice = ""
     action = form.cleaned_data["action"]
     if action == "skip":
         key = _skips_key(request.project)
         request.session[key] = ([i for i in request.session.get(key, []) if i != pk] + [pk])[-SKIPS_KEPT:]
+        notice = f"Skipped item {prediction.item_id}; it comes back after the rest of the queue."
     else:
         prediction_review(prediction=prediction, user=request.user, role=request.role, action=action,
                           client_token=form.cleaned_data["client_token"])
+    back = _back(request, slug)
     if not request.htmx:
-        return redirect(_back(request, slug))
-    context = {"project": request.project, "prediction": prediction, "action": action, "error": ""}
-    return render(request, "annotations/review.html#review-done", context)
+        return redirect(back)
+    _, filters = _queue_filters(request, back)
+    return _render_stage(request, _stage(request, here=back, filters=filters, notice=notice))
+
+
+@require_POST
+@project_role_required(Role.REVIEWER)
+@service_errors(form_page=_stage_refused)
+def prediction_review_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Undo one of the reviewer's recent decisions (an undo row); its item becomes the active card again."""
+    form = UndoForm(request.POST)
+    if not form.is_valid():
+        raise FieldError("Which decision to undo?", field="annotation")
+    undo = annotation_withdraw(user=request.user, project=request.project,
+                               annotation_id=form.cleaned_data["annotation"])
+    notice = f"Undid your decision on item {undo.item_id}; decide it again."
+    training_round = active_review_round(project=request.project)
+    front = (prediction_for_item(training_round=training_round, item_id=undo.item_id)
+             if training_round is not None else None)
+    back = _back(request, slug)
+    if not request.htmx:
+        messages.info(request, notice)
+        return redirect(back)
+    _, filters = _queue_filters(request, back)
+    return _render_stage(request, _stage(request, here=back, filters=filters, front=front, notice=notice))
 
 
 @require_POST

@@ -7,6 +7,9 @@
   }
   document.addEventListener("keydown", function (ev) {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) return;
+    // Keys are locked while a form's request is in flight: the next card is not on screen yet,
+    // so a fast second press must not act on whatever happens to be there.
+    if (document.querySelector("form.htmx-request")) { ev.preventDefault(); return; }
     var key = ev.key.toLowerCase();
     var target = document.querySelector('[data-key="' + CSS.escape(key) + '"]:not([disabled])');
     if (target) {

@@ -12,5 +12,15 @@
   document.addEventListener("htmx:afterSwap", function (ev) {
     var card = ev.target && ev.target.id === "labeling-card" ? ev.target : null;
     if (card && card.scrollIntoView) card.scrollIntoView({ block: "nearest" });
+    showActiveReviewCard();
   });
+  // The review page has one active card: keep it inside the viewport (on load and after each swap).
+  function showActiveReviewCard() {
+    var active = document.querySelector(".review-card.active");
+    if (!active || !active.getBoundingClientRect) return;
+    var r = active.getBoundingClientRect();
+    if (r.top < 0 || r.top > window.innerHeight - 120) active.scrollIntoView({ block: "start" });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showActiveReviewCard);
+  else showActiveReviewCard();
 })();

@@ -2,7 +2,9 @@
 
 Keyboard-first flows against pytest-django's ``live_server``: an annotator labels three
 items and undoes one; a reviewer approves and corrects pseudo-labels and approves an
-augmentation; an XSS payload in item text stays inert text.
+augmentation; the focused review card stays in view over ten key presses, a fast double
+key press reviews one item, key 3 undoes the 3rd-last decision; the data explorer searches,
+filters and corrects an old label; an XSS payload in item text stays inert text.
 """
 
 from __future__ import annotations
@@ -106,10 +108,8 @@ def test_reviewer_approves_and_corrects_pseudo_labels_and_approves_a_variant(
     variant = make_variant(preds[2].item, "pool two, reworded")
     page = page_for("rev")
     page.goto(f"{live_server.url}/p/safety/review/")
-    page.keyboard.press("a")
-    page.wait_for_selector(f"#prediction-{preds[0].pk}.done")
-    page.keyboard.press("c")
-    page.wait_for_selector(f"#prediction-{preds[1].pk}.done")
+    _press_and_wait_next_card(page, "a")
+    _press_and_wait_next_card(page, "c")
     assert Item.objects.get(pk=preds[0].item_id).human_label == "harmful"
     assert Item.objects.get(pk=preds[1].item_id).human_label == "unharmful"
     assert list(Annotation.objects.order_by("id").values_list("kind", flat=True)) == ["approve", "correct"]
@@ -119,6 +119,103 @@ def test_reviewer_approves_and_corrects_pseudo_labels_and_approves_a_variant(
     page.wait_for_selector(f"#variant-{variant.pk}.done")
     variant.refresh_from_db()
     assert variant.status == AugmentedVariant.Status.APPROVED and variant.reviewer == users["reviewer"]
+    assert page.dialogs == []
+
+
+def _active_card(page) -> str | None:
+    return page.evaluate("() => { const el = document.querySelector('.review-card.active');"
+                         " return el ? el.dataset.prediction : null; }")
+
+
+def _press_and_wait_next_card(page, key: str) -> None:
+    before = _active_card(page)
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "prev => { const el = document.querySelector('.review-card.active');"
+        " return (!el || el.dataset.prediction !== prev) && !document.querySelector('.htmx-request, .htmx-settling'); }",
+        arg=before)
+
+
+def _in_viewport(page) -> bool:
+    return page.evaluate("() => { const r = document.querySelector('.review-card.active').getBoundingClientRect();"
+                         " return r.top >= 0 && r.top < window.innerHeight - 100; }")
+
+
+@pytest.fixture
+def review_pool(project, make_item, active_round, make_prediction):
+    rnd = active_round(project)
+    long = " ".join(["a long sentence that makes the card tall"] * 40)
+    return [make_prediction(make_item(project, text=f"pool card {i}: {long}", split=Item.Split.POOL), rnd, p=0.8,
+                            priority=100 - i) for i in range(14)]
+
+
+def test_review_active_card_stays_in_view_after_ten_key_presses(page_for, live_server, users, review_pool):
+    page = page_for("rev")
+    page.set_viewport_size({"width": 1280, "height": 850})
+    page.goto(f"{live_server.url}/p/safety/review/")
+    for i in range(10):
+        assert _active_card(page) == str(review_pool[i].pk)
+        _press_and_wait_next_card(page, "a" if i % 3 else "s")
+        assert _in_viewport(page), f"active card out of view after {i + 1} presses"
+    assert page.locator(".review-card").count() == 1  # no stubs of reviewed cards pile up
+    assert page.locator(".recent-list li").count() == 6  # the 6 approvals (the 4 skips are not decisions)
+    assert page.dialogs == []
+
+
+def test_review_fast_double_press_reviews_one_item(page_for, live_server, users, review_pool):
+    page = page_for("rev")
+    page.goto(f"{live_server.url}/p/safety/review/")
+    page.keyboard.press("a")
+    page.keyboard.press("a")  # before the next card is on screen: dropped
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-settling')")
+    page.wait_for_timeout(300)
+    assert list(Annotation.objects.values_list("item_id", flat=True)) == [review_pool[0].item_id]
+    assert _active_card(page) == str(review_pool[1].pk)
+
+
+def test_review_undo_of_the_third_last_decision_by_key(page_for, live_server, users, review_pool):
+    page = page_for("rev")
+    page.goto(f"{live_server.url}/p/safety/review/")
+    for key in ("a", "c", "a", "r"):
+        _press_and_wait_next_card(page, key)
+    _press_and_wait_next_card(page, "3")  # 3rd-last: the correction of card 1
+    assert _active_card(page) == str(review_pool[1].pk)
+    assert Item.objects.get(pk=review_pool[1].item_id).human_label == ""
+    assert [Item.objects.get(pk=p.item_id).human_label for p in (review_pool[0], review_pool[2])] == ["harmful"] * 2
+    assert Item.objects.get(pk=review_pool[3].item_id).excluded
+    assert page.locator(".recent.undone").count() == 1
+    _press_and_wait_next_card(page, "a")  # decide it again
+    assert Item.objects.get(pk=review_pool[1].item_id).human_label == "harmful"
+    assert page.dialogs == []
+
+
+def test_explorer_search_filter_and_correct_an_old_label(page_for, live_server, project, users, make_item):
+    from annotations.services.labels import annotation_submit
+
+    old = make_item(project, text="instructions for a phishing kit")
+    make_item(project, text="instructions for a cake")
+    other = make_item(project, text="phishing awareness training", split=Item.Split.POOL)
+    annotation_submit(item=old, user=users["annotator"], role="annotator", label="unharmful")
+    page = page_for("rev")
+    page.goto(f"{live_server.url}/p/safety/items/")
+    page.fill("input[name=q]", "phishing")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('.explorer-row').length === 2")
+    page.select_option("select[name=split]", "seed")
+    page.wait_for_function("() => document.querySelectorAll('.explorer-row').length === 1")
+    assert page.locator(".explorer-row").get_attribute("data-item") == str(old.pk)
+    assert "q=phishing" in page.url and "split=seed" in page.url
+    page.click(f".explorer-row a[href$='/items/{old.pk}/']")
+    page.wait_for_url(f"**/items/{old.pk}/")
+    page.check("input[name=label][value=harmful]")
+    page.select_option("select[name=category]", "fraud")
+    page.click("form.correct-form button[type=submit]")
+    page.wait_for_selector("text=the earlier ones stay in the history")
+    rows = page.locator(".history-row.history-human")
+    assert rows.count() == 2
+    assert "unharmful" in rows.nth(0).inner_text() and "ann" in rows.nth(0).inner_text()
+    assert "harmful" in rows.nth(1).inner_text() and "rev" in rows.nth(1).inner_text()
+    assert Item.objects.get(pk=old.pk).human_label == "harmful" and other.human_label == ""
     assert page.dialogs == []
 
 

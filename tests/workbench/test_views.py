@@ -66,9 +66,10 @@ def test_review_queue_page_and_fragment_have_bounded_queries(client_for, queue, 
     client.get(url)  # warm the session
     with django_assert_max_num_queries(9):
         response = client.get(url)
-    assert response.status_code == 200 and response.content.count(b'class="card review-card"') == 20
+    assert response.status_code == 200 and response.content.count(b'class="card review-card active"') == 1
     with django_assert_max_num_queries(9):
-        assert client.get(url + "?agreement=disagree_both&p_min=0.5", **HX).status_code == 200
+        response = client.get(url + "?agreement=disagree_both&p_min=0.5", **HX)
+    assert response.status_code == 200 and response.content.count(b'class="bulk-row"') == 12
 
 
 @pytest.mark.django_db
@@ -87,9 +88,13 @@ def test_review_queue_orders_by_priority_and_hides_decided_items(client_for, que
     preds = queue["preds"]
     Item.objects.filter(pk=preds[0].item_id).update(human_label="harmful")
     Item.objects.filter(pk=preds[1].item_id).update(excluded=True)
-    html = client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"})).content.decode()
-    assert f'id="prediction-{preds[0].pk}"' not in html and f'id="prediction-{preds[1].pk}"' not in html
-    assert html.index(f'id="prediction-{preds[2].pk}"') < html.index(f'id="prediction-{preds[3].pk}"')
+    html = client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"}),
+                                      {"label": "harmful"}).content.decode()  # filtered: the page is listed too
+    assert f'id="prediction-{preds[2].pk}"' not in html  # item 2 is unharmful: filtered out
+    assert f'id="prediction-{preds[3].pk}"' in html  # the active card: the first undecided harmful one
+    rows = [p.item_id for p in preds if p.pseudo_label == "harmful"]
+    listed = [int(x.split("<td>")[1].split("<")[0]) for x in html.split('class="bulk-row"')[1:]]
+    assert listed == [i for i in rows if i != preds[1].item_id]
 
 
 @pytest.mark.django_db
@@ -186,7 +191,7 @@ def test_filters_narrow_the_queue(client_for, queue):
     client = client_for("reviewer")
     url = reverse("annotations:review_queue", kwargs={"slug": "safety"})
     html = client.get(url, {"label": "unharmful", "p_max": "0.5", "q": "number 1"}).content.decode()
-    shown = html.count('class="card review-card"')
+    shown = html.count('class="bulk-row"')
     expected = [p for p in queue["preds"] if p.pseudo_label == "unharmful" and "number 1" in p.item.text]
     assert shown == len(expected) > 0
 
@@ -300,3 +305,32 @@ def test_the_variants_page_stays_fast_and_small_for_a_megabyte_item(client_for, 
     html = response.content.decode()
     assert response.status_code == 200 and elapsed < 5, elapsed
     assert len(html) < 400_000 and "more characters not shown" in html and "<del>" in html
+
+
+def _overlapping_votes(project, users, make_item, n: int) -> None:
+    from annotations.services.labels import annotation_submit
+
+    project.annotations_per_item = 2
+    project.save()
+    for i in range(n):
+        item = make_item(project)
+        annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i % 2 else "unharmful")
+        annotation_submit(item=item, user=users["reviewer"], role=Role.ANNOTATOR, label="unharmful" if i % 2 else "harmful")
+
+
+@pytest.mark.django_db
+def test_fleiss_kappa_from_two_items_says_n_too_small(client_for, project, make_item, users):
+    """Issue 14.16: two items gave "κ = -1.000" with no caveat."""
+    _overlapping_votes(project, users, make_item, 2)
+    response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
+    html = response.content.decode()
+    assert response.status_code == 200 and '<strong class="fleiss">n too small</strong>' in html
+    assert "n = 2 items × 2 raters" in html and "-1.000" not in html
+
+
+@pytest.mark.django_db
+def test_fleiss_kappa_from_enough_items_is_shown_with_its_n(client_for, project, make_item, users):
+    _overlapping_votes(project, users, make_item, 20)
+    response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
+    html = response.content.decode()
+    assert response.status_code == 200 and '<strong class="fleiss">-1.000</strong> (n = 20 items × 2 raters)' in html
