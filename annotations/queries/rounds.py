@@ -111,3 +111,118 @@ def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> 
     x_ticks = [{"x": sx(max_x * k / 4), "label": round(max_x * k / 4)} for k in range(5)]
     y_ticks = [{"y": sy(k / 4), "label": f"{k / 4:.2f}"} for k in range(5)]
     return LearningCurve(width, height, left, right, top, bottom, series, x_ticks, y_ticks)
+
+
+# --- pseudo-label quality (issue 13) -------------------------------------------------
+
+# Fewer checked pseudo-labels than this give no verdict: a precision over 3 items says nothing.
+MIN_CHECKED = 10
+# A fall in precision of at least this much from the first to the last checked epoch is flagged.
+PRECISION_DROP = 0.10
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class PseudoLabelClass:
+    """One class's pseudo-labels in a round: how many were used, and how often they were right."""
+
+    label: str
+    prior: float | None  # share of this class among the round's human labels
+    used: int = 0  # final epoch, passed the mask
+    drawn: int = 0  # final epoch, predicted as this class
+    share: float | None = None  # of all used pseudo-labels in the final epoch
+    checked: int = 0  # all epochs: used pseudo-labels of items with a withheld label
+    correct: int = 0
+    epochs: list[dict] = field(default_factory=list)  # {"epoch", "used", "checked", "precision"}
+    reviewed: int = 0  # used pseudo-labels of items a human has labeled since the round
+    reviewed_correct: int = 0
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def mask_rate(self) -> float | None:
+        return _ratio(self.used, self.drawn)
+
+    @property
+    def precision(self) -> float | None:
+        return _ratio(self.correct, self.checked)
+
+    @property
+    def reviewed_precision(self) -> float | None:
+        return _ratio(self.reviewed_correct, self.reviewed)
+
+
+@dataclass
+class PseudoLabelQuality:
+    classes: list[PseudoLabelClass]
+    epochs: int
+
+    @property
+    def flagged(self) -> bool:
+        return any(c.flags for c in self.classes)
+
+    @property
+    def checked(self) -> int:
+        return sum(c.checked + c.reviewed for c in self.classes)
+
+
+def _flag(c: PseudoLabelClass) -> None:
+    """Say when the round learns from its own mistakes (the reason, in words)."""
+    name = c.label
+    for what, n, precision in (("checked", c.checked, c.precision), ("reviewed since", c.reviewed,
+                                                                    c.reviewed_precision)):
+        if n >= MIN_CHECKED and c.prior is not None and precision is not None and precision <= c.prior:
+            c.flags.append(f"Used “{name}” pseudo-labels {what} are right {precision:.0%} of the time, no better "
+                           f"than the {c.prior:.0%} share of {name} among the human labels: the round "
+                           f"learns from its own mistakes.")
+    trend = [e for e in c.epochs if e["checked"] >= MIN_CHECKED]
+    if len(trend) >= 2 and trend[0]["precision"] - trend[-1]["precision"] >= PRECISION_DROP:
+        c.flags.append(f"Precision of “{name}” pseudo-labels fell from {trend[0]['precision']:.0%} (epoch "
+                       f"{trend[0]['epoch']}) to {trend[-1]['precision']:.0%} (epoch {trend[-1]['epoch']}): "
+                       f"the round reinforces its own mistakes.")
+    if c.share is not None and c.prior is not None and c.used >= MIN_CHECKED and (
+            c.share >= 2 * c.prior and c.share - c.prior >= 0.15):
+        c.flags.append(f"{c.share:.0%} of the used pseudo-labels are “{name}” against {c.prior:.0%} among the "
+                       f"human labels: the pseudo-labels drift towards one class.")
+
+
+def pseudo_label_quality(*, training_round: TrainingRound) -> PseudoLabelQuality | None:
+    """Per class: pseudo-labels used (final epoch) and their precision, from the engine's per-epoch
+    stats (``TrainingRound.pseudo_labels``: checked against withheld labels) and from labels humans
+    gave to those items after the round. None when the round used no pseudo-labels."""
+    from django.db.models import Count, F, Q
+
+    stats = [s for s in (training_round.pseudo_labels or []) if isinstance(s, dict) and "label" in s]
+    if not stats:
+        return None
+    last = max(int(s.get("epoch", 0)) for s in stats)
+    counts = (training_round.snapshot or {}).get("label_counts") or {}
+    total_human = sum(int(v) for v in counts.values())
+    names = list(dict.fromkeys(s["label"] for s in stats))
+    classes = {n: PseudoLabelClass(label=n, prior=_ratio(int(counts.get(n, 0)), total_human)) for n in names}
+    for s in sorted(stats, key=lambda s: int(s.get("epoch", 0))):
+        c = classes[s["label"]]
+        checked, correct = int(s.get("checked", 0)), int(s.get("correct", 0))
+        c.checked += checked
+        c.correct += correct
+        c.epochs.append({"epoch": int(s.get("epoch", 0)), "used": int(s.get("used", 0)), "checked": checked,
+                         "precision": _ratio(correct, checked)})
+        if int(s.get("epoch", 0)) == last:
+            c.used, c.drawn = int(s.get("used", 0)), int(s.get("drawn", 0))
+    used_total = sum(c.used for c in classes.values())
+    for c in classes.values():
+        c.share = _ratio(c.used, used_total)
+    reviewed = (
+        predictions_visible(training_round=training_round).filter(used=True).exclude(item__human_label="")
+        .values("pseudo_label")
+        .annotate(n=Count("id"), right=Count("id", filter=Q(item__human_label=F("pseudo_label"))))
+    )
+    for row in reviewed:
+        if row["pseudo_label"] in classes:
+            classes[row["pseudo_label"]].reviewed = row["n"]
+            classes[row["pseudo_label"]].reviewed_correct = row["right"]
+    for c in classes.values():
+        _flag(c)
+    return PseudoLabelQuality(classes=list(classes.values()), epochs=last)

@@ -62,3 +62,18 @@ def clip(text: str, limit: int = ITEM_DISPLAY_MAX_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit:,} more characters not shown]"
+
+
+# Machine names shown to people: words people use, not identifiers.
+_WORDS = {"api_key_env": "API key environment variable", "llm_rewrite": "LLM rewrite", "llm": "LLM",
+          "uu": "UU", "url": "URL", "api": "API", "f1": "F1", "id": "ID", "ema": "EMA", "apm": "APM",
+          "aum": "AUM", "lr": "learning rate", "cpu": "CPU", "gpu": "GPU", "mlp": "MLP", "lora": "LoRA"}
+
+
+@register.filter
+def humanize_name(name) -> str:
+    """``llm_rewrite`` → "LLM rewrite", ``prior_match`` → "prior match" (first letter kept as is)."""
+    text = str(name or "")
+    if text in _WORDS:
+        return _WORDS[text]
+    return " ".join(_WORDS.get(part, part) for part in text.replace("-", "_").split("_") if part)

@@ -132,6 +132,7 @@ def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
         "project": request.project,
         "round": training_round,
         "can_manage": has_role(request.user, request.project, Role.ADMIN),
+        "pseudo": q.pseudo_label_quality(training_round=training_round),
     }
     if request.htmx:
         return polled_fragment(request, f"{DETAIL}#round-status", context, active=training_round.is_active)

@@ -227,3 +227,52 @@ def test_service_start_is_admin_only_too(project, users, round_items_light):
     for role in ("annotator", "reviewer", "outsider"):
         with pytest.raises(PermissionDenied):
             training_round_start(project=project, user=users[role], algorithm="fixmatch")
+
+
+def _pl(epoch, label, drawn, used, checked, correct):
+    return {"epoch": epoch, "label": label, "drawn": drawn, "used": used, "mean_weight": 1.0,
+            "checked": checked, "correct": correct}
+
+
+def test_round_page_shows_pseudo_label_quality_per_class(client_for, project):
+    """Issue 13: per class, pseudo-labels used and their precision; a round that learns from its own
+    mistakes (harmful precision 15 % on checked items, below the 30 % labeled share) is flagged."""
+    training_round = _round(project, snapshot={"label_counts": {"harmful": 30, "unharmful": 70}},
+                            threshold_strategy="prior_match", threshold_note="share of harmful matched to 0.30",
+                            pseudo_labels=[_pl(1, "unharmful", 300, 200, 40, 36), _pl(1, "harmful", 100, 60, 20, 6),
+                                           _pl(2, "unharmful", 310, 250, 50, 45), _pl(2, "harmful", 90, 80, 20, 3)])
+    response = client_for("reviewer").get(reverse("annotations:round_detail", args=[project.slug, training_round.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    panel = html.split('id="pseudo-labels"', 1)[1].split("</section>", 1)[0]
+    harmful = panel.split('class="pseudo-harmful flagged"', 1)[1].split("</tr>", 1)[0]
+    unharmful = panel.split('class="pseudo-unharmful"', 1)[1].split("</tr>", 1)[0]
+    assert "80 <span class=\"muted\">of 90</span>" in harmful  # used in the last epoch
+    assert "22 %" in harmful and "(9 of 40)" in harmful  # 9 right of 40 checked over both epochs
+    assert "30 %" in harmful  # share of harmful among human labels
+    assert "250 <span class=\"muted\">of 310</span>" in unharmful and "(81 of 90)" in unharmful
+    assert "This round may be learning from its own mistakes." in panel
+    assert "no better than the 30 % share" not in panel  # the flag speaks in its own words (0%, not "30 %")
+    assert "no better than the 30% share of harmful" in panel
+    assert "fell from 30% (epoch 1) to 15% (epoch 2)" in panel
+    assert "prior match" in html and "share of harmful matched to 0.30" in html
+
+
+def test_pseudo_label_precision_counts_labels_given_after_the_round(client_for, project):
+    from annotations.models import Item, Prediction
+
+    training_round = _round(project, snapshot={"label_counts": {"harmful": 5, "unharmful": 5}},
+                            pseudo_labels=[_pl(1, "harmful", 3, 3, 0, 0), _pl(1, "unharmful", 2, 1, 0, 0)])
+    for i, (pseudo, human, used) in enumerate([("harmful", "harmful", True), ("harmful", "unharmful", True),
+                                               ("harmful", "", True), ("unharmful", "harmful", False)]):
+        item = Item.objects.create(project=project, text=f"t{i}", content_hash=f"h{i}", split="pool",
+                                   human_label=human)
+        Prediction.objects.create(item=item, training_round=training_round, p_harmful=0.9, pseudo_label=pseudo,
+                                  used=used)
+    response = client_for("annotator").get(reverse("annotations:round_detail", args=[project.slug, training_round.pk]))
+    assert response.status_code == 200
+    panel = response.content.decode().split('id="pseudo-labels"', 1)[1]
+    harmful = panel.split('class="pseudo-harmful', 1)[1].split("</tr>", 1)[0]
+    unharmful = panel.split('class="pseudo-unharmful', 1)[1].split("</tr>", 1)[0]
+    assert "50 %" in harmful and "(1 of 2)" in harmful and "none checked" in harmful
+    assert "none reviewed yet" in unharmful  # its only reviewed item was not used in training
