@@ -56,3 +56,26 @@ def refine_job_get(*, project: Project, job_id: int) -> BackgroundJob:
     if job is None:
         raise Http404("No such refinement job in this project.")
     return job
+
+
+def refine_charts(*, result: dict | None) -> dict | None:
+    """θ̂ of each set and agreement with held-out human labels, per refinement iteration."""
+    from annotations import charts
+
+    iterations = [it for it in (result or {}).get("iterations") or [] if isinstance(it, dict)]
+    if not iterations:
+        return None
+    thetas = [(it["iteration"], it["theta"]) for it in iterations if it.get("theta")]
+    theta = charts.line_chart(
+        [charts.Series("θ̂ harmful set", [(i, t["theta_p"]) for i, t in thetas], colour=3),
+         charts.Series("θ̂ unharmful set", [(i, t["theta_n"]) for i, t in thetas], colour=2)],
+        title="Estimated share of harmful items in each set, per iteration (0 = the noisy start)",
+        x_label="iteration", y_label="θ̂ (share harmful)", y_range=(0.0, 1.0), kind="refine-theta") if thetas else None
+    tests = [(it["iteration"], it.get("test") or {}) for it in iterations]
+    agreement = charts.line_chart(
+        [charts.Series("accuracy", [(i, t["accuracy"]) for i, t in tests if t.get("accuracy") is not None]),
+         charts.Series("F1", [(i, t["f1"]) for i, t in tests if t.get("f1") is not None])],
+        title="Agreement of the refined labels with held-out human labels, per iteration",
+        x_label="iteration", y_label="agreement", y_range=(0.0, 1.0), kind="refine-agreement",
+    ) if any(t.get("accuracy") is not None for _, t in tests) else None
+    return {"theta": theta, "agreement": agreement}

@@ -176,3 +176,33 @@ def prediction_counts_by_agreement(*, training_round: TrainingRound) -> dict[str
     rows = (Prediction.objects.filter(training_round=training_round).values("agreement")
             .annotate(n=Count("id")).order_by())
     return {r["agreement"]: r["n"] for r in rows}
+
+
+TIMELINE_DAYS = 30
+
+
+def label_timeline(*, project: Project, days: int = TIMELINE_DAYS):
+    """Labels people gave per day (labeling, approvals, corrections) by class, as a stacked-bar SVG;
+    None when nobody labeled in the last ``days`` days."""
+    from django.db.models.functions import TruncDate
+
+    from annotations import charts
+
+    since = timezone.now() - timedelta(days=days)
+    k = Annotation.Kind
+    rows = (
+        Annotation.objects.filter(item__project=project, created_at__gte=since,
+                                  kind__in=[k.LABEL, k.APPROVE, k.CORRECT])
+        .annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("id")).order_by("day")
+    )
+    per_day: dict = defaultdict(dict)
+    for r in rows:
+        per_day[r["day"]][r["label"]] = r["n"]
+    if not per_day:
+        return None
+    days_sorted = sorted(per_day)
+    return charts.stacked_bars(
+        [d.strftime("%b %d") for d in days_sorted],
+        [(name, [per_day[d].get(name, 0) for d in days_sorted]) for name in (Label.HARMFUL, Label.UNHARMFUL)],
+        title=f"Human labels given per day by class, last {days} days (labeling, approvals, corrections)",
+        y_label="labels given", x_label="day", kind="label-timeline", colours=(3, 2))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from annotations import charts
 from annotations.models import ModelVersion, Prediction, Project, TrainingRound
 
 
@@ -51,66 +52,101 @@ def predictions_visible(*, project: Project | None = None, training_round: Train
     return qs
 
 
-# --- learning curve (inline SVG, laid out here so the template only draws) ---------
-
-@dataclass
-class CurveSeries:
-    name: str
-    index: int
-    points: str = ""
-    dots: list[dict] = field(default_factory=list)
+# --- charts (server-rendered SVG, annotations.charts) ---------------------------------
 
 
-@dataclass
-class LearningCurve:
-    width: int
-    height: int
-    left: int
-    right: int
-    top: int
-    bottom: int
-    series: list[CurveSeries]
-    x_ticks: list[dict]
-    y_ticks: list[dict]
-
-    @property
-    def empty(self) -> bool:
-        return not any(s.dots for s in self.series)
+def _algorithm_name(code: str) -> str:
+    return TrainingRound.Algorithm(code).label if code in TrainingRound.Algorithm.values else code
 
 
-def learning_curve(*, project: Project, width: int = 640, height: int = 260) -> LearningCurve:
-    """Harmful-class F1 per succeeded round against the number of human labels it used."""
+def learning_curves(*, project: Project) -> list[dict]:
+    """Per evaluation set: harmful-class F1 against human labels used, one line per algorithm."""
     rounds = list(
         TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
         .order_by("n_labeled", "created_at", "id").only("id", "number", "n_labeled", "metrics", "algorithm")
     )
-    left, right, top, bottom = 48, width - 16, 12, height - 36
-    names = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
-    max_x = max([r.n_labeled for r in rounds] + [1])
+    sets = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
+    algorithms = [a for a in TrainingRound.Algorithm.values if any(r.algorithm == a for r in rounds)]
+    out = []
+    for name in sets:
+        series = []
+        for colour, algorithm in enumerate(algorithms):
+            runs = [(r, (r.metrics or {}).get(name, {}).get("f1")) for r in rounds if r.algorithm == algorithm]
+            runs = [(r, float(f1)) for r, f1 in runs if f1 is not None]
+            if runs:
+                series.append(charts.Series(
+                    _algorithm_name(algorithm), [(r.n_labeled, f1) for r, f1 in runs], colour=colour,
+                    tooltips=[f"Round #{r.number or r.pk} ({_algorithm_name(algorithm)}): F1 {f1:.3f} with "
+                              f"{r.n_labeled} labels" for r, f1 in runs]))
+        out.append({"name": name, "svg": charts.line_chart(
+            series, title=f"Harmful-class F1 on {name} against human labels used, per algorithm",
+            x_label="human labels used", y_label=f"F1 on {name}", y_range=(0.0, 1.0), kind="learning-curve")})
+    return out
 
-    def sx(x: float) -> float:
-        return round(left + (right - left) * (x / max_x), 1)
 
-    def sy(y: float) -> float:
-        return round(bottom - (bottom - top) * y, 1)
+LABEL_COLOURS = (3, 2)  # harmful red, unharmful green (chart-s3, chart-s2)
 
-    series = []
-    for i, name in enumerate(names):
-        s = CurveSeries(name=name, index=i % 6)
-        coords = []
-        for r in rounds:
-            f1 = (r.metrics or {}).get(name, {}).get("f1")
-            if f1 is None:
-                continue
-            x, y = sx(r.n_labeled), sy(float(f1))
-            coords.append(f"{x},{y}")
-            s.dots.append({"x": x, "y": y, "round": r.number or r.pk, "n": r.n_labeled, "f1": float(f1),
-                           "algorithm": r.algorithm})
-        s.points = " ".join(coords)
-        series.append(s)
-    x_ticks = [{"x": sx(max_x * k / 4), "label": round(max_x * k / 4)} for k in range(5)]
-    y_ticks = [{"y": sy(k / 4), "label": f"{k / 4:.2f}"} for k in range(5)]
-    return LearningCurve(width, height, left, right, top, bottom, series, x_ticks, y_ticks)
+
+def pseudo_label_mix(rounds: list[TrainingRound]) -> charts.Svg | None:
+    """Class mix of the pseudo-labels each round used (its last epoch), oldest round first."""
+    rows = []
+    for r in reversed(rounds):
+        stats = [s for s in (r.pseudo_labels or []) if isinstance(s, dict)]
+        if not stats:
+            continue
+        last = max(int(s.get("epoch", 0)) for s in stats)
+        used = {s.get("label"): int(s.get("used", 0)) for s in stats if int(s.get("epoch", 0)) == last}
+        rows.append((f"#{r.number or r.pk}", used))
+    if not rows:
+        return None
+    names = ["harmful", "unharmful"]
+    return charts.stacked_bars(
+        [g for g, _ in rows], [(n, [u.get(n, 0) for _, u in rows]) for n in names],
+        title="Class mix of the pseudo-labels each round used (last epoch)", y_label="share of used pseudo-labels",
+        x_label="round", normalize=True, kind="pseudo-mix", colours=LABEL_COLOURS)
+
+
+def train_charts(*, training_round: TrainingRound) -> dict | None:
+    """Loss and mask ratio over steps: the stored log when done, the live curve while running."""
+    log = training_round.train_log or (training_round.progress or {}).get("curve") or []
+    log = charts.downsample([e for e in log if isinstance(e, dict) and "step" in e])
+    if not log:
+        return None
+    loss = [charts.Series(label, [(e["step"], e[key]) for e in log if e.get(key) is not None], dots=False)
+            for key, label in (("loss", "total loss"), ("supervised_loss", "supervised"),
+                               ("unsupervised_loss", "unsupervised"))]
+    loss = [s for s in loss if s.points]
+    mask = [charts.Series("mask ratio", [(e["step"], e["mask_ratio"]) for e in log if e.get("mask_ratio") is not None],
+                          dots=False)]
+    return {
+        "loss": charts.line_chart(loss, title="Training loss over steps", x_label="step", y_label="loss",
+                                  kind="loss"),
+        "mask": charts.line_chart(mask, title="Share of unlabeled items whose pseudo-label passed the mask",
+                                  x_label="step", y_label="mask ratio", y_range=(0.0, 1.0), kind="mask")
+        if mask[0].points else None,
+    }
+
+
+def eval_charts(metrics: dict | None) -> list[dict]:
+    """Per evaluation set: its PR curve with the chosen threshold marked, and its confusion matrix."""
+    out = []
+    for name, m in (metrics or {}).items():
+        if not isinstance(m, dict):
+            continue
+        curve = m.get("pr_curve") or {}
+        pr = None
+        if curve.get("recall"):
+            mark = []
+            if m.get("recall") is not None and m.get("precision") is not None:
+                mark = [charts.Mark(float(m["recall"]), float(m["precision"]),
+                                    f"threshold {float(m.get('threshold', 0)):.3f}: P {float(m['precision']):.2f}, "
+                                    f"R {float(m['recall']):.2f}")]
+            pr = charts.line_chart(
+                [charts.Series(name, list(zip(curve["recall"], curve["precision"], strict=False)), dots=False)],
+                title=f"Precision against recall on {name}, the chosen threshold marked", x_label="recall",
+                y_label="precision", x_range=(0.0, 1.0), y_range=(0.0, 1.0), marks=mark, kind="pr")
+        out.append({"name": name, "metrics": m, "pr": pr, "confusion": m.get("confusion")})
+    return out
 
 
 # --- pseudo-label quality (issue 13) -------------------------------------------------

@@ -182,20 +182,38 @@ class DbProgressCallback:
     claim (swept as stale, taken over); ``cancelled`` / ``lost`` say which.
     """
 
+    CURVE_POINTS = 120  # the live loss / mask-ratio chart keeps at most this many steps
+
     def __init__(self, progress: JobProgress) -> None:
         self.progress = progress
         self.cancelled = False
         self.lost = False
+        self.curve: list[dict] = []
+        self._stride = 1
 
     @property
     def writes(self) -> int:
         return self.progress.writes
 
+    def _record(self, state) -> None:
+        """Every ``_stride``-th training step into ``curve``; the stride doubles when it is full."""
+        if state.phase != "train" or int(state.step) % self._stride:
+            return
+        self.curve.append({"step": int(state.step), "loss": round(float(state.loss), 4),
+                           "supervised_loss": round(float(state.supervised_loss), 4),
+                           "unsupervised_loss": round(float(state.unsupervised_loss), 4),
+                           "mask_ratio": round(float(state.mask_ratio), 4)})
+        if len(self.curve) >= self.CURVE_POINTS:
+            self._stride *= 2
+            self.curve = [e for e in self.curve if e["step"] % self._stride == 0]
+
     def on_step_end(self, state, control) -> None:
+        self._record(state)
         try:
             self.progress.update(
                 phase=state.phase, step=int(state.step), total=int(state.total_steps), epoch=int(state.epoch),
                 loss=round(float(state.loss), 5), mask_ratio=round(float(state.mask_ratio), 4),
+                curve=list(self.curve),
             )
         except JobCancelled:
             self.cancelled = True

@@ -236,6 +236,7 @@ def refine_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpRespo
     job = q.refine_job_get(project=request.project, job_id=job_id)
     job_queries.with_wait_reasons([job])
     context = {"project": request.project, "job": job, "uu": job.result or {},
+               "charts": q.refine_charts(result=job.result),
                "can_manage": has_role(request.user, request.project, Role.ADMIN)}
     if request.htmx:
         return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=job.is_active)

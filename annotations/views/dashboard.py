@@ -11,6 +11,7 @@ from annotations.models import Role
 from annotations.permissions import project_role_required
 from annotations.queries.dashboard import (
     annotator_agreement,
+    label_timeline,
     next_step_hint,
     recent_rounds,
     review_activity,
@@ -31,6 +32,7 @@ def dashboard_stats(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "rounds": recent_rounds(project=project),
         "agreement": annotator_agreement(project=project),
         "activity": review_activity(project=project),
+        "timeline": label_timeline(project=project),
         "hint": next_step_hint(project=project, counts=counts, variants_pending=reviews["variants_pending"]),
     }
     context = {"project": project, "counts": counts, "stats": stats}

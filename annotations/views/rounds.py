@@ -33,6 +33,7 @@ def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
         "project": project,
         "rounds": rounds,
         "has_active": any(r.is_active for r in rounds),
+        "pseudo_mix": q.pseudo_label_mix(rounds),
         "can_manage": has_role(request.user, project, Role.ADMIN),
         "oob": oob,
     }
@@ -44,7 +45,7 @@ def _page_context(request: HtmxHttpRequest, form: RoundStartForm | None = None) 
         **_table_context(request),
         "form": form or RoundStartForm(),
         "versions": q.model_versions_for(project=project),
-        "curve": q.learning_curve(project=project),
+        "curves": q.learning_curves(project=project),
     }
 
 
@@ -133,6 +134,8 @@ def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
         "round": training_round,
         "can_manage": has_role(request.user, request.project, Role.ADMIN),
         "pseudo": q.pseudo_label_quality(training_round=training_round),
+        "train": q.train_charts(training_round=training_round),
+        "evals": q.eval_charts(training_round.metrics),
     }
     if request.htmx:
         return polled_fragment(request, f"{DETAIL}#round-status", context, active=training_round.is_active)

@@ -146,3 +146,16 @@ def test_loss_flagged_variants_are_shown_filtered_and_linked_from_the_round(clie
     api.force_authenticate(users["reviewer"])
     rows = api.get(f"/api/projects/{project.slug}/variants/", {"loss_flagged": "true"}).json()["results"]
     assert [r["id"] for r in rows] == [flagged.pk] and rows[0]["curation"]["loss"]["mean"] == 1.5
+
+
+def test_refine_page_charts_theta_and_agreement_per_iteration(client_for, project, objects):
+    import re
+
+    response = client_for("reviewer").get(_url("refine_detail", {"job_id": "round"}, project, objects))
+    assert response.status_code == 200
+    charts = response.content.decode().split('id="refine-charts"', 1)[1].split("</div>", 1)[0]
+    theta = charts.split('data-chart="refine-theta"', 1)[1].split("</svg>", 1)[0]
+    agreement = charts.split('data-chart="refine-agreement"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', theta) == [
+        ("θ̂ harmful set", "1"), ("θ̂ unharmful set", "1")]  # iteration 0 has no θ̂
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', agreement) == [("accuracy", "2"), ("F1", "2")]

@@ -176,7 +176,7 @@ def test_round_detail_shows_the_train_log_and_polls_only_while_active(client_for
     client = client_for("reviewer")
     url = reverse("annotations:round_detail", args=[project.slug, training_round.pk])
     html = client.get(url).content.decode()
-    assert "Train log" in html and "0.6900" in html
+    assert "Raw train log (1 rows)" in html and "0.6900" in html
     assert client.get(url, HTTP_HX_REQUEST="true").status_code == 286
     other = reverse("annotations:round_detail", args=[project.slug, training_round.pk + 999])
     assert client.get(other).status_code == 404
@@ -199,11 +199,19 @@ def test_admin_cancels_a_queued_round(client_for, project):
     assert queued.status == "cancelled" and queued.finished_at
 
 
-def test_learning_curve_is_server_side_svg_without_inline_styles(client_for, project, finished):
-    html = client_for("admin").get(reverse("annotations:round_list", args=[project.slug])).content.decode()
-    svg = html[html.index("<svg"):html.index("</svg>")]
-    assert svg.count("<circle") == 3  # two rounds on "test", one on "bench:xs"
-    assert 'class="curve-line curve-s0"' in svg and "bench:xs" in html
+def test_learning_curve_is_server_side_svg_one_line_per_algorithm(client_for, project, finished):
+    """Issue 14: one chart per evaluation set, one line per algorithm (both rounds: MultiMatch)."""
+    _round(project, algorithm="supervised", n_labeled=20,
+           metrics={"test": {"f1": 0.6, "precision": 0.6, "recall": 0.6, "auprc": 0.6, "n": 8}})
+    response = client_for("admin").get(reverse("annotations:round_list", args=[project.slug]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    test_chart = html.split('data-eval-set="test"', 1)[1].split("</svg>", 1)[0]
+    bench_chart = html.split('data-eval-set="bench:xs"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', test_chart) == [
+        ("Supervised (baseline)", "1"), ("MultiMatch", "2")]
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', bench_chart) == [("MultiMatch", "1")]
+    assert "human labels used" in test_chart and "F1 on test" in test_chart
     assert not re.search(r"\sstyle=", html) and "<script>" not in html
 
 
@@ -276,3 +284,44 @@ def test_pseudo_label_precision_counts_labels_given_after_the_round(client_for, 
     unharmful = panel.split('class="pseudo-unharmful', 1)[1].split("</tr>", 1)[0]
     assert "50 %" in harmful and "(1 of 2)" in harmful and "none checked" in harmful
     assert "none reviewed yet" in unharmful  # its only reviewed item was not used in training
+
+
+def test_round_page_draws_training_curves_pr_curves_and_confusion(client_for, project):
+    metrics = {"test": {"f1": 0.5, "precision": 0.4, "recall": 0.75, "auprc": 0.6, "n": 8, "threshold": 0.42,
+                        "confusion": {"tp": 3, "fp": 4, "fn": 1, "tn": 0},
+                        "pr_curve": {"precision": [0.5, 0.4, 1.0], "recall": [1.0, 0.75, 0.25],
+                                     "thresholds": [0.1, 0.42, 0.9]}}}
+    log = [{"step": s, "loss": 1 / s, "supervised_loss": 0.5 / s, "unsupervised_loss": 0.5 / s,
+            "mask_ratio": s / 10} for s in range(1, 9)]
+    training_round = _round(project, metrics=metrics, train_log=log)
+    response = client_for("annotator").get(reverse("annotations:round_detail", args=[project.slug, training_round.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    charts_html = html.split('id="training-charts"', 1)[1].split("</section>", 1)[0]
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', charts_html) == [
+        ("total loss", "8"), ("supervised", "8"), ("unsupervised", "8"), ("mask ratio", "8")]
+    assert "<details" in charts_html and "Raw train log (8 rows)" in charts_html  # the table stays behind a toggle
+    pr = html.split('data-chart="pr"', 1)[1].split("</svg>", 1)[0]
+    assert 'data-points="3"' in pr and "threshold 0.420: P 0.40, R 0.75" in pr
+    assert re.search(r'data-cell="fp">4<', html) and re.search(r'data-cell="tp">3<', html)
+
+
+def test_running_round_charts_its_live_curve(client_for, project):
+    curve = [{"step": s, "loss": 0.7, "supervised_loss": 0.6, "unsupervised_loss": 0.1, "mask_ratio": 0.3}
+             for s in (1, 2, 3)]
+    running = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running",
+                                           progress={"phase": "train", "step": 3, "total": 10, "curve": curve})
+    response = client_for("admin").get(reverse("annotations:round_detail", args=[project.slug, running.pk]),
+                                       HTTP_HX_REQUEST="true")
+    assert response.status_code == 200  # still polling
+    assert re.search(r'data-series="total loss" data-points="3"', response.content.decode())
+
+
+def test_rounds_page_charts_the_pseudo_label_mix_per_round(client_for, project):
+    _round(project, number=1, pseudo_labels=[_pl(1, "harmful", 10, 9, 0, 0), _pl(1, "unharmful", 30, 27, 0, 0)])
+    _round(project, number=2, algorithm="supervised")  # no pseudo-labels: no bar
+    response = client_for("reviewer").get(reverse("annotations:round_list", args=[project.slug]))
+    assert response.status_code == 200
+    mix = response.content.decode().split('id="pseudo-mix"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'data-group="([^"]+)"', mix) == ["#1"]
+    assert "#1 · harmful: 9 (25%)" in mix and "#1 · unharmful: 27 (75%)" in mix
