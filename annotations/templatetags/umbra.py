@@ -77,3 +77,20 @@ def humanize_name(name) -> str:
     if text in _WORDS:
         return _WORDS[text]
     return " ".join(_WORDS.get(part, part) for part in text.replace("-", "_").split("_") if part)
+
+
+@register.filter
+def setting_value(value) -> str:
+    """A stored setting as words: {"kind": "local"} → "kind: local"; lists joined; booleans yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "" or value == {} or value == []:
+        return "–"
+    if isinstance(value, dict):
+        return "; ".join(f"{humanize_name(k)}: {setting_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_value(v) for v in value)
+    if isinstance(value, str):
+        # lower-case machine names (llm_rewrite) read as words; anything else (an env var name, a path) verbatim
+        return humanize_name(value) if value.replace("_", "").isalnum() and "_" in value and value.islower() else value
+    return str(value)

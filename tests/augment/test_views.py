@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -159,3 +161,22 @@ def test_refine_page_charts_theta_and_agreement_per_iteration(client_for, projec
     assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', theta) == [
         ("θ̂ harmful set", "1"), ("θ̂ unharmful set", "1")]  # iteration 0 has no θ̂
     assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', agreement) == [("accuracy", "2"), ("F1", "2")]
+
+
+def test_job_settings_read_as_words_not_python_reprs(client_for, project, objects):
+    job = objects["job"]
+    job.params = {**job.params, "provider": {"kind": "openai", "api_key_env": "VLLM_KEY"}, "method": "llm_rewrite"}
+    job.save(update_fields=["params"])
+    response = client_for("reviewer").get(_url("augment_job_detail", {"job_id": "job"}, project, objects))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "{&#x27;kind&#x27;" not in html and "{'kind'" not in html
+    assert "<dd>kind: openai; API key environment variable: VLLM_KEY</dd>" in html
+    assert "<dd>LLM rewrite</dd>" in html
+
+
+def test_provider_only_fields_are_marked_for_the_openai_provider(client_for, project, objects):
+    html = client_for("admin").get(_url("augment_page", {}, project, objects)).content.decode()
+    assert re.search(r'name="api_key_env"[^>]*data-show-if="provider_kind=openai"', html)
+    assert re.search(r'name="base_url"[^>]*data-show-if="provider_kind=openai"', html)
+    assert "API key environment variable" in html and '<option value="llm_rewrite" selected>LLM rewrite</option>' in html

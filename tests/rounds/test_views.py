@@ -138,7 +138,8 @@ def test_start_while_a_round_is_queued_names_it_as_queued_once(client_for, proje
     html = response.content.decode()
     assert response.status_code == (422 if htmx else 409)
     assert html.count("Round #2 is queued, waiting for a worker;") == 1
-    assert "running" not in html.split("Round #2 is queued", 1)[1].split("</li>", 1)[0]
+    message = html.split("Round #2 is queued", 1)[1].split("</li>", 1)[0].split("</p>", 1)[0]
+    assert "running" not in message
 
 
 def test_api_start_while_a_round_is_queued_is_a_409(project, users, round_items_light):
@@ -325,3 +326,58 @@ def test_rounds_page_charts_the_pseudo_label_mix_per_round(client_for, project):
     mix = response.content.decode().split('id="pseudo-mix"', 1)[1].split("</svg>", 1)[0]
     assert re.findall(r'data-group="([^"]+)"', mix) == ["#1"]
     assert "#1 · harmful: 9 (25%)" in mix and "#1 · unharmful: 27 (75%)" in mix
+
+
+def test_round_form_is_generated_from_the_engine_schema(client_for, project):
+    from ssl_engine.configs import config_schema
+
+    response = client_for("admin").get(reverse("annotations:round_list", args=[project.slug]))
+    assert response.status_code == 200
+    form = response.content.decode().split('id="round-start-form"', 1)[1].split("</form>", 1)[0]
+    # typed fields with the engine's ranges, its groups, advanced ones folded in <details>
+    assert re.search(r'<input type="number" name="epochs" value="3"[^>]*min="1"[^>]*max="1000"', form)
+    for group in {s.group for s in config_schema("multimatch")}:
+        assert f"<legend>{group}</legend>" in form
+    advanced = form.split("Advanced training settings", 1)[1].split("</details>", 1)[0]
+    assert 'name="weight_decay"' in advanced and 'name="epochs"' not in advanced
+    # an algorithm's own settings carry its name and show only while it is chosen
+    assert re.search(r'name="fixmatch__threshold"[^>]*data-show-if="algorithm=fixmatch"', form)
+    assert "Learning rate" in form and "API key" not in form  # machine names shown as words
+    assert '<option value="multimatch" selected>MultiMatch</option>' in form
+
+
+def test_round_form_help_example_is_accepted(client_for, project, round_items_light,
+                                              django_capture_on_commit_callbacks):
+    """Issue 14.4: the help text's own JSON example was rejected as unknown."""
+    from annotations.forms.rounds import CONFIG_HELP
+
+    example = re.search(r"e\.g\. (\{.*?\})\.", CONFIG_HELP).group(1)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client_for("admin").post(reverse("annotations:round_start", args=[project.slug]),
+                                            {"algorithm": "multimatch", "config": example, "seed": "0"})
+    assert response.status_code == 302
+    assert TrainingRound.objects.get().config["fixed_threshold"] == 0.9
+
+
+def test_typed_fields_become_the_round_config_and_errors_sit_next_to_their_field(
+        client_for, project, round_items_light, django_capture_on_commit_callbacks):
+    from annotations.forms.rounds import RoundStartForm
+
+    data = {k: ("on" if v is True else "" if v is False else v) for k, v in
+            {f.html_name: f.initial for f in RoundStartForm()}.items() if v is not None}
+    data.update({"algorithm": "fixmatch", "epochs": "2", "fixmatch__threshold": "0.8", "typed": "on",
+                 "multimatch__n_heads": "4"})  # another algorithm's field is ignored
+    client = client_for("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("annotations:round_start", args=[project.slug]), data)
+    assert response.status_code == 302
+    config = TrainingRound.objects.get().config
+    assert (config["epochs"], config["threshold"], config["bf16"]) == (2, 0.8, True) and "n_heads" not in config
+
+    TrainingRound.objects.all().delete()
+    bad = client.post(reverse("annotations:round_start", args=[project.slug]), {**data, "epochs": "0"},
+                      HTTP_HX_REQUEST="true")
+    html = bad.content.decode()
+    assert bad.status_code == 422
+    epochs = html.split('name="epochs"', 1)[1].split('<div class="field', 1)[0]
+    assert html.count("greater than or equal to 1") == 1 and "greater than or equal to 1" in epochs
