@@ -147,19 +147,45 @@ def _activate(*, model_version: ModelVersion) -> None:
     model_version.is_active = True
 
 
+def activation_warnings(*, project: Project, training_round: TrainingRound, metrics: dict | None) -> list[str]:
+    """Why a round's model should not go live unasked (issue 14.11): no evaluation set, or fewer
+    human labels of a class than the project's minimum. Empty when it may be activated freely."""
+    reasons = []
+    if not any(isinstance(m, dict) and m.get("n") for m in (metrics or {}).values()):
+        reasons.append("it was not evaluated (no labeled test or benchmark items), so nobody knows how well it works")
+    counts = (training_round.snapshot or {}).get("label_counts") or {}
+    minimum = project.min_labels_per_class
+    short = [f"{counts.get(name, 0)} {name}" for name in reversed(LABEL_NAMES) if counts.get(name, 0) < minimum]
+    if short:
+        reasons.append(f"it was trained on {' and '.join(short)} human labels, under this project's minimum of "
+                       f"{minimum} of each")
+    return reasons
+
+
 @transaction.atomic
-def model_version_activate(*, model_version: ModelVersion, user) -> ModelVersion:
-    """Make ``model_version`` the project's active model (admins only); the previous one is retired."""
+def model_version_activate(*, model_version: ModelVersion, user, confirm: bool = False) -> ModelVersion:
+    """Make ``model_version`` the project's active model (admins only); the previous one is retired.
+
+    A model with ``activation_warnings`` is activated only with ``confirm=True`` (Conflict
+    ``needs_confirmation`` otherwise, naming the reasons).
+    """
     require_role(user, model_version.project, Role.ADMIN, action="activate model versions")
-    if model_version.training_round.status != TrainingRound.Status.SUCCEEDED:
+    training_round = model_version.training_round
+    if training_round.status != TrainingRound.Status.SUCCEEDED:
         raise Conflict("Only the model of a succeeded round can be activated.")
+    reasons = activation_warnings(project=model_version.project, training_round=training_round,
+                                  metrics=model_version.metrics)
+    if reasons and not confirm:
+        raise Conflict(f"{model_version.name} was not activated: {'; '.join(reasons)}. Confirm to activate it anyway.",
+                       code="needs_confirmation", extra={"reasons": reasons})
     _activate(model_version=model_version)
     return model_version
 
 
 def model_version_create(*, training_round: TrainingRound, path: str, threshold: float,
                          metrics: dict) -> ModelVersion:
-    """Register a round's model as the project's next version (``<slug>-v<n>``); the first one goes live."""
+    """Register a round's model as the project's next version (``<slug>-v<n>``); the first one goes live
+    unless it has ``activation_warnings``."""
     project = training_round.project
     Project.objects.select_for_update().filter(pk=project.pk).first()
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -167,7 +193,9 @@ def model_version_create(*, training_round: TrainingRound, path: str, threshold:
         project=project, training_round=training_round, number=number, path=path,
         threshold=min(1.0, max(0.0, float(threshold))), metrics=metrics,
     )
-    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+    # The first model goes live by itself only when it was evaluated and trained on enough labels.
+    if not ModelVersion.objects.filter(project=project, is_active=True).exists() and not activation_warnings(
+            project=project, training_round=training_round, metrics=metrics):
         _activate(model_version=version)
     return version
 

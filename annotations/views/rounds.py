@@ -18,7 +18,12 @@ from annotations.models import Role
 from annotations.permissions import has_role, project_role_required
 from annotations.queries import jobs as job_queries
 from annotations.queries import rounds as q
-from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
+from annotations.services.rounds import (
+    activation_warnings,
+    model_version_activate,
+    training_round_cancel,
+    training_round_start,
+)
 from annotations.views.common import HtmxHttpRequest, polled_fragment
 from annotations.views.errors import form_error, service_errors
 
@@ -39,12 +44,20 @@ def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
     }
 
 
+def _with_warnings(project, versions) -> list:
+    """Each version with ``warnings``: why it should not go live unasked (shown, and asked to confirm)."""
+    out = list(versions)
+    for v in out:
+        v.warnings = activation_warnings(project=project, training_round=v.training_round, metrics=v.metrics)
+    return out
+
+
 def _page_context(request: HtmxHttpRequest, form: RoundStartForm | None = None) -> dict:
     project = request.project
     return {
         **_table_context(request),
         "form": form or RoundStartForm(),
-        "versions": q.model_versions_for(project=project),
+        "versions": _with_warnings(project, q.model_versions_for(project=project)),
         "curves": q.learning_curves(project=project),
     }
 
@@ -117,7 +130,7 @@ def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
 @service_errors(back=_round_list_url)
 def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id: int) -> HttpResponse:
     version = q.model_version_get(project=request.project, version_id=version_id)
-    model_version_activate(model_version=version, user=request.user)
+    model_version_activate(model_version=version, user=request.user, confirm=request.POST.get("confirm") == "1")
     messages.success(request, f"Model {version.name} is now active.")
     return redirect("annotations:round_list", slug=request.project.slug)
 

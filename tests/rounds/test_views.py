@@ -21,6 +21,7 @@ WRITE = {None: 302, "outsider": 404, "annotator": 403, "reviewer": 403}
 
 def _round(project, **kw) -> TrainingRound:
     defaults = {"algorithm": "multimatch", "status": "succeeded", "n_labeled": 10,
+                "snapshot": {"label_counts": {"harmful": 5, "unharmful": 5}},
                 "metrics": {"test": {"f1": 0.5, "precision": 0.4, "recall": 0.7, "auprc": 0.6, "n": 8}}}
     return TrainingRound.objects.create(project=project, **{**defaults, **kw})
 
@@ -381,3 +382,76 @@ def test_typed_fields_become_the_round_config_and_errors_sit_next_to_their_field
     assert bad.status_code == 422
     epochs = html.split('name="epochs"', 1)[1].split('<div class="field', 1)[0]
     assert html.count("greater than or equal to 1") == 1 and "greater than or equal to 1" in epochs
+
+
+def _version(project, *, label_counts, metrics, number):
+    rnd = _round(project, number=number, snapshot={"label_counts": label_counts}, metrics=metrics)
+    from annotations.services.rounds import model_version_create
+
+    return model_version_create(training_round=rnd, path=f"/m/{number}", threshold=0.5, metrics=metrics)
+
+
+EVALUATED = {"test": {"f1": 0.5, "precision": 0.5, "recall": 0.5, "auprc": 0.5, "n": 40}}
+
+
+@pytest.mark.parametrize(("label_counts", "metrics", "reason"), [
+    ({"harmful": 30, "unharmful": 30}, {}, "it was not evaluated"),
+    ({"harmful": 6, "unharmful": 6}, EVALUATED, "trained on 6 harmful and 6 unharmful human labels, under this "
+                                                "project's minimum of 20 of each"),
+])
+def test_a_model_without_evaluation_or_under_the_minimum_is_not_auto_activated(project, users, label_counts,
+                                                                               metrics, reason):
+    """Issue 14.11: a 12-label model without an evaluation set was activated and served at once."""
+    Project = type(project)
+    Project.objects.filter(pk=project.pk).update(min_labels_per_class=20)
+    project.refresh_from_db()
+    version = _version(project, label_counts=label_counts, metrics=metrics, number=1)
+    assert not version.is_active and not ModelVersion.objects.filter(is_active=True).exists()
+
+    from annotations.errors import Conflict
+    from annotations.services.rounds import model_version_activate
+
+    with pytest.raises(Conflict, match=reason) as refused:
+        model_version_activate(model_version=version, user=users["admin"])
+    assert refused.value.code == "needs_confirmation"
+    model_version_activate(model_version=version, user=users["admin"], confirm=True)
+    assert ModelVersion.objects.get(is_active=True).pk == version.pk
+
+
+def test_an_evaluated_model_with_enough_labels_goes_live_by_itself(project):
+    type(project).objects.filter(pk=project.pk).update(min_labels_per_class=20)
+    project.refresh_from_db()
+    assert _version(project, label_counts={"harmful": 20, "unharmful": 25}, metrics=EVALUATED, number=1).is_active
+
+
+def test_rounds_page_asks_to_confirm_with_the_reason(client_for, project, users):
+    type(project).objects.filter(pk=project.pk).update(min_labels_per_class=20)
+    project.refresh_from_db()
+    version = _version(project, label_counts={"harmful": 6, "unharmful": 6}, metrics={}, number=1)
+    client = client_for("admin")
+    html = client.get(reverse("annotations:round_list", args=[project.slug])).content.decode()
+    row = html.split(f'action="/p/{project.slug}/models/{version.pk}/activate/"', 1)
+    assert "Not activated automatically: it was not evaluated" in row[0]
+    form = row[1].split("</form>", 1)[0]
+    assert 'data-confirm="Serve safety-v1 and use it for the review queue? Careful: it was not evaluated' in form
+    assert 'name="confirm" value="1"' in form and "Activate anyway</button>" in form
+    url = reverse("annotations:model_version_activate", args=[project.slug, version.pk])
+    refused = client.post(url, follow=True)  # without the confirmation the service refuses
+    assert "safety-v1 was not activated: it was not evaluated" in refused.content.decode()
+    assert not ModelVersion.objects.get(pk=version.pk).is_active
+    assert client.post(url, {"confirm": "1"}).status_code == 302
+    assert ModelVersion.objects.get(pk=version.pk).is_active
+
+
+def test_api_activation_needs_confirm_for_a_guarded_model(project, users):
+    from rest_framework.test import APIClient
+
+    type(project).objects.filter(pk=project.pk).update(min_labels_per_class=20)
+    project.refresh_from_db()
+    version = _version(project, label_counts={"harmful": 6, "unharmful": 6}, metrics=EVALUATED, number=1)
+    client = APIClient()
+    client.force_authenticate(users["admin"])
+    url = reverse("annotations-api:model-version-activate", args=[project.slug, version.pk])
+    refused = client.post(url, {}, format="json")
+    assert refused.status_code == 409 and refused.json()["code"] == "needs_confirmation"
+    assert client.post(url, {"confirm": True}, format="json").status_code == 200
