@@ -94,3 +94,14 @@ def setting_value(value) -> str:
         # lower-case machine names (llm_rewrite) read as words; anything else (an env var name, a path) verbatim
         return humanize_name(value) if value.replace("_", "").isalnum() and "_" in value and value.islower() else value
     return str(value)
+
+
+@register.filter
+def seconds_since(moment) -> float | None:
+    """Seconds from ``moment`` to now (for "running for 3 min 27 s", in the same words as a finished duration)."""
+    from django.utils import timezone
+
+    try:
+        return max(0.0, (timezone.now() - moment).total_seconds())
+    except TypeError:
+        return None
