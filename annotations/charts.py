@@ -186,9 +186,14 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
         frame.parts.append("</g>")
     for m in marks:
         cx, cy = frame.sx(m.x), frame.sy(m.y)
+        # the label sits on the side with room: left of the mark in the right half of the plot
+        left_side = cx > (LEFT + width - RIGHT) / 2
+        lx, anchor = (cx - 9, "end") if left_side else (cx + 9, "start")
+        ly = cy - 8 if cy - 8 > TOP + 8 else cy + 16
         frame.parts.append(f'<g class="chart-mark"><circle class="chart-mark-dot" cx="{cx}" cy="{cy}" r="6">'
                            f'<title>{escape(m.label)}</title></circle>'
-                           f'<text class="chart-mark-label" x="{cx + 9}" y="{cy - 8}">{escape(m.label)}</text></g>')
+                           f'<text class="chart-mark-label" x="{lx}" y="{ly}" text-anchor="{anchor}">'
+                           f'{escape(m.label)}</text></g>')
     if legend:
         _legend(frame, names)
     return _close(frame)

@@ -31,9 +31,14 @@ def algorithm_choices() -> list[tuple[str, str]]:
     return [(name, labels.get(name, humanize_name(name))) for name in ALGORITHM_NAMES]
 
 
+def _num(value) -> str:
+    """10000000 → "10,000,000"; 1e-08 stays "1e-08"."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def _range_text(spec) -> str:
     if spec.min is not None and spec.max is not None:
-        return f" ({spec.min:g} to {spec.max:g}; default {spec.default})"
+        return f" ({_num(spec.min)} to {_num(spec.max)}; default {spec.default})"
     return f" (default: {humanize_name(spec.default) if isinstance(spec.default, str) else spec.default})"
 
 
@@ -109,11 +114,11 @@ class RoundStartForm(forms.Form):
 
     def groups(self) -> list[FieldGroup]:
         """Bound setting fields by the engine's groups (the chosen algorithm's own first)."""
-        out: dict[str, FieldGroup] = {}
+        out: dict[str, FieldGroup] = {ALGORITHM_GROUP: FieldGroup(ALGORITHM_GROUP)}
         for entry in self.entries:
             group = out.setdefault(entry.group, FieldGroup(entry.group))
             (group.advanced if entry.advanced else group.fields).append(self[entry.form_name])
-        return list(out.values())
+        return [g for g in out.values() if g.fields or g.advanced]
 
     def clean_config(self) -> dict:
         return parse_json_object(self.cleaned_data.get("config"), not_object="The config must be a JSON object.")

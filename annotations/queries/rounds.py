@@ -67,6 +67,7 @@ def learning_curves(*, project: Project) -> list[dict]:
     )
     sets = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
     algorithms = [a for a in TrainingRound.Algorithm.values if any(r.algorithm == a for r in rounds)]
+    x_max = charts.nice_ticks(0, max([r.n_labeled for r in rounds] + [1]))[-1]  # the axis starts at 0 labels
     out = []
     for name in sets:
         series = []
@@ -80,7 +81,8 @@ def learning_curves(*, project: Project) -> list[dict]:
                               f"{r.n_labeled} labels" for r, f1 in runs]))
         out.append({"name": name, "svg": charts.line_chart(
             series, title=f"Harmful-class F1 on {name} against human labels used, per algorithm",
-            x_label="human labels used", y_label=f"F1 on {name}", y_range=(0.0, 1.0), kind="learning-curve")})
+            x_label="human labels used", y_label=f"F1 on {name}", x_range=(0, x_max), y_range=(0.0, 1.0),
+            kind="learning-curve")})
     return out
 
 

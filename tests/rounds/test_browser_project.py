@@ -145,6 +145,7 @@ def test_project_from_creation_to_export_through_the_ui_only(ui_worker, page_for
     # 5. a round from the generated form (tiny settings as JSON), then its charts
     page.goto(f"{base}/p/ui-flow/rounds/")
     page.select_option("select[name=algorithm]", "fixmatch")
+    page.click(".round-settings > summary")  # the typed settings, folded by default
     assert page.is_visible("input[name=fixmatch__threshold]") and not page.is_visible("input[name=multimatch__n_heads]")
     page.click("text=Settings as JSON")
     page.fill("textarea[name=config]", json.dumps(TINY_CONFIG))
@@ -215,3 +216,27 @@ def test_rounds_page_charts_render_without_csp_violations(page_for, live_server,
     box = page.locator("svg[data-chart=loss]").bounding_box()
     assert box["width"] > 200 and box["height"] > 80  # drawn at a readable size by the static CSS
     assert page.csp_errors == []
+
+
+def test_screenshot_script_covers_every_role(live_server, project, users, settings, tmp_path, monkeypatch):
+    """scripts/screenshots.py logs in as each role and shoots the reachable pages plus an error page."""
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+    spec = importlib.util.spec_from_file_location("screenshots", Path(settings.BASE_DIR) / "scripts/screenshots.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    accounts = [(users[r].username, PASSWORD) for r in ("annotator", "reviewer", "admin")]
+    shots = module.capture(live_server.url, accounts, tmp_path, depth=2, max_pages=25)
+    assert set(shots) == {"ann", "rev", "adm"}
+    for username, pages in shots.items():
+        urls = [u for u, _, _ in pages]
+        assert any(u.endswith(f"/p/{project.slug}/") for u in urls), username
+        assert all((tmp_path / png).stat().st_size > 1000 for _, png, _ in pages)
+        assert pages[-1][2] == 404  # the styled error page is shot too
+    admin_urls = [u for u, _, _ in shots["adm"]]
+    assert any(u.endswith(f"/p/{project.slug}/settings/") for u in admin_urls)
+    assert not any(u.endswith(f"/p/{project.slug}/settings/") for u, _, _ in shots["ann"])
+    assert "<img" in (tmp_path / "index.html").read_text()
