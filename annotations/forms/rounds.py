@@ -17,6 +17,7 @@ from annotations.errors import ApplicationError
 from annotations.forms.common import parse_json_object
 from annotations.models import TrainingRound
 from annotations.templatetags.umbra import humanize_name
+from ssl_engine.configs import DEFAULT_ALGORITHM
 
 ALGORITHM_GROUP = "Algorithm"
 CONFIG_HELP = ('Settings as a JSON object, over the fields above; e.g. {"epochs": 3, "threshold_strategy": "fixed", '
@@ -90,7 +91,7 @@ def _schema_entries() -> list[_Entry]:
 
 
 class RoundStartForm(forms.Form):
-    algorithm = forms.ChoiceField(choices=(), initial=TrainingRound.Algorithm.MULTIMATCH)
+    algorithm = forms.ChoiceField(choices=(), initial=DEFAULT_ALGORITHM)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0,
                               help_text="Seed of the data split, subsample and initialisation (same seed, same round).")
     # Present when the typed fields were rendered: without it (an old client posting only JSON),

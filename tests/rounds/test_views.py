@@ -344,7 +344,7 @@ def test_round_form_is_generated_from_the_engine_schema(client_for, project):
     # an algorithm's own settings carry its name and show only while it is chosen
     assert re.search(r'name="fixmatch__threshold"[^>]*data-show-if="algorithm=fixmatch"', form)
     assert "Learning rate" in form and "API key" not in form  # machine names shown as words
-    assert '<option value="multimatch" selected>MultiMatch</option>' in form
+    assert '<option value="fixmatch" selected>FixMatch</option>' in form  # the engine's DEFAULT_ALGORITHM
 
 
 def test_round_form_help_example_is_accepted(client_for, project, round_items_light,
