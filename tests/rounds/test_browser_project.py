@@ -190,6 +190,18 @@ def test_error_pages_keep_the_navigation_and_say_why(page_for, live_server, proj
     assert page.csp_errors == []
 
 
+def test_key_caps_read_as_capitals(page_for, live_server, project, users, make_user):
+    """Issue 14.17: the `l` key cap read as "1"; caps show capitals (the handler ignores case)."""
+    from annotations.models import Item
+
+    Item.objects.create(project=project, text="one item", content_hash="k1", split="seed")
+    page = page_for("ann")
+    page.goto(f"{live_server.url}/p/{project.slug}/label/")
+    transforms = page.eval_on_selector_all("kbd", "ks => ks.map(k => getComputedStyle(k).textTransform)")
+    assert transforms and set(transforms) == {"uppercase"}
+    assert page.eval_on_selector("button[data-key=h] kbd", "k => k.innerText") == "H"
+
+
 def test_rounds_page_charts_render_without_csp_violations(page_for, live_server, project, users):
     from annotations.models import ModelVersion
 
