@@ -135,3 +135,23 @@ def test_export_buttons_start_a_job_and_link_the_download(client_for, project, u
     assert f'href="{link}"' in page
     download = client.get(link)
     assert download.status_code == 200 and download["Content-Disposition"].startswith("attachment")
+
+
+def test_export_job_reports_per_item_progress(project, users, make_item, monkeypatch):
+    from annotations.services import label_exports
+    from annotations.services.jobs import JobProgress
+
+    for i in range(5):
+        make_item(project, text=f"export item {i}", human_label="harmful" if i % 2 else "unharmful")
+    monkeypatch.setattr(label_exports, "CHUNK", 2)
+    seen = []
+    real_update = JobProgress.update
+
+    def spy(self, *, force=False, **progress):
+        seen.append((progress.get("done"), progress.get("total")))
+        return real_update(self, force=True, **progress)
+
+    monkeypatch.setattr(JobProgress, "update", spy)
+    job = label_exports.export_job_start(project=project, user=users["admin"], kind="labels_jsonl")
+    assert label_exports.export_job_execute(job_id=job.pk) == "succeeded"
+    assert seen[0] == (0, 5) and (5, 5) in seen and len([d for d, _ in seen if d]) >= 2
