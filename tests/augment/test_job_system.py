@@ -29,7 +29,7 @@ def _augment(project, users, **kw):
 
 def test_every_runner_has_a_task_routed_to_its_queue():
     names = runner_task_names()
-    assert set(names.values()) == {"round", "refine", "augment", "adversarial", "judge", "import", "export"}
+    assert set(names.values()) == {"round", "refine", "augment", "adversarial", "judge", "import", "export", "seeds"}
     for task, name in names.items():
         route = django_settings.CELERY_TASK_ROUTES.get(task, {}).get("queue", "celery")
         assert route == RUNNERS[name].queue, task
