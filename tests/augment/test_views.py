@@ -179,4 +179,5 @@ def test_provider_only_fields_are_marked_for_the_openai_provider(client_for, pro
     html = client_for("admin").get(_url("augment_page", {}, project, objects)).content.decode()
     assert re.search(r'name="api_key_env"[^>]*data-show-if="provider_kind=openai"', html)
     assert re.search(r'name="base_url"[^>]*data-show-if="provider_kind=openai"', html)
-    assert "API key environment variable" in html and '<option value="llm_rewrite" selected>LLM rewrite</option>' in html
+    assert "API key environment variable" in html
+    assert '<option value="llm_rewrite" selected>LLM rewrite</option>' in html

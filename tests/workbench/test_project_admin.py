@@ -52,7 +52,8 @@ def test_non_staff_cannot_create_projects(client_for, project, users):
 
 def test_guidelines_preview_is_sanitised(client_for, project, users):
     response = client_for("annotator").post(reverse("annotations:guidelines_preview"),
-                                            {"guidelines": "**bold** <img src=x onerror=alert(1)> [x](javascript:alert(1))"})
+                                            {"guidelines": "**bold** <img src=x onerror=alert(1)> "
+                                                           "[x](javascript:alert(1))"})
     assert response.status_code == 200
     html = response.content.decode()
     assert "<strong>bold</strong>" in html and "<img" not in html and "javascript:" not in html
