@@ -89,7 +89,11 @@ def capture(base: str, accounts: list[tuple[str, str]], out: Path, *, depth: int
                         # the POST-only start URLs answer a GET with the styled 405 page
                         following += [u + "start/" for u in _links(page, base) if re.search(r"/p/[^/]+/rounds/$", u)]
                 frontier = following
-            for path in ERROR_PATHS:
+            slugs = sorted({m.group(1) for u in seen for m in [re.search(r"/p/([^/]+)/", u)] if m})
+            # a page this role may not open (403 for non-admins, the settings page for admins)
+            forbidden = f"/p/{slugs[0]}/settings/" if slugs else None
+            extra = [forbidden] if forbidden and urljoin(base, forbidden) not in seen else []
+            for path in [*extra, *ERROR_PATHS]:
                 url = urljoin(base, path)
                 response = page.goto(url)
                 png = folder / f"{len(pages):02d}-error-{_name(url)}.png"

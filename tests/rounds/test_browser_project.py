@@ -247,8 +247,9 @@ def test_screenshot_script_covers_every_role(live_server, project, users, settin
         urls = [u for u, _, _ in pages]
         assert any(u.endswith(f"/p/{project.slug}/") for u in urls), username
         assert all((tmp_path / png).stat().st_size > 1000 for _, png, _ in pages)
-        assert pages[-1][2] == 404  # the styled error page is shot too
+        assert pages[-1][2] == 404  # the styled error pages are shot too
+        assert (pages[-2][2] == 403) is (username != "adm")  # the settings page: admins only
     admin_urls = [u for u, _, _ in shots["adm"]]
     assert any(u.endswith(f"/p/{project.slug}/settings/") for u in admin_urls)
-    assert not any(u.endswith(f"/p/{project.slug}/settings/") for u, _, _ in shots["ann"])
+    assert [s for u, _, s in shots["ann"] if u.endswith(f"/p/{project.slug}/settings/")] == [403]  # not linked
     assert "<img" in (tmp_path / "index.html").read_text()
