@@ -226,10 +226,11 @@ def _flag(c: PseudoLabelClass) -> None:
                        f"human labels: the pseudo-labels drift towards one class.")
 
 
-def pseudo_label_quality(*, training_round: TrainingRound) -> PseudoLabelQuality | None:
+def pseudo_label_quality(*, training_round: TrainingRound, with_reviews: bool = True) -> PseudoLabelQuality | None:
     """Per class: pseudo-labels used (final epoch) and their precision, from the engine's per-epoch
     stats (``TrainingRound.pseudo_labels``: checked against withheld labels) and from labels humans
-    gave to those items after the round. None when the round used no pseudo-labels."""
+    gave to those items after the round (``with_reviews``; without it no query is made, for lists).
+    None when the round used no pseudo-labels."""
     from django.db.models import Count, F, Q
 
     stats = [s for s in (training_round.pseudo_labels or []) if isinstance(s, dict) and "label" in s]
@@ -252,7 +253,7 @@ def pseudo_label_quality(*, training_round: TrainingRound) -> PseudoLabelQuality
     used_total = sum(c.used for c in classes.values())
     for c in classes.values():
         c.share = _ratio(c.used, used_total)
-    reviewed = (
+    reviewed = [] if not with_reviews else (
         predictions_visible(training_round=training_round).filter(used=True).exclude(item__human_label="")
         .values("pseudo_label")
         .annotate(n=Count("id"), right=Count("id", filter=Q(item__human_label=F("pseudo_label"))))

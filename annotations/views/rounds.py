@@ -34,6 +34,9 @@ DETAIL = "annotations/round_detail.html"
 def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
     project = request.project
     rounds = job_queries.with_wait_reasons(q.rounds_for(project=project))
+    for r in rounds:  # the engine's own checks only (no query per row); the round page adds reviews
+        quality = q.pseudo_label_quality(training_round=r, with_reviews=False)
+        r.pseudo_flagged = bool(quality and quality.flagged)
     return {
         "project": project,
         "rounds": rounds,

@@ -455,3 +455,16 @@ def test_api_activation_needs_confirm_for_a_guarded_model(project, users):
     refused = client.post(url, {}, format="json")
     assert refused.status_code == 409 and refused.json()["code"] == "needs_confirmation"
     assert client.post(url, {"confirm": True}, format="json").status_code == 200
+
+
+def test_rounds_list_flags_a_round_learning_from_its_own_mistakes(client_for, project):
+    bad = _round(project, number=1, snapshot={"label_counts": {"harmful": 30, "unharmful": 70}},
+                 pseudo_labels=[_pl(1, "harmful", 100, 60, 20, 3), _pl(1, "unharmful", 300, 200, 40, 36)])
+    good = _round(project, number=2, snapshot={"label_counts": {"harmful": 30, "unharmful": 70}},
+                  pseudo_labels=[_pl(1, "harmful", 100, 60, 20, 16), _pl(1, "unharmful", 300, 200, 40, 36)])
+    response = client_for("reviewer").get(reverse("annotations:round_list", args=[project.slug]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    row = {r.pk: html.split(f'id="round-{r.pk}"', 1)[1].split("</tr>", 1)[0] for r in (bad, good)}
+    assert "pseudo-labels look wrong" in row[bad.pk] and f"/rounds/{bad.pk}/#pseudo-labels" in row[bad.pk]
+    assert "pseudo-labels look wrong" not in row[good.pk]
