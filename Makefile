@@ -46,9 +46,10 @@ run: demo
 	mkdir -p var/log; \
 	$(VENV)/bin/celery -A moderation_app worker -Q celery,training,augment --concurrency=1 --prefetch-multiplier=1 \
 	  --loglevel=INFO --logfile=var/log/worker.log --beat --schedule=var/celerybeat-schedule & WORKER=$$!; \
-	trap "kill $$WORKER 2>/dev/null" EXIT INT TERM; \
-	echo ""; echo "  Umbra is running at http://$(HOST):$(PORT)/  (worker log: var/log/worker.log; Ctrl-C stops both)"; echo ""; \
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload & SERVER=$$!; \
+	trap "kill $$WORKER $$SERVER 2>/dev/null" EXIT INT TERM; \
+	$(PY) scripts/ready_banner.py http://$(HOST):$(PORT)/; \
+	wait $$SERVER
 
 # One worker with the beat embedded: the stale-job sweep runs every UMBRA_JOB_SWEEP_INTERVAL seconds
 # (and at every worker start). With several workers, give exactly one of them --beat.

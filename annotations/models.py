@@ -110,6 +110,10 @@ class Project(models.Model):
         "weighted pseudo-labels (never as human labels).",
     )
     refined_label_weight = models.FloatField(default=0.5, help_text="Training weight of a refined label (0-1).")
+    min_labels_per_class = models.PositiveIntegerField(
+        default=20, help_text="Human labels of each class a round must have trained on before its model is "
+        "activated automatically (or without a warning).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

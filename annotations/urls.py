@@ -4,7 +4,7 @@ from annotations.views import augment as augment_views
 from annotations.views import dashboard as dashboard_views
 from annotations.views import explorer as explorer_views
 from annotations.views import labeling as labeling_views
-from annotations.views import projects
+from annotations.views import project_admin, projects
 from annotations.views import review as review_views
 from annotations.views import variants as variant_views
 from annotations.views import rounds as round_views
@@ -14,7 +14,17 @@ app_name = "annotations"
 
 urlpatterns = [
     path("", projects.home, name="home"),
+    path("projects/new/", project_admin.project_new, name="project_new"),
+    path("projects/guidelines-preview/", project_admin.guidelines_preview, name="guidelines_preview"),
     path("p/<slug:slug>/", projects.project_dashboard, name="project_dashboard"),
+    path("p/<slug:slug>/settings/", project_admin.project_settings, name="project_settings"),
+    path("p/<slug:slug>/members/", project_admin.project_member_save, name="project_member_save"),
+    path("p/<slug:slug>/members/<int:user_id>/remove/", project_admin.project_member_delete,
+         name="project_member_delete"),
+    path("p/<slug:slug>/exports/", project_admin.project_exports, name="project_exports"),
+    path("p/<slug:slug>/exports/start/", project_admin.project_export_start, name="project_export_start"),
+    path("p/<slug:slug>/exports/<int:job_id>/download/", project_admin.project_export_download,
+         name="project_export_download"),
     path("p/<slug:slug>/guidelines/", projects.project_guidelines, name="project_guidelines"),
     path("p/<slug:slug>/import/", projects.item_import, name="item_import"),
     path("p/<slug:slug>/import/jobs/", projects.import_jobs, name="import_jobs"),

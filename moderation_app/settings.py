@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "annotations.views.error_pages.ErrorPageMiddleware",  # a bare 405 becomes the styled page
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -310,7 +311,8 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"client_errors_without_traceback": {"()": "annotations.logs.ClientErrorsWithoutTraceback"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["client_errors_without_traceback"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # django-axes logs every login at INFO; lockouts still show as warnings.
     "loggers": {"axes": {"level": env("AXES_LOG_LEVEL", default="WARNING")}},

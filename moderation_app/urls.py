@@ -18,3 +18,8 @@ urlpatterns = [
     path("v1/moderations", ModerationCreateApi.as_view(), name="moderations"),
     path("", include("annotations.urls")),
 ]
+
+# Styled error pages that keep the navigation and say why (annotations.views.error_pages).
+handler403 = "annotations.views.error_pages.permission_denied"
+handler404 = "annotations.views.error_pages.page_not_found"
+handler500 = "annotations.views.error_pages.server_error"

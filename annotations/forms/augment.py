@@ -7,18 +7,23 @@ from django import forms
 
 from annotations.forms.common import parse_json_object
 from annotations.services.augmentation import ITEM_SCOPES, METHODS
+from annotations.templatetags.umbra import humanize_name
 
 
 class ProviderFields(forms.Form):
     """Provider settings shared by the LLM forms; the API key is an env var *name*, never the key."""
 
-    provider_kind = forms.ChoiceField(choices=[("local", "Local Hugging Face model"),
+    provider_kind = forms.ChoiceField(label="Provider", choices=[("local", "Local Hugging Face model"),
                                                ("openai", "OpenAI-compatible endpoint")], initial="local")
     model = forms.CharField(required=False, max_length=300,
                             help_text="Local: HF id or path (empty = bundled SmolLM2-135M). Endpoint: model name.")
-    base_url = forms.URLField(required=False, max_length=300, assume_scheme="http", help_text="e.g. http://vllm:8000/v1")
+    base_url = forms.URLField(required=False, max_length=300, assume_scheme="http", label="Endpoint URL",
+                              help_text="e.g. http://vllm:8000/v1",
+                              widget=forms.URLInput(attrs={"data-show-if": "provider_kind=openai"}))
     api_key_env = forms.RegexField(regex=r"^[A-Za-z_][A-Za-z0-9_]*$", required=False, max_length=100,
-                                   help_text="Name of the worker's environment variable holding the API key.")
+                                   label="API key environment variable",
+                                   help_text="Name of the worker's environment variable holding the API key.",
+                                   widget=forms.TextInput(attrs={"data-show-if": "provider_kind=openai"}))
 
     def provider(self) -> dict:
         d = self.cleaned_data
@@ -29,15 +34,16 @@ class ProviderFields(forms.Form):
 
 
 class AugmentationStartForm(ProviderFields):
-    method = forms.ChoiceField(choices=[(m, m) for m in METHODS], initial="llm_rewrite")
+    method = forms.ChoiceField(choices=[(m, humanize_name(m)) for m in METHODS], initial="llm_rewrite")
     per_item = forms.IntegerField(min_value=1, max_value=10, initial=2, label="Variants per item")
-    items = forms.ChoiceField(choices=[(k, k) for k in ITEM_SCOPES], initial="seed")
+    items = forms.ChoiceField(choices=[(k, humanize_name(k)) for k in ITEM_SCOPES], initial="seed")
     limit = forms.IntegerField(min_value=1, required=False, help_text="At most this many items (empty = all).")
     judge = forms.BooleanField(required=False, help_text="Also ask the LLM judge whether each rewrite keeps the intent.")
     backtranslation_models = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
         help_text='Backtranslation only: {"de": ["/models/opus-mt-en-de", "/models/opus-mt-de-en"]}',
     )
+    backtranslation_models.widget.attrs["data-show-if"] = "method=backtranslation"
 
     def clean_backtranslation_models(self) -> dict:
         return parse_json_object(self.cleaned_data.get("backtranslation_models"),

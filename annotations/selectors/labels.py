@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import combinations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
 from django.db.models import Count, Q
@@ -240,8 +240,12 @@ def refined_pseudo_labels(*, project: Project) -> tuple[int | None, dict[int, st
     return job.pk, labels, float(min(1.0, max(0.0, project.refined_label_weight)))
 
 
-def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -> Iterator[dict]:
-    """One record per labeled item in the shared JSONL format, plus a ``provenance`` object."""
+def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES,
+                  on_items: Callable[[int], None] | None = None) -> Iterator[dict]:
+    """One record per labeled item in the shared JSONL format, plus a ``provenance`` object.
+
+    ``on_items(n)`` is called after each chunk with the number of items read so far (job progress).
+    """
     bad = set(include) - set(PROVENANCES)
     if bad:
         raise FieldError(f"Unknown provenance(s) {sorted(bad)}; expected some of {list(PROVENANCES)}.",
@@ -308,5 +312,39 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES) -
                 "provenance": prov,
             }
 
+    done = 0
     for buffer in chunked(items.iterator(chunk_size=CHUNK)):
         yield from flush(buffer)
+        done += len(buffer)
+        if on_items is not None:
+            on_items(done)
+
+
+TIMELINE_DAYS = 30
+
+
+def label_timeline(*, project: Project, days: int = TIMELINE_DAYS):
+    """Labels people gave per day (labeling, approvals, corrections) by class, as a stacked-bar SVG;
+    None when nobody labeled in the last ``days`` days."""
+    from django.db.models.functions import TruncDate
+
+    from annotations import charts
+
+    since = timezone.now() - timedelta(days=days)
+    k = Annotation.Kind
+    rows = (
+        Annotation.objects.filter(item__project=project, created_at__gte=since,
+                                  kind__in=[k.LABEL, k.APPROVE, k.CORRECT])
+        .annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("id")).order_by("day")
+    )
+    per_day: dict = defaultdict(dict)
+    for r in rows:
+        per_day[r["day"]][r["label"]] = r["n"]
+    if not per_day:
+        return None
+    days_sorted = sorted(per_day)
+    return charts.stacked_bars(
+        [d.strftime("%b %d") for d in days_sorted],
+        [(name, [per_day[d].get(name, 0) for d in days_sorted]) for name in (Label.HARMFUL, Label.UNHARMFUL)],
+        title=f"Human labels given per day by class, last {days} days (labeling, approvals, corrections)",
+        y_label="labels given", x_label="day", kind="label-timeline", colours=(3, 2))

@@ -9,7 +9,6 @@ from django.db.models import Count, Q, QuerySet
 from annotations.models import Item, Label, Membership, Project
 from annotations.selectors.predictions import UNTRUSTED, active_review_round, review_queue
 
-SEED_TARGET_PER_CLASS = 20
 HINT_SAMPLE = 200
 
 
@@ -52,10 +51,11 @@ def next_step_hint(*, project: Project, counts: dict, variants_pending: int) -> 
     """What a human label is worth most on right now, in words."""
     harmful, unharmful = counts.get("labeled_harmful", 0), counts.get("labeled_unharmful", 0)
     seed_open = Item.objects.filter(project=project, split=Item.Split.SEED, human_label="", excluded=False).exists()
-    if min(harmful, unharmful) < SEED_TARGET_PER_CLASS and seed_open:
+    target = project.min_labels_per_class
+    if min(harmful, unharmful) < target and seed_open:
         short = "harmful" if harmful < unharmful else "unharmful"
         return NextHint("label", f"Label seed items: the seed set has {harmful} harmful and {unharmful} "
-                                 f"unharmful labels; a first round needs at least {SEED_TARGET_PER_CLASS} "
+                                 f"unharmful labels; a model is activated only from {target} "
                                  f"of each ({short} is short).")
     eval_open = Item.objects.filter(project=project, split=Item.Split.TEST, human_label="", excluded=False).exists()
     if eval_open:

@@ -14,6 +14,7 @@ import re
 import tarfile
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -34,10 +35,11 @@ from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_ex
 EXPORT_KINDS = ("labels_jsonl", "labels_hf", "model")
 
 
-def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES) -> Counter:
+def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES,
+                       on_items: Callable[[int], None] | None = None) -> Counter:
     """Write label records as JSONL to ``out``; returns counts by (provenance, label)."""
     counts: Counter = Counter()
-    for rec in label_records(project=project, include=include):
+    for rec in label_records(project=project, include=include, on_items=on_items):
         out.write(orjson.dumps(rec) + b"\n")
         counts[(rec["provenance"]["type"], rec["label"])] += 1
     return counts
@@ -50,14 +52,15 @@ def _hf_split(split: str) -> str:
     return "test" if split == Item.Split.TEST else "train"
 
 
-def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] = PROVENANCES) -> dict:
+def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] = PROVENANCES,
+                    on_items: Callable[[int], None] | None = None) -> dict:
     """Write a ``datasets``-loadable folder: ``data/<split>.jsonl`` plus a README dataset card."""
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     handles: dict[str, IO[bytes]] = {}
     counts: dict[str, Counter] = {}
     try:
-        for rec in label_records(project=project, include=include):
+        for rec in label_records(project=project, include=include, on_items=on_items):
             split = _hf_split(rec["split"])
             if split not in handles:
                 handles[split] = open(data_dir / f"{split}.jsonl", "wb")  # noqa: SIM115 - one per split, closed below
@@ -175,7 +178,8 @@ def _export_dir() -> Path:
 
 
 def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROVENANCES,
-                 model_version: ModelVersion | None = None, dest: Path | None = None) -> dict:
+                 model_version: ModelVersion | None = None, dest: Path | None = None,
+                 on_items: Callable[[int], None] | None = None) -> dict:
     """Write one export file (``dest`` or a fresh file under the exports folder); returns the result dict."""
     if kind not in EXPORT_KINDS:
         raise ApplicationError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.")
@@ -189,12 +193,13 @@ def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROV
     try:
         with open(part, "wb") as out:
             if kind == "labels_jsonl":
-                counts = labels_jsonl_write(project=project, out=out, include=include)
+                counts = labels_jsonl_write(project=project, out=out, include=include, on_items=on_items)
                 result["counts"] = {f"{p}/{label}": n for (p, label), n in sorted(counts.items())}
             elif kind == "labels_hf":
                 with tempfile.TemporaryDirectory(dir=part.parent) as tmpdir:
                     top = Path(tmpdir) / f"{project.slug}-labels"
-                    result["counts"] = labels_hf_write(project=project, folder=top, include=include)
+                    result["counts"] = labels_hf_write(project=project, folder=top, include=include,
+                                                       on_items=on_items)
                     with tarfile.open(fileobj=out, mode="w:gz") as tar:
                         tar.add(str(top), arcname=top.name)
             else:
@@ -233,9 +238,15 @@ class ExportRunner(JobRunner):
     queue = "celery"
 
     def run(self) -> dict:
-        self.progress.update(force=True, phase="writing")
-        result = export_write(project=self.job.project, kind=self.job.params.get("export", "labels_jsonl"),
-                              include=tuple(self.job.params.get("include") or PROVENANCES))
+        project, kind = self.job.project, self.job.params.get("export", "labels_jsonl")
+        total = Item.objects.filter(project=project, excluded=False).count() if kind != "model" else 0
+        self.progress.update(force=True, phase="writing", done=0, total=total)
+
+        def on_items(done: int) -> None:  # per chunk of items; throttled, with an ETA (JobProgress)
+            self.progress.update(phase="writing", done=done, total=total)
+
+        result = export_write(project=project, kind=kind, include=tuple(self.job.params.get("include") or PROVENANCES),
+                              on_items=on_items)
         return {"result": result}
 
 

@@ -144,18 +144,45 @@ def _activate(*, model_version: ModelVersion) -> None:
     model_version.is_active = True
 
 
+def activation_warnings(*, project: Project, training_round: TrainingRound, metrics: dict | None) -> list[str]:
+    """Why a round's model should not go live unasked (issue 14.11): no evaluation set, or fewer
+    human labels of a class than the project's minimum. Empty when it may be activated freely."""
+    reasons = []
+    if not any(isinstance(m, dict) and m.get("n") for m in (metrics or {}).values()):
+        reasons.append("it was not evaluated (no labeled test or benchmark items), so nobody knows how well it works")
+    counts = (training_round.snapshot or {}).get("label_counts") or {}
+    minimum = project.min_labels_per_class
+    short = [f"{counts.get(name, 0)} {name}" for name in reversed(LABEL_NAMES) if counts.get(name, 0) < minimum]
+    if short:
+        reasons.append(f"it was trained on {' and '.join(short)} human labels, under this project's minimum of "
+                       f"{minimum} of each")
+    return reasons
+
+
 @transaction.atomic
-def model_version_activate(*, model_version: ModelVersion, user) -> ModelVersion:
-    """Make ``model_version`` the project's active model (admins only); the previous one is retired."""
-    if model_version.training_round.status != TrainingRound.Status.SUCCEEDED:
+def model_version_activate(*, model_version: ModelVersion, user, confirm: bool = False) -> ModelVersion:
+    """Make ``model_version`` the project's active model; the previous one is retired (the gate checks
+    the admin role; ``user`` is the actor).
+
+    A model with ``activation_warnings`` is activated only with ``confirm=True`` (Conflict
+    ``needs_confirmation`` otherwise, naming the reasons).
+    """
+    training_round = model_version.training_round
+    if training_round.status != TrainingRound.Status.SUCCEEDED:
         raise Conflict("Only the model of a succeeded round can be activated.")
+    reasons = activation_warnings(project=model_version.project, training_round=training_round,
+                                  metrics=model_version.metrics)
+    if reasons and not confirm:
+        raise Conflict(f"{model_version.name} was not activated: {'; '.join(reasons)}. Confirm to activate it anyway.",
+                       code="needs_confirmation", extra={"reasons": reasons})
     _activate(model_version=model_version)
     return model_version
 
 
 def model_version_create(*, training_round: TrainingRound, path: str, threshold: float,
                          metrics: dict) -> ModelVersion:
-    """Register a round's model as the project's next version (``<slug>-v<n>``); the first one goes live."""
+    """Register a round's model as the project's next version (``<slug>-v<n>``); the first one goes live
+    unless it has ``activation_warnings``."""
     project = training_round.project
     Project.objects.select_for_update().filter(pk=project.pk).first()
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
@@ -163,7 +190,9 @@ def model_version_create(*, training_round: TrainingRound, path: str, threshold:
         project=project, training_round=training_round, number=number, path=path,
         threshold=min(1.0, max(0.0, float(threshold))), metrics=metrics,
     )
-    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+    # The first model goes live by itself only when it was evaluated and trained on enough labels.
+    if not ModelVersion.objects.filter(project=project, is_active=True).exists() and not activation_warnings(
+            project=project, training_round=training_round, metrics=metrics):
         _activate(model_version=version)
     return version
 
@@ -178,20 +207,38 @@ class DbProgressCallback:
     claim (swept as stale, taken over); ``cancelled`` / ``lost`` say which.
     """
 
+    CURVE_POINTS = 120  # the live loss / mask-ratio chart keeps at most this many steps
+
     def __init__(self, progress: JobProgress) -> None:
         self.progress = progress
         self.cancelled = False
         self.lost = False
+        self.curve: list[dict] = []
+        self._stride = 1
 
     @property
     def writes(self) -> int:
         return self.progress.writes
 
+    def _record(self, state) -> None:
+        """Every ``_stride``-th training step into ``curve``; the stride doubles when it is full."""
+        if state.phase != "train" or int(state.step) % self._stride:
+            return
+        self.curve.append({"step": int(state.step), "loss": round(float(state.loss), 4),
+                           "supervised_loss": round(float(state.supervised_loss), 4),
+                           "unsupervised_loss": round(float(state.unsupervised_loss), 4),
+                           "mask_ratio": round(float(state.mask_ratio), 4)})
+        if len(self.curve) >= self.CURVE_POINTS:
+            self._stride *= 2
+            self.curve = [e for e in self.curve if e["step"] % self._stride == 0]
+
     def on_step_end(self, state, control) -> None:
+        self._record(state)
         try:
             self.progress.update(
                 phase=state.phase, step=int(state.step), total=int(state.total_steps), epoch=int(state.epoch),
                 loss=round(float(state.loss), 5), mask_ratio=round(float(state.mask_ratio), 4),
+                curve=list(self.curve),
             )
         except JobCancelled:
             self.cancelled = True

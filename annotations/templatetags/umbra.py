@@ -62,3 +62,46 @@ def clip(text: str, limit: int = ITEM_DISPLAY_MAX_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit:,} more characters not shown]"
+
+
+# Machine names shown to people: words people use, not identifiers.
+_WORDS = {"api_key_env": "API key environment variable", "llm_rewrite": "LLM rewrite", "llm": "LLM",
+          "uu": "UU", "url": "URL", "api": "API", "f1": "F1", "id": "ID", "ema": "EMA", "apm": "APM",
+          "aum": "AUM", "lr": "learning rate", "cpu": "CPU", "gpu": "GPU", "mlp": "MLP", "lora": "LoRA"}
+
+
+@register.filter
+def humanize_name(name) -> str:
+    """``llm_rewrite`` → "LLM rewrite", ``prior_match`` → "prior match" (first letter kept as is)."""
+    text = str(name or "")
+    if text in _WORDS:
+        return _WORDS[text]
+    return " ".join(_WORDS.get(part, part) for part in text.replace("-", "_").split("_") if part)
+
+
+@register.filter
+def setting_value(value) -> str:
+    """A stored setting as words: {"kind": "local"} → "kind: local"; lists joined; booleans yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "" or value == {} or value == []:
+        return "–"
+    if isinstance(value, dict):
+        return "; ".join(f"{humanize_name(k)}: {setting_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_value(v) for v in value)
+    if isinstance(value, str):
+        # lower-case machine names (llm_rewrite) read as words; anything else (an env var name, a path) verbatim
+        return humanize_name(value) if value.replace("_", "").isalnum() and "_" in value and value.islower() else value
+    return str(value)
+
+
+@register.filter
+def seconds_since(moment) -> float | None:
+    """Seconds from ``moment`` to now (for "running for 3 min 27 s", in the same words as a finished duration)."""
+    from django.utils import timezone
+
+    try:
+        return max(0.0, (timezone.now() - moment).total_seconds())
+    except TypeError:
+        return None

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from annotations.charts import refine_charts
 from annotations.forms.augment import AdversarialStartForm, AugmentationStartForm, JudgeLabelsForm, RefineStartForm
 from annotations.models import BackgroundJob, Role
 from annotations.permissions import has_role, project_role_required
@@ -252,6 +253,7 @@ def refine_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpRespo
     job = _refine_job(request, job_id)
     job_queries.with_wait_reasons([job])
     context = {"project": request.project, "job": job, "uu": job.result or {},
+               "charts": refine_charts(result=job.result),
                "can_manage": has_role(request.user, request.project, Role.ADMIN)}
     if request.htmx:
         return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=job.is_active)

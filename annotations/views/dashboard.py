@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from annotations.models import Role
 from annotations.permissions import project_role_required
 from annotations.selectors import projects as selectors
-from annotations.selectors.labels import annotator_agreement, review_activity, review_counts
+from annotations.selectors.labels import annotator_agreement, label_timeline, review_activity, review_counts
 from annotations.selectors.projects import next_step_hint
 from annotations.selectors.rounds import rounds_for
 from annotations.views.common import HtmxHttpRequest
@@ -27,6 +27,7 @@ def dashboard_stats(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "rounds": rounds_for(project=project, limit=5),
         "agreement": annotator_agreement(project=project),
         "activity": review_activity(project=project),
+        "timeline": label_timeline(project=project),
         "hint": next_step_hint(project=project, counts=counts, variants_pending=reviews["variants_pending"]),
     }
     context = {"project": project, "counts": counts, "stats": stats}

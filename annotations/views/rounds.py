@@ -18,7 +18,12 @@ from annotations.models import Role
 from annotations.permissions import has_role, project_role_required
 from annotations.selectors import jobs as job_queries
 from annotations.selectors import rounds as q
-from annotations.services.rounds import model_version_activate, training_round_cancel, training_round_start
+from annotations.services.rounds import (
+    activation_warnings,
+    model_version_activate,
+    training_round_cancel,
+    training_round_start,
+)
 from annotations.views.common import HtmxHttpRequest, polled_fragment
 from annotations.views.errors import form_error, service_errors
 
@@ -29,13 +34,25 @@ DETAIL = "annotations/round_detail.html"
 def _table_context(request: HtmxHttpRequest, *, oob: bool = False) -> dict:
     project = request.project
     rounds = job_queries.with_wait_reasons(q.rounds_for(project=project))
+    for r in rounds:  # the engine's own checks only (no query per row); the round page adds reviews
+        quality = q.pseudo_label_quality(training_round=r, with_reviews=False)
+        r.pseudo_flagged = bool(quality and quality.flagged)
     return {
         "project": project,
         "rounds": rounds,
         "has_active": any(r.is_active for r in rounds),
+        "pseudo_mix": q.pseudo_label_mix(rounds),
         "can_manage": has_role(request.user, project, Role.ADMIN),
         "oob": oob,
     }
+
+
+def _with_warnings(project, versions) -> list:
+    """Each version with ``warnings``: why it should not go live unasked (shown, and asked to confirm)."""
+    out = list(versions)
+    for v in out:
+        v.warnings = activation_warnings(project=project, training_round=v.training_round, metrics=v.metrics)
+    return out
 
 
 def _page_context(request: HtmxHttpRequest, form: RoundStartForm | None = None) -> dict:
@@ -43,8 +60,8 @@ def _page_context(request: HtmxHttpRequest, form: RoundStartForm | None = None) 
     return {
         **_table_context(request),
         "form": form or RoundStartForm(),
-        "versions": q.model_versions_for(project=project),
-        "curve": q.learning_curve(project=project),
+        "versions": _with_warnings(project, q.model_versions_for(project=project)),
+        "curves": q.learning_curves(project=project),
     }
 
 
@@ -124,7 +141,7 @@ def model_version_activate_view(request: HtmxHttpRequest, slug: str, version_id:
     version = q.model_version_get(project=request.project, version_id=version_id)
     if version is None:
         raise Http404("No such model version in this project.")
-    model_version_activate(model_version=version, user=request.user)
+    model_version_activate(model_version=version, user=request.user, confirm=request.POST.get("confirm") == "1")
     messages.success(request, f"Model {version.name} is now active.")
     return redirect("annotations:round_list", slug=request.project.slug)
 
@@ -140,6 +157,9 @@ def round_detail(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
         "project": request.project,
         "round": training_round,
         "can_manage": has_role(request.user, request.project, Role.ADMIN),
+        "pseudo": q.pseudo_label_quality(training_round=training_round),
+        "train": q.train_charts(training_round=training_round),
+        "evals": q.eval_charts(training_round.metrics),
     }
     if request.htmx:
         return polled_fragment(request, f"{DETAIL}#round-status", context, active=training_round.is_active)

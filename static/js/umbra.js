@@ -22,4 +22,20 @@
     var msg = ev.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) ev.preventDefault();
   }, true);
+  // Fields that apply only to some choice of another field: data-show-if="name=value|value".
+  // The field's box gets the hidden attribute otherwise (no inline style: strict CSP).
+  function applyShowIf() {
+    document.querySelectorAll("[data-show-if]").forEach(function (el) {
+      var rule = el.getAttribute("data-show-if").split("=");
+      var form = el.form || el.closest("form");
+      var ctrl = form && form.elements.namedItem(rule[0]);
+      if (!ctrl) return;
+      var value = ctrl.type === "checkbox" ? String(ctrl.checked) : ctrl.value;
+      var box = el.closest(".field") || el.closest("p") || el;
+      box.hidden = rule[1].split("|").indexOf(value) < 0;
+    });
+  }
+  document.addEventListener("change", applyShowIf);
+  document.addEventListener("DOMContentLoaded", applyShowIf);
+  document.addEventListener("htmx:afterSettle", applyShowIf);
 })();

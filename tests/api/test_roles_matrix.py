@@ -49,7 +49,7 @@ ENDPOINTS = [
      _expect(annotator=403)),
     ("model-versions-list", "get", "/api/projects/safety/model-versions/", None, READ),
     ("model-versions-detail", "get", "/api/projects/safety/model-versions/{version}/", None, READ),
-    ("model-version-activate", "post", "/api/projects/safety/model-versions/{version}/activate/", None,
+    ("model-version-activate", "post", "/api/projects/safety/model-versions/{version}/activate/", {"confirm": True},
      _expect(annotator=403, reviewer=403, admin=200)),
     ("exports-list", "get", "/api/projects/safety/exports/", None, ADMIN_READ),
     ("exports-detail", "get", "/api/projects/safety/exports/{job}/", None, ADMIN_READ),

@@ -52,9 +52,11 @@ def test_jobs_rounds_and_models_are_numbered_per_project(project, other_project,
     mine = BackgroundJob.objects.create(project=project, kind="export")  # a row written outside the services
     assert (first.number, second.number) == (1, 2) and first.label == "Augmentation job #1"
     assert mine.label == f"Export job #{mine.pk}"  # number 0: falls back to the id, never a clash
-    rounds = [TrainingRound.objects.create(project=p, algorithm="fixmatch", status="succeeded", number=1)
+    evaluated = {"test": {"n": 4, "f1": 0.5}}  # an evaluated model with enough labels goes live (issue 14.11)
+    rounds = [TrainingRound.objects.create(project=p, algorithm="fixmatch", status="succeeded", number=1,
+                                           snapshot={"label_counts": {"harmful": 3, "unharmful": 3}})
               for p in (other_project, project)]
-    version = model_version_create(training_round=rounds[1], path="/m", threshold=0.5, metrics={})
+    version = model_version_create(training_round=rounds[1], path="/m", threshold=0.5, metrics=evaluated)
     assert version.name == "safety-v1" and version.is_active
     again = model_version_create(
         training_round=TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded",

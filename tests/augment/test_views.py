@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -148,3 +150,36 @@ def test_loss_flagged_variants_are_shown_filtered_and_linked_from_the_round(clie
     api.force_authenticate(users["reviewer"])
     rows = api.get(f"/api/projects/{project.slug}/variants/", {"loss_flagged": "true"}).json()["results"]
     assert [r["id"] for r in rows] == [flagged.pk] and rows[0]["curation"]["loss"]["mean"] == 1.5
+
+
+def test_refine_page_charts_theta_and_agreement_per_iteration(client_for, project, objects):
+    import re
+
+    response = client_for("reviewer").get(_url("refine_detail", {"job_id": "round"}, project, objects))
+    assert response.status_code == 200
+    charts = response.content.decode().split('id="refine-charts"', 1)[1].split("</div>", 1)[0]
+    theta = charts.split('data-chart="refine-theta"', 1)[1].split("</svg>", 1)[0]
+    agreement = charts.split('data-chart="refine-agreement"', 1)[1].split("</svg>", 1)[0]
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', theta) == [
+        ("θ̂ harmful set", "1"), ("θ̂ unharmful set", "1")]  # iteration 0 has no θ̂
+    assert re.findall(r'data-series="([^"]+)" data-points="(\d+)"', agreement) == [("accuracy", "2"), ("F1", "2")]
+
+
+def test_job_settings_read_as_words_not_python_reprs(client_for, project, objects):
+    job = objects["job"]
+    job.params = {**job.params, "provider": {"kind": "openai", "api_key_env": "VLLM_KEY"}, "method": "llm_rewrite"}
+    job.save(update_fields=["params"])
+    response = client_for("reviewer").get(_url("augment_job_detail", {"job_id": "job"}, project, objects))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "{&#x27;kind&#x27;" not in html and "{'kind'" not in html
+    assert "<dd>kind: openai; API key environment variable: VLLM_KEY</dd>" in html
+    assert "<dd>LLM rewrite</dd>" in html
+
+
+def test_provider_only_fields_are_marked_for_the_openai_provider(client_for, project, objects):
+    html = client_for("admin").get(_url("augment_page", {}, project, objects)).content.decode()
+    assert re.search(r'name="api_key_env"[^>]*data-show-if="provider_kind=openai"', html)
+    assert re.search(r'name="base_url"[^>]*data-show-if="provider_kind=openai"', html)
+    assert "API key environment variable" in html
+    assert '<option value="llm_rewrite" selected>LLM rewrite</option>' in html

@@ -193,3 +193,22 @@ def test_sweep_fails_rounds_with_a_stale_heartbeat_only(settings, project, other
     assert stale.status == "failed" and "Worker lost" in stale.error and stale.finished_at
     assert fresh.status == "running"
     assert jobs_sweep_stale(timeout_seconds=0) == 1  # with a zero timeout, the fresh one too
+
+
+def test_progress_callback_keeps_a_bounded_live_curve():
+    """The live loss / mask-ratio chart reads ``progress["curve"]``: at most CURVE_POINTS steps, evenly spaced."""
+
+    class Recorder:
+        writes = 0
+
+        def update(self, **progress):
+            self.last = progress
+
+    recorder = Recorder()
+    callback, control = DbProgressCallback(recorder), TrainControl()
+    for step in range(1, 1001):
+        callback.on_step_end(TrainState(step=step, total_steps=1000, loss=1 / step, mask_ratio=0.5, phase="train"),
+                             control)
+    steps = [e["step"] for e in recorder.last["curve"]]
+    assert len(steps) < DbProgressCallback.CURVE_POINTS and steps[-1] >= 990
+    assert len({b - a for a, b in zip(steps, steps[1:], strict=False)}) == 1  # one stride throughout

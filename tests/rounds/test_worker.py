@@ -35,8 +35,8 @@ def test_round_started_from_the_page_runs_on_the_worker(celery_worker, project, 
     assert ModelVersion.objects.get(training_round=done).is_active
     page = client_for("reviewer").get(reverse("annotations:round_list", args=[project.slug]))
     html = page.content.decode()
-    assert page.status_code == 200 and 'status-succeeded">succeeded<' in html and f"#{done.pk}</a>" in html
-    assert "<svg" in html and "curve-dot" in html  # the learning curve has a point now
+    assert page.status_code == 200 and 'status-succeeded">succeeded<' in html and f"#{done.number}</a>" in html
+    assert "<svg" in html and "chart-dot" in html  # the learning curve has a point now
     poll = admin.get(reverse("annotations:round_list", args=[project.slug]), HTTP_HX_REQUEST="true")
     assert poll.status_code == 286  # nothing active: htmx stops polling
 

@@ -139,5 +139,6 @@ def build_world(project, response_project, users, *, hostile: bool, model_dir: s
         "adversarial_job": jobs[BackgroundJob.Kind.ADVERSARIAL].pk, "import_job": jobs[BackgroundJob.Kind.IMPORT].pk,
         "annotator_token": tokens["annotator"].token.pk, "admin_token": tokens["admin"].token.pk,
         "export_job": export.pk, "huge_item": huge.pk if huge else None, "response_item": resp_item.pk,
+        "admin_user": users["admin"].pk,  # the project's only admin: removing them is refused (409)
     }
     return World(ids=ids, hostile=hostile)

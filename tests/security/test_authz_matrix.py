@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 ROLES = ("anonymous", "annotator", "reviewer", "admin", "outsider")
 
 PUBLIC, USER, ANN, REV, ADM, STAFF = "public", "user", "annotator", "reviewer", "admin", "staff"
+SITE_STAFF = "site-staff"  # a staff user (none of the five roles): others get the styled 403
 TOKEN_OWNER = "token-owner"  # the annotator who owns the token, or an admin of a project they belong to
 
 # route name → ({method: rule}, url kwargs → world id key, POST body)
@@ -76,6 +77,14 @@ RULES: dict[str, tuple[dict[str, str], dict[str, str], dict]] = {
     "annotations:token_list": ({"GET": USER, "POST": USER}, {}, {"name": "laptop"}),
     "annotations:token_revoke": ({"POST": TOKEN_OWNER}, {"token_id": "annotator_token"}, {}),
     "annotations:project_token_list": ({"GET": ADM, "POST": ADM}, {}, {"name": "ci"}),
+    "annotations:project_new": ({"GET": SITE_STAFF, "POST": SITE_STAFF}, {}, {"name": "New one"}),
+    "annotations:guidelines_preview": ({"POST": USER}, {}, {"guidelines": "# Hi"}),
+    "annotations:project_settings": ({"GET": ADM, "POST": ADM}, {}, {}),
+    "annotations:project_member_save": ({"POST": ADM}, {}, {"username": "nobody", "role": "annotator"}),
+    "annotations:project_member_delete": ({"POST": ADM}, {"user_id": "admin_user"}, {}),
+    "annotations:project_exports": ({"GET": ADM}, {}, {}),
+    "annotations:project_export_start": ({"POST": ADM}, {}, {"kind": "nonsense"}),
+    "annotations:project_export_download": ({"GET": ADM}, {"job_id": "export_job"}, {}),
     # --- JSON API ---
     "annotations-api:projects-list": ({"GET": USER}, {}, {}),
     "annotations-api:projects-detail": ({"GET": ANN}, {}, {}),
@@ -134,7 +143,7 @@ def _is_api(name: str) -> bool:
 def _allowed(rule: str, role: str) -> bool:
     if rule == PUBLIC:
         return True
-    if role == "anonymous" or rule == STAFF:
+    if role == "anonymous" or rule in (STAFF, SITE_STAFF):
         return False
     if rule == USER:
         return True
@@ -149,6 +158,8 @@ def _denial(name: str, rule: str, role: str) -> set[int]:
         return {401} if _is_api(name) else {302}
     if rule == STAFF:
         return {302}
+    if rule == SITE_STAFF:
+        return {403}
     if rule in (TOKEN_OWNER, USER) or role == "outsider":
         return {404}
     return {403}

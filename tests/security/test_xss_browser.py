@@ -82,6 +82,9 @@ PAGES = [
     ("/p/safety/import/jobs/", "admin", False, None),
     ("/tokens/", "annotator", False, None),
     ("/p/safety/tokens/", "admin", False, None),
+    ("/p/safety/settings/", "admin", False, None),  # hostile name, categories and guidelines in the form
+    ("/p/safety/exports/", "admin", True, None),
+    ("/p/safety/no-such-page/", "annotator", False, None),  # the styled 404 with the project menu
 ]
 RANK = {"annotator": 0, "reviewer": 1, "admin": 2}
 

@@ -265,6 +265,30 @@ def test_dashboard_stats_kappa_activity_and_hint(client_for, project, make_item,
     assert "What to label next" in html and "Label seed items" in html
 
 
+@pytest.mark.django_db
+def test_dashboard_charts_labels_per_day_by_class(client_for, project, make_item, users):
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotations.models import Annotation
+    from annotations.services.labels import annotation_submit
+
+    for i in range(5):
+        annotation_submit(item=make_item(project), user=users["annotator"], role=Role.ANNOTATOR,
+                          label="harmful" if i < 2 else "unharmful")
+    Annotation.objects.filter(pk__in=Annotation.objects.order_by("id").values("id")[:1]).update(
+        created_at=timezone.now() - timedelta(days=2))
+    response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
+    assert response.status_code == 200
+    chart = response.content.decode().split('id="label-timeline"', 1)[1].split("</svg>", 1)[0]
+    assert len(re.findall(r'data-group="', chart)) == 2  # two days with labels
+    titles = re.findall(r"<title>([^<]+)</title>", chart)
+    assert sum(": 1" in t and "harmful" in t and "unharmful" not in t for t in titles) == 2  # 1 + 1 harmful
+    assert any("unharmful: 3" in t for t in titles)
+
+
 def test_fleiss_kappa_matches_the_textbook_example():
     from annotations.selectors.labels import fleiss_kappa
 

@@ -79,7 +79,9 @@ class ModelVersionViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 
 class ModelVersionActivateApi(ProjectScopedMixin, APIView):
-    """Serve this model version for the project (admins)."""
+    """Serve this model version for the project (admins). A model without an evaluation set, or trained
+    on fewer human labels per class than the project's minimum, needs ``{"confirm": true}`` (409
+    ``needs_confirmation`` otherwise, with the reasons)."""
 
     min_role = Role.ADMIN
 
@@ -88,6 +90,7 @@ class ModelVersionActivateApi(ProjectScopedMixin, APIView):
         from annotations.services.rounds import model_version_activate
 
         model_version = get_object_or_404(ModelVersion, pk=version_id, project=self.project)
-        model_version_activate(model_version=model_version, user=request.user)
+        confirm = str(request.data.get("confirm", "")).lower() in ("1", "true") if hasattr(request, "data") else False
+        model_version_activate(model_version=model_version, user=request.user, confirm=confirm)
         model_version.refresh_from_db()
         return Response(ModelVersionSerializer(model_version).data)

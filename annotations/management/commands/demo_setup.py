@@ -66,8 +66,27 @@ class Command(BaseCommand):
                 report = items_import(project=project, stream=fh, fmt="jsonl", split=split)
             self.stdout.write(f"{project.slug} ← {name}: {report.summary()}")
         if created_passwords:
+            path = write_passwords(created_passwords)
             self.stdout.write(self.style.WARNING("Demo accounts created (passwords are shown only this once):"))
             for username, password in created_passwords.items():
                 self.stdout.write(f"  {username:10s} {password}")
+            self.stdout.write(f"Passwords written to {path} (readable only by you).")
         else:
             self.stdout.write("Demo accounts already exist (annotator, reviewer, admin); passwords unchanged.")
+
+
+def passwords_file() -> Path:
+    return Path(settings.VAR_DIR) / "demo-passwords.txt"
+
+
+def write_passwords(passwords: dict[str, str]) -> Path:
+    """Write the demo passwords to ``var/demo-passwords.txt`` with mode 0600 (created so, never world-readable)."""
+    path = passwords_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# Umbra demo accounts (created by manage.py demo_setup); log in at /accounts/login/\n")
+        for username, password in passwords.items():
+            fh.write(f"{username} {password}\n")
+    return path
