@@ -282,6 +282,11 @@ REST_FRAMEWORK = {
 UMBRA_MODERATION_MAX_INPUTS = env.int("UMBRA_MODERATION_MAX_INPUTS", default=256)
 UMBRA_MODERATION_BATCH_SIZE = env.int("UMBRA_MODERATION_BATCH_SIZE", default=32)
 UMBRA_MODERATION_CACHED_MODELS = env.int("UMBRA_MODERATION_CACHED_MODELS", default=4)
+# Serving runtime of the scorer: fp32 (the saved weights) or int8 (dynamic int8 Linear layers, CPU only;
+# see README "Moderation endpoint" for its speed and F1 against fp32).
+UMBRA_SCORER_RUNTIME = env("UMBRA_SCORER_RUNTIME", default="fp32").strip()
+if UMBRA_SCORER_RUNTIME not in ("fp32", "int8"):
+    raise ImproperlyConfigured(f"UMBRA_SCORER_RUNTIME is {UMBRA_SCORER_RUNTIME!r}: use fp32 or int8.")
 INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI assets served locally (strict CSP, offline)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Umbra API",

@@ -116,3 +116,16 @@ def test_retry_after_is_when_one_more_request_fits(hits, prev, elapsed, expected
         assert prev * (1 - later / 60) + hits + 1 <= 2 + 1e-9
     else:
         assert hits * (1 - (later - 60) / 60) + 1 <= 2 + 1e-9
+
+
+def test_the_app_loads_the_scorer_in_the_configured_runtime(settings, tiny_model_dir, api_for, served):
+    import torch
+
+    from annotations.services.engine import scorer_load
+
+    settings.UMBRA_SCORER_RUNTIME = "int8"
+    scorer = scorer_load(path=tiny_model_dir)
+    assert scorer.runtime == "int8"
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in scorer.model.encoder.modules())
+    r = api_for("annotator").post("/v1/moderations", {"input": ["a", "b"]}, format="json")
+    assert r.status_code == 200 and len(r.json()["results"]) == 2  # served by the int8 scorer
