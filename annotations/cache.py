@@ -111,3 +111,15 @@ def window_hit(cache, current: str, previous: str, timeout: int) -> tuple[int, i
     except ValueError:  # expired between add and incr
         cache.set(current, 1, timeout)
         return 1, prev
+
+
+def shared_cache():
+    """The default cache when every process of the deployment sees it (Redis), else None.
+
+    A per-process cache (locmem, the default) cannot be invalidated from another process (a
+    gunicorn worker, the Celery worker), so values that must never be stale are not kept in it.
+    """
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    return backend if isinstance(backend, ResilientRedisCache) else None

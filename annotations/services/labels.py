@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from annotations.errors import ApplicationError, Conflict, FieldError
 from annotations.models import ROLE_RANK, Annotation, Item, Label, Prediction, Role
+from annotations.queries.labeling import labeling_counts_changed
 
 UNUSABLE = "unusable"
 
@@ -52,6 +53,8 @@ def item_refresh_label(*, item: Item, also_save: tuple[str, ...] = ()) -> Item:
     item.human_category = winner[1] if item.human_label else ""
     item.annotation_count = len(votes)
     item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", *also_save])
+    project_id = item.project_id
+    transaction.on_commit(lambda: labeling_counts_changed(project_id=project_id))
     return item
 
 
