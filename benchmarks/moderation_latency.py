@@ -254,8 +254,11 @@ def main() -> None:
 
     http = direct = None
     if args.http:
+        import logging
+
         import httpx
 
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request would be timed too
         port = _free_port()
         server = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "moderation_app.wsgi:application", "-b",
