@@ -17,6 +17,7 @@ urlpatterns = [
     path("p/<slug:slug>/guidelines/", projects.project_guidelines, name="project_guidelines"),
     path("p/<slug:slug>/import/", projects.item_import, name="item_import"),
     path("p/<slug:slug>/import/jobs/", projects.import_jobs, name="import_jobs"),
+    path("p/<slug:slug>/seeds/suggest/", projects.seed_suggestion_start_view, name="seed_suggestion_start"),
     path("p/<slug:slug>/rounds/", round_views.round_list, name="round_list"),
     path("p/<slug:slug>/rounds/start/", round_views.round_start, name="round_start"),
     path("p/<slug:slug>/rounds/<int:round_id>/", round_views.round_detail, name="round_detail"),

@@ -88,11 +88,13 @@ class Bench:
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         res = fn()
         res.setdefault("n_labeled", labels)
         res.update({"dataset": ds, "method": method, "labels": labels, "seed": seed, "split": self.args.split,
-                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2)})
+                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2),
+                    # CPU seconds of this process (all its threads): what the run costs on a quiet machine
+                    "cpu_seconds": round(time.process_time() - c0, 1)})
         with open(path + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
         os.replace(path + ".tmp", path)
@@ -130,8 +132,11 @@ def run_peers(b: Bench, ds, train, evals, seed) -> None:
     pos = {id(r): i for i, r in enumerate(train)}
     emb = lambda rows: emb_all[[pos[id(r)] for r in rows]]  # noqa: E731
     emb_eval = peers.embeddings(evals, key + "|eval")
-    b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
-        labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+    if "lr_probe" in b.args.peers.split(","):
+        b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
+            labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+    if "setfit" not in b.args.peers.split(","):
+        return
     try:
         import setfit  # noqa: F401
     except ImportError:
@@ -191,6 +196,9 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
     prior_w = {"random": {i: 1.0 for i in starts["random"]},
                "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks}}
     plans = [("random", s) for s in STRATEGIES] + [("suggested", None)]
+    if b.args.plans:  # a subset, e.g. to spread the loop over two processes (runs are shared files)
+        wanted = set(b.args.plans.split(","))
+        plans = [p for p in plans if (p[1] or p[0]) in wanted]
     for start, strategy in plans:
         ids, weights = list(starts[start]), dict(prior_w[start])
         for step in range(LOOP_ROUNDS + 1 if strategy else 1):
@@ -321,6 +329,10 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default=",".join(PARTS))
     ap.add_argument("--algorithms", default=",".join(SSL_ALGOS),
                     help="semi-supervised algorithms the ssl part runs (comma-separated)")
+    ap.add_argument("--peers", default="lr_probe,setfit", help="peers part only: which peers to run")
+    ap.add_argument("--plans", default="",
+                    help="active part only: which selections to run (queue,random,least_confidence,suggested); "
+                         "default all")
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data")))
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))

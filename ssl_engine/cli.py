@@ -209,7 +209,7 @@ def predict_main(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ssl_engine.configs import ALGORITHM_NAMES, MODES
+    from ssl_engine.configs import ALGORITHM_NAMES, DEFAULT_ALGORITHM, MODES
 
     parser = argparse.ArgumentParser(prog="python -m ssl_engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train", required=True)
     t.add_argument("--labeled", type=int, required=True)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--algorithm", choices=ALGORITHM_NAMES, default="multimatch")
+    t.add_argument("--algorithm", choices=ALGORITHM_NAMES, default=DEFAULT_ALGORITHM)
     t.add_argument("--unlabeled", type=int, default=None, help="cap on the unlabeled pool")
     t.add_argument("--mode", choices=MODES, default=None)
     t.add_argument("--backbone", default=None)

@@ -17,6 +17,7 @@ urlpatterns = [
     path(P + "items/<int:pk>/", projects.ItemViewSet.as_view(DETAIL), name="items-detail"),
     path(P + "items/<int:item_id>/annotations/", projects.AnnotationCreateApi.as_view(), name="annotation-create"),
     path(P + "annotations/undo/", projects.AnnotationUndoApi.as_view(), name="annotation-undo"),
+    path(P + "seed-suggestions/start/", projects.SeedSuggestionStartApi.as_view(), name="seed-suggestion-start"),
     path(P + "rounds/", rounds.TrainingRoundViewSet.as_view(LIST), name="training-rounds-list"),
     path(P + "rounds/start/", rounds.TrainingRoundStartApi.as_view(), name="training-round-start"),
     path(P + "rounds/<int:pk>/", rounds.TrainingRoundViewSet.as_view(DETAIL), name="training-rounds-detail"),

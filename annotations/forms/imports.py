@@ -22,3 +22,13 @@ class ImportForm(forms.Form):
         if f is not None and not f.name.lower().endswith((".jsonl", ".json", ".ndjson", ".csv")):
             self.add_error("file", "The file name must end in .jsonl or .csv.")
         return data
+
+
+class SeedSuggestionForm(forms.Form):
+    """How many pool items to suggest as the first seed items to label (cold start)."""
+
+    n = forms.IntegerField(label="Items to suggest", min_value=1, max_value=2000, initial=200,
+                           help_text="Chosen without labels: typical, diverse pool items, with likely-harmful "
+                                     "ones over-sampled. They move to the seed set, where the labeling queue "
+                                     "hands them out first.")
+    seed = forms.IntegerField(label="Random seed", min_value=0, initial=0, required=False)

@@ -8,10 +8,11 @@ from django import forms
 from annotations.errors import ApplicationError
 from annotations.forms.common import parse_json_object
 from annotations.models import TrainingRound
+from ssl_engine.configs import DEFAULT_ALGORITHM
 
 
 class RoundStartForm(forms.Form):
-    algorithm = forms.ChoiceField(choices=TrainingRound.Algorithm.choices, initial=TrainingRound.Algorithm.MULTIMATCH)
+    algorithm = forms.ChoiceField(choices=TrainingRound.Algorithm.choices, initial=DEFAULT_ALGORITHM)
     config = forms.CharField(
         required=False, initial="{}", widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         help_text='Engine settings as a JSON object, e.g. {"epochs": 3, "threshold": 0.9}; empty = defaults.',

@@ -3,14 +3,15 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotations import selectors
-from annotations.forms.imports import ImportForm
+from annotations.forms.imports import ImportForm, SeedSuggestionForm
 from annotations.models import BackgroundJob, Item, Role
 from annotations.permissions import project_role_required
 from annotations.queries.jobs import with_wait_reasons
 from annotations.services.imports import import_job_start
+from annotations.services.seeds import seed_suggestion_start
 from annotations.views.common import HtmxHttpRequest
 from annotations.views.errors import form_error, service_errors
 
@@ -40,10 +41,13 @@ def project_guidelines(request: HtmxHttpRequest, slug: str):
     return render(request, "annotations/guidelines.html", {"project": request.project})
 
 
-def _import_page(request: HtmxHttpRequest, form: ImportForm, *, status: int):
+def _import_page(request: HtmxHttpRequest, form: ImportForm, *, status: int,
+                 seed_form: SeedSuggestionForm | None = None):
     jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
-    return render(request, "annotations/item_import.html", {"project": request.project, "form": form, "jobs": jobs},
-                  status=status)
+    seed_jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.SEEDS, limit=5))
+    return render(request, "annotations/item_import.html",
+                  {"project": request.project, "form": form, "jobs": jobs, "seed_jobs": seed_jobs,
+                   "seed_form": seed_form or SeedSuggestionForm()}, status=status)
 
 
 def _import_refused(request: HtmxHttpRequest, slug: str, *, error, status: int):
@@ -76,3 +80,25 @@ def item_import(request: HtmxHttpRequest, slug: str):
 def import_jobs(request: HtmxHttpRequest, slug: str):
     jobs = with_wait_reasons(selectors.jobs_for(project=request.project, kind=BackgroundJob.Kind.IMPORT))
     return render(request, "annotations/item_import.html#import-jobs", {"project": request.project, "jobs": jobs})
+
+
+def _seed_suggestion_refused(request: HtmxHttpRequest, slug: str, *, error, status: int):
+    """The import page again with the reason next to the seed-suggestion field (or the form's top)."""
+    seed_form = SeedSuggestionForm(request.POST)
+    seed_form.is_valid()
+    form_error(seed_form, error)
+    return _import_page(request, ImportForm(), status=status, seed_form=seed_form)
+
+
+@require_POST
+@project_role_required(Role.ADMIN)
+@service_errors(form_page=_seed_suggestion_refused)
+def seed_suggestion_start_view(request: HtmxHttpRequest, slug: str):
+    """Queue a seed-suggestion job: which pool items to label first, chosen without labels."""
+    seed_form = SeedSuggestionForm(request.POST)
+    if not seed_form.is_valid():
+        return _import_page(request, ImportForm(), status=422, seed_form=seed_form)
+    job = seed_suggestion_start(project=request.project, user=request.user, n=seed_form.cleaned_data["n"],
+                                seed=seed_form.cleaned_data["seed"] or 0)
+    messages.success(request, f"{job.label} queued: the suggested items will appear in the labeling queue.")
+    return redirect("annotations:item_import", slug=slug)

@@ -55,6 +55,8 @@ ENDPOINTS = [
     ("exports-detail", "get", "/api/projects/safety/exports/{job}/", None, ADMIN_READ),
     ("export-start", "post", "/api/projects/safety/exports/start/", {"kind": "labels_jsonl"},
      _expect(annotator=403, reviewer=403, admin=202)),
+    ("seed-suggestion-start", "post", "/api/projects/safety/seed-suggestions/start/", {"n": 0},
+     _expect(annotator=403, reviewer=403, admin=400)),
     ("export-download", "get", "/api/projects/safety/exports/{job}/download/", None, ADMIN_READ),
     ("tokens-list", "get", "/api/tokens/", None, _expect(outsider=200)),
     ("token-create", "post", "/api/tokens/create/", {"name": "ci"},

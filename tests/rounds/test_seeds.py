@@ -74,3 +74,36 @@ def test_round_input_weighs_seeds_and_leaves_queue_picked_labels_out_of_the_prio
     assert [weights[str(i.pk)] for i in seeds] == [5.0, 6.0, 7.0]
     assert weights[str(reviewed_item.pk)] == 0.0
     assert snapshot["prior_weights"] == {"reviewed_queue_labels": 1, "suggested_seed_labels": 3}
+
+
+def test_admin_asks_for_seed_items_on_the_import_page_and_sees_the_result(project, pool, client_for, engine_settings):
+    from django.urls import reverse
+
+    admin = client_for("admin")
+    response = admin.post(reverse("annotations:seed_suggestion_start", args=[project.slug]), {"n": "8", "seed": "1"})
+    assert response.status_code == 302
+    job = project.jobs.get(kind="seeds")
+    assert job.params == {"n": 8, "seed": 1}
+    assert job_execute(runner_name="seeds", job_id=job.pk) == "succeeded"
+    page = admin.get(reverse("annotations:item_import", args=[project.slug]))
+    assert page.status_code == 200
+    assert "8 of 40 pool items moved to the seed set" in page.content.decode()
+
+
+def test_a_bad_seed_count_is_shown_under_its_field_and_queues_nothing(project, pool, client_for):
+    from django.urls import reverse
+
+    response = client_for("admin").post(reverse("annotations:seed_suggestion_start", args=[project.slug]), {"n": "0"})
+    assert response.status_code == 422
+    assert response.context["seed_form"].errors["n"] == ["Ensure this value is greater than or equal to 1."]
+    assert not project.jobs.filter(kind="seeds").exists()
+
+
+def test_api_starts_seed_suggestion_and_answers_409_while_one_is_active(project, pool, client_for):
+    url = f"/api/projects/{project.slug}/seed-suggestions/start/"
+    admin = client_for("admin")
+    first = admin.post(url, {"n": 5}, content_type="application/json")
+    assert first.status_code == 202
+    assert first.json()["status"] == "queued"
+    second = admin.post(url, {"n": 5}, content_type="application/json")
+    assert second.status_code == 409

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors
-from annotations.api.serializers import AnnotationSerializer, ItemSerializer, ProjectSerializer
+from annotations.api.serializers import AnnotationSerializer, ItemSerializer, JobSerializer, ProjectSerializer
 from annotations.api.views.common import IdCursorPagination, ProjectScopedMixin, query_params
 from annotations.models import Item, Label, Project, Role
 from annotations.permissions import project_for
@@ -81,3 +81,26 @@ class AnnotationUndoApi(ProjectScopedMixin, APIView):
         if undo is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(AnnotationSerializer(undo).data)
+
+
+class SeedSuggestionStartApi(ProjectScopedMixin, APIView):
+    """Queue a seed-suggestion job: ``n`` pool items to label first, chosen without labels (admins).
+
+    The job moves its picks from the pool to the seed set; poll it like any job. 409 while another
+    seed-suggestion job of the project is queued or running; 400 (field ``n``) on an empty pool.
+    """
+
+    min_role = Role.ADMIN
+
+    class InputSerializer(serializers.Serializer):
+        n = serializers.IntegerField(min_value=1, max_value=2000, default=200)
+        seed = serializers.IntegerField(min_value=0, default=0)
+
+    @extend_schema(request=InputSerializer, responses={202: JobSerializer})
+    def post(self, request, slug: str):
+        from annotations.services.seeds import seed_suggestion_start
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = seed_suggestion_start(project=self.project, user=request.user, **data.validated_data)
+        return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
