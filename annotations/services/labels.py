@@ -107,12 +107,8 @@ def annotation_submit(
     """
     if label not in Label.values:
         raise FieldError(f"Unknown label {label!r}; expected 'harmful' or 'unharmful'.", field="label")
-    if client_token:
-        existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
-        if existing is not None:
-            return existing
     item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
-    if client_token:  # a concurrent double submit may have committed while this one waited for the lock
+    if client_token:  # a double submit (also one that committed while this one waited for the lock)
         existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
         if existing is not None:
             return existing
