@@ -13,8 +13,9 @@ from annotations.models import Annotation, Item, Label, Project
 # Below this share of the labeled seed set, the minority class gets a warning.
 BALANCE_WARNING_SHARE = 0.2
 BALANCE_WARNING_MIN_LABELS = 10
-# A backstop for changes made outside the services (Django admin, SQL); services invalidate at once.
-SEED_COUNTS_TTL_SECONDS = 60
+# A backstop for changes the services cannot announce (Django admin, SQL, a version bump lost while Redis
+# was down); label changes and imports invalidate at once.
+SEED_COUNTS_TTL_SECONDS = 5
 
 
 @dataclass(frozen=True)
