@@ -33,10 +33,13 @@ class ResilientRedisCache(RedisCache):
         return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
     def _call(self, name: str, fallback, *args, **kwargs):
+        return self._guarded(getattr(super(), name), fallback, *args, **kwargs)
+
+    def _guarded(self, fn, fallback, *args, **kwargs):
         if time.monotonic() < ResilientRedisCache._down_until:
             return fallback
         try:
-            return getattr(super(), name)(*args, **kwargs)
+            return fn(*args, **kwargs)
         except self._errors() as exc:
             with ResilientRedisCache._lock:
                 first = time.monotonic() >= ResilientRedisCache._down_until
@@ -77,3 +80,46 @@ class ResilientRedisCache(RedisCache):
 
     def clear(self):
         return self._call("clear", False)
+
+    def window_hit(self, current: str, previous: str, timeout: int) -> tuple[int, int]:
+        """Count one hit under ``current`` (expiring after ``timeout`` s) and read ``previous``: one round trip."""
+        return self._guarded(self._window_hit, (1, 0), current, previous, timeout)
+
+    def _window_hit(self, current: str, previous: str, timeout: int) -> tuple[int, int]:
+        cur_key, prev_key = self.make_and_validate_key(current), self.make_and_validate_key(previous)
+        pipe = self._cache.get_client(cur_key, write=True).pipeline(transaction=False)
+        pipe.incr(cur_key)
+        pipe.expire(cur_key, timeout)
+        pipe.get(prev_key)
+        hits, _, prev = pipe.execute()
+        return int(hits), int(prev or 0)
+
+
+def window_hit(cache, current: str, previous: str, timeout: int) -> tuple[int, int]:
+    """(hits in ``current`` counting this one, hits in ``previous``) for a windowed rate counter.
+
+    One Redis round trip with ``ResilientRedisCache`` (an outage answers (1, 0): nothing is
+    throttled while Redis is down); ``add``/``incr``/``get`` on any other cache backend.
+    """
+    if isinstance(cache, ResilientRedisCache):
+        return cache.window_hit(current, previous, timeout)
+    prev = cache.get(previous, 0)
+    if cache.add(current, 1, timeout):
+        return 1, prev
+    try:
+        return cache.incr(current), prev
+    except ValueError:  # expired between add and incr
+        cache.set(current, 1, timeout)
+        return 1, prev
+
+
+def shared_cache():
+    """The default cache when every process of the deployment sees it (Redis), else None.
+
+    A per-process cache (locmem, the default) cannot be invalidated from another process (a
+    gunicorn worker, the Celery worker), so values that must never be stale are not kept in it.
+    """
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    return backend if isinstance(backend, ResilientRedisCache) else None

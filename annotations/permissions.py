@@ -13,6 +13,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from rest_framework import permissions
 
@@ -25,6 +26,9 @@ def role_in(user, project: Project) -> str | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
+    known = getattr(project, "_umbra_role_of", None)  # set by project_for: (user id, role)
+    if known is not None and known[0] == user.pk:
+        return known[1]
     cache = getattr(user, "_umbra_roles", None)
     if cache is None:
         cache = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
@@ -43,10 +47,16 @@ def project_for(user, slug: str, minimum: str = Role.ANNOTATOR) -> Project:
     Non-members get 404 (the project's existence is not revealed); members with a lower
     role get 403.
     """
-    try:
-        project = Project.objects.get(slug=slug)
-    except Project.DoesNotExist:
-        raise Http404("No such project.") from None
+    qs = Project.objects.filter(slug=slug)
+    member = user.is_authenticated and user.is_active and not user.is_superuser
+    if member:  # the role comes with the project: one query on every project page, not two
+        qs = qs.annotate(umbra_member_role=Subquery(
+            Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]))
+    project = qs.first()
+    if project is None:
+        raise Http404("No such project.")
+    if member:
+        project._umbra_role_of = (user.pk, project.umbra_member_role)
     role = role_in(user, project)
     if role is None:
         raise Http404("No such project.")

@@ -259,8 +259,13 @@ UMBRA_PROVIDER_API_KEY_ENVS = env.list("UMBRA_PROVIDER_API_KEY_ENVS", default=[]
 SSL_ENGINE_DEVICE = env("SSL_ENGINE_DEVICE", default=None)  # None = cuda if available
 SSL_ENGINE_BACKBONE = env("SSL_ENGINE_BACKBONE", default=None)  # None = bundled MiniLM
 # Engine paths and threads are deployment settings, never part of a round's config. The engine
-# parses them itself, in one place (UMBRA_CACHE_DIR, UMBRA_NUM_THREADS, UMBRA_LLM_CACHE).
-UMBRA_ENGINE = EngineSettings.from_env()
+# parses them itself, in one place (UMBRA_CACHE_DIR, UMBRA_NUM_THREADS, UMBRA_LLM_CACHE, and
+# UMBRA_SCORER_RUNTIME: fp32, the saved weights, or int8, dynamic int8 Linear layers on CPU; see
+# README "Moderation endpoint" for its speed and F1 against fp32).
+try:
+    UMBRA_ENGINE = EngineSettings.from_env()
+except ValueError as exc:  # a bad UMBRA_SCORER_RUNTIME or UMBRA_NUM_THREADS
+    raise ImproperlyConfigured(f"Engine settings: {exc}") from exc
 UMBRA_SEED_SUGGESTION_MAX_POOL = env.int("UMBRA_SEED_SUGGESTION_MAX_POOL", default=20000)
 
 # --- REST API ---------------------------------------------------------------

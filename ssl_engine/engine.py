@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ssl_engine.settings import EngineSettings
+from ssl_engine.settings import SCORER_RUNTIMES, EngineSettings
 from ssl_engine.types import (
     Callback,
     ExamplePrediction,
@@ -666,14 +666,29 @@ def _stream_scores(model, tokenizer, rows, cfg, device, progress, features: dict
 
 
 class Scorer:
-    """A loaded model for serving: ``score`` returns (p_harmful averaged, per-head p_harmful)."""
+    """A loaded model for serving: ``score`` returns (p_harmful averaged, per-head p_harmful).
 
-    def __init__(self, model_dir: str, device: str | None = None, settings: EngineSettings | None = None) -> None:
+    ``runtime`` (default: ``settings.scorer_runtime``): ``"fp32"`` runs the saved weights as they
+    are; ``"int8"`` quantizes the encoder's Linear layers to int8 with dynamic activation
+    quantization (``torch.ao.quantization.quantize_dynamic``, per-channel weights) after loading,
+    CPU only. The heads stay fp32, and the threshold is the saved fp32 model's.
+    """
+
+    def __init__(self, model_dir: str, device: str | None = None, settings: EngineSettings | None = None,
+                 runtime: str | None = None) -> None:
         from ssl_engine.model import load_saved
 
-        (settings or EngineSettings.from_env()).apply_threads()
+        settings = settings or EngineSettings.from_env()
+        settings.apply_threads()
+        self.runtime = runtime or settings.scorer_runtime
+        if self.runtime not in SCORER_RUNTIMES:
+            raise ValueError(f"unknown scorer runtime {self.runtime!r}; expected one of {SCORER_RUNTIMES}")
         self.device = resolve_device(device)
         self.model, self.tokenizer, self.meta = load_saved(model_dir, self.device)
+        if self.runtime == "int8":
+            if str(self.device) != "cpu":
+                raise ValueError(f"the int8 scorer runtime runs on the CPU only, not on {self.device}")
+            self.model.encoder = quantize_int8(self.model.encoder)
         self.threshold = float(self.meta["threshold"])
         self.positive_index = int(self.meta.get("positive_index", 1))
         self.max_length = int(self.meta.get("max_length", 128))
@@ -688,15 +703,28 @@ class Scorer:
         if prompts is not None and len(prompts) != len(texts):
             raise ValueError("prompts must be None or as long as texts")
         tbl = TextTable(tokenized_items(self.tokenizer, list(texts), prompts, self.max_length))
-        probs = _score_table(self.model, tbl, self.device, batch_size)
+        probs = _score_table(self.model, tbl, self.device, batch_size, bf16=self.runtime == "fp32")
         avg = _avg_probs(probs)
         k = self.positive_index
         return [(float(avg[i, k]), tuple(float(x) for x in probs[i, :, k])) for i in range(len(texts))]
 
 
-def load_scorer(model_dir: str, device: str | None = None, settings: EngineSettings | None = None) -> Scorer:
+def quantize_int8(module):
+    """``module`` with every Linear layer replaced by a dynamically quantized int8 one (per-channel weights)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao's eager quantization warns that it moves to torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
+def load_scorer(model_dir: str, device: str | None = None, settings: EngineSettings | None = None,
+                runtime: str | None = None) -> Scorer:
     """Load a model saved by ``run_round`` once; reuse the returned scorer for every request."""
-    return Scorer(model_dir, device, settings)
+    return Scorer(model_dir, device, settings, runtime)
 
 
 def labeled_from_rows(rows: Sequence[dict], label_names: Sequence[str]) -> list[LabeledText]:

@@ -10,10 +10,10 @@ from itertools import combinations
 
 from collections.abc import Callable, Iterator
 
-from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from annotations.cache import shared_cache
 from annotations.errors import FieldError
 from annotations.models import (
     Annotation,
@@ -179,17 +179,53 @@ def _seed_counts(project: Project) -> dict:
     )
 
 
+def _counts_version_key(project_id: int) -> str:
+    return f"umbra:labeling-counts-version:{project_id}"
+
+
+def labeling_counts_changed(*, project_id: int) -> None:
+    """Forget the shared split counts of a project: call after a commit that changed a label or an item.
+
+    The counts are cached under a version number that this bumps, so a request that computed
+    them from an older snapshot cannot store them where a later request would read them.
+    """
+    cache = shared_cache()
+    if cache is None:
+        return
+    key = _counts_version_key(project_id)
+    cache.add(key, 0, None)
+    cache.incr(key)
+
+
+def labeling_counts(*, project: Project) -> dict:
+    """The labeling splits' per-class and open counts, exact as of this request.
+
+    With a shared (Redis) cache they are kept per project under a version that every label
+    change bumps on commit (``labeling_counts_changed``): readers between two changes share
+    one aggregate, and a labeler never sees counts from before their own last label (issue
+    14.13: "Nothing left to label" next to "8 seed items open" came from a 5 s cache without
+    invalidation). Without a shared cache, or while Redis is down, they are computed per request.
+    """
+    cache = shared_cache()
+    if cache is None:
+        return _seed_counts(project)
+    version = cache.get(_counts_version_key(project.pk), 0)
+    key = f"umbra:labeling-seed-counts:{project.pk}:{version}"
+    seed = cache.get(key)
+    if seed is None:
+        seed = _seed_counts(project)
+        cache.set(key, seed, SEED_COUNTS_TTL_SECONDS)
+    return seed
+
+
 def labeling_progress(*, project: Project, user) -> LabelingProgress:
-    """Today's count for ``user`` and the seed set per class (two aggregate queries)."""
+    """Today's count for ``user`` and the seed set per class (two aggregate queries; the second may be shared)."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     mine = Annotation.objects.filter(annotator=user, item__project=project, created_at__gte=start).aggregate(
         labels=Count("id", filter=Q(kind=Annotation.Kind.LABEL)),
         undos=Count("id", filter=Q(kind=Annotation.Kind.UNDO)),
     )
-    # The split counts scan every labeling item of the project (0.2 s at 200k seed items) and every
-    # card render needs them: shared for a few seconds (load benchmark: p50 8.5 s -> see load.md).
-    seed = cache.get_or_set(f"umbra:labeling-seed-counts:{project.pk}", lambda: _seed_counts(project),
-                            SEED_COUNTS_TTL_SECONDS)
+    seed = labeling_counts(project=project)
     labeled = seed["harmful"] + seed["unharmful"]
     warning = ""
     if labeled >= BALANCE_WARNING_MIN_LABELS:

@@ -11,7 +11,7 @@ def engine_settings():
 
 
 def scorer_load(*, path: str):
-    """A serving scorer for a saved model folder, on the configured device and threads."""
+    """A serving scorer for a saved model folder, on the configured device, threads and runtime (fp32 / int8)."""
     from ssl_engine.engine import load_scorer
 
     return load_scorer(path, device=settings.SSL_ENGINE_DEVICE or None, settings=engine_settings())

@@ -318,6 +318,9 @@ def items_import(
         raise ImportFailed(report.errors, report.error_count)  # rolls the transaction back
     report.duplicates = report.valid - report.created
     report.seconds = time.perf_counter() - started
+    from annotations.selectors.labels import labeling_counts_changed
+
+    transaction.on_commit(lambda: labeling_counts_changed(project_id=project.pk))
     return report
 
 

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from annotations.errors import ApplicationError, Conflict, FieldError, NotFound
 from annotations.models import ROLE_RANK, Annotation, Item, Label, Prediction, Role
+from annotations.selectors.labels import labeling_counts_changed
 
 UNUSABLE = "unusable"
 
@@ -54,6 +55,8 @@ def item_refresh_label(*, item: Item, also_save: tuple[str, ...] = ()) -> Item:
     item.votes_disagree = len({v[0] for v in votes}) > 1
     item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", "votes_disagree",
                              *also_save])
+    project_id = item.project_id
+    transaction.on_commit(lambda: labeling_counts_changed(project_id=project_id))
     return item
 
 
@@ -106,12 +109,8 @@ def annotation_submit(
     """
     if label not in Label.values:
         raise FieldError(f"Unknown label {label!r}; expected 'harmful' or 'unharmful'.", field="label")
-    if client_token:
-        existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
-        if existing is not None:
-            return existing
     item = Item.objects.select_for_update().select_related("project").get(pk=item.pk)
-    if client_token:  # a concurrent double submit may have committed while this one waited for the lock
+    if client_token:  # a double submit (also one that committed while this one waited for the lock)
         existing = Annotation.objects.filter(annotator=user, client_token=client_token).first()
         if existing is not None:
             return existing

@@ -86,18 +86,24 @@ def scorer_cache_keys() -> list[tuple[int, str]]:
         return list(_scorers)
 
 
-def model_version_resolve(*, project: Project | None, model: str | None, user=None) -> ModelVersion:
-    """The model version named by ``model`` (``<slug>-v<n>``, numbered per project) or the active one of ``project``."""
-    from annotations.permissions import has_role
-    from annotations.models import Role
+def model_name_parse(model: str) -> tuple[str, int]:
+    """``<slug>-v<n>`` -> (slug, n); a FieldError for anything else."""
+    slug, sep, num = model.rpartition("-v")
+    if not sep or not num.isdigit():
+        raise FieldError(f"Unknown model {model!r}; expected 'latest' or '<project-slug>-v<n>'.", field="model")
+    return slug, int(num)
 
+
+def model_version_resolve(*, project: Project | None, model: str | None) -> ModelVersion:
+    """The model version named by ``model`` (``<slug>-v<n>``, numbered per project) or the active one of ``project``.
+
+    No role check: callers that act for a user (the API) gate on the role before calling
+    (``annotations.api.views.moderation``); the ``moderate`` command runs as the operator.
+    """
     if model and model != "latest":
-        slug, sep, num = model.rpartition("-v")
-        if not sep or not num.isdigit():
-            raise FieldError(f"Unknown model {model!r}; expected 'latest' or '<project-slug>-v<n>'.", field="model")
-        mv = (ModelVersion.objects.select_related("project", "training_round")
-              .filter(number=int(num), project__slug=slug).first())
-        if mv is None or (user is not None and not has_role(user, mv.project, Role.ANNOTATOR)):
+        slug, num = model_name_parse(model)
+        mv = ModelVersion.objects.select_related("project").filter(number=num, project__slug=slug).first()
+        if mv is None:
             raise FieldError(f"Unknown model {model!r}.", field="model")
         if project is not None and mv.project_id != project.pk:
             raise FieldError(f"Model {model!r} belongs to another project.", field="model")
@@ -105,6 +111,11 @@ def model_version_resolve(*, project: Project | None, model: str | None, user=No
     if project is None:
         raise FieldError("No project given.", field="project")
     mv = ModelVersion.objects.select_related("project").filter(project=project, is_active=True).first()
+    return model_version_or_unavailable(mv, project=project)
+
+
+def model_version_or_unavailable(mv: ModelVersion | None, *, project: Project) -> ModelVersion:
+    """``mv``, or the 503 for a project without an active model version."""
     if mv is None:
         raise ModelUnavailable(f"Project {project.slug!r} has no active model version; activate one first.")
     return mv

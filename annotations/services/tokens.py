@@ -122,11 +122,9 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
     """The live token for ``key`` (user loaded), touching ``last_used_at``; None if unknown, revoked or expired."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=token_hash(key), revoked_at__isnull=True)
-        .first()
-    )
+    from annotations.selectors.serving import token_with_user
+
+    token = token_with_user(key_hash=token_hash(key))
     now = timezone.now()
     if token is None or not token.user.is_active or token.is_expired(now):
         return None

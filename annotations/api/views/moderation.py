@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.api.throttling import ModerationTokenRateThrottle
-from annotations.models import Project, Role
-from annotations.permissions import project_for
+from annotations.errors import FieldError
+from annotations.models import ROLE_RANK, ModelVersion, Project, Role
 from annotations.services.moderation import HARMFUL_KEY, OPENAI_CATEGORIES, ModerationInput
 
 
@@ -116,30 +118,47 @@ class ModerationCreateApi(APIView):
         operation_id="moderations_create",
     )
     def post(self, request):
-        from annotations.services.moderation import model_version_resolve, moderation_create
+        from annotations.services.moderation import moderation_create
 
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        model = v.get("model") or None
-        project = self._project(request, v.get("project"), model)
-        mv = model_version_resolve(project=project, model=model, user=request.user)
+        mv = self._model_version(request.user, v.get("project"), v.get("model") or None)
         project = mv.project
         if project.task == Project.Task.PROMPT and any(i.prompt for i in v["input"]):
             raise serializers.ValidationError(
                 {"input": [f"Project {project.slug!r} judges prompts; send plain strings."]})
         return Response(moderation_create(model_version=mv, inputs=v["input"]))
 
-    def _project(self, request, slug: str | None, model: str | None) -> Project | None:
-        if slug:
-            return project_for(request.user, slug, Role.ANNOTATOR)
-        if model and model != "latest":
-            return None  # the model name says which project
-        from annotations.selectors import projects as selectors
+    def _model_version(self, user, slug: str | None, model: str | None) -> ModelVersion:
+        """The gate: the version that answers, if ``user`` is a member of its project (one query, two with both names).
 
-        projects = list(selectors.projects_for(user=request.user)[:2])
-        if len(projects) != 1:
+        Non-members get 404 for a named project and "Unknown model" for a named model (neither's
+        existence is revealed).
+        """
+        from annotations.selectors import serving
+        from annotations.services.moderation import model_name_parse, model_version_or_unavailable
+
+        project = None
+        if slug:
+            target = serving.serving_target_by_slug(user=user, slug=slug)
+            if target is None or target.role is None:
+                raise Http404("No such project.")
+            if ROLE_RANK[target.role] < ROLE_RANK[Role.ANNOTATOR]:
+                raise PermissionDenied(f"This needs the {Role.ANNOTATOR} role in {target.project.name}.")
+            project = target.project
+            if not model or model == "latest":
+                return model_version_or_unavailable(target.model_version, project=project)
+        if model and model != "latest":
+            model_slug, number = model_name_parse(model)
+            named = serving.serving_target_by_model(user=user, slug=model_slug, number=number)
+            if named is None or named.model_version is None or named.role is None:
+                raise FieldError(f"Unknown model {model!r}.", field="model")
+            if project is not None and named.project.pk != project.pk:
+                raise FieldError(f"Model {model!r} belongs to another project.", field="model")
+            return named.model_version
+        targets = serving.serving_targets_of_user(user=user, limit=2)
+        if len(targets) != 1:
             raise serializers.ValidationError({"project": [
-                "You belong to several projects (or none): name one with 'project' "
-                "or pick a model '<slug>-v<n>'."]})
-        return projects[0]
+                "You belong to several projects (or none): name one with 'project' or pick a model '<slug>-v<n>'."]})
+        return model_version_or_unavailable(targets[0].model_version, project=targets[0].project)
