@@ -15,8 +15,9 @@ class ApplicationError(Exception):
     status_code = 400
     code = "invalid"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None,
-                 extra: dict | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, extra: dict | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.extra = dict(extra or {})

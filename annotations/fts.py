@@ -42,14 +42,18 @@ def ensure_sqlite_fts(*, using: str = "default", **_) -> bool:
         cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='annotations_item'")
         if cur.fetchone() is None:
             return False
-        cur.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name LIKE 'annotations_item_fts%'")
+        cur.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name LIKE 'annotations_item_fts%'"
+        )
         present = {row[0] for row in cur.fetchall()}
         missing = [name for name in _TRIGGERS if name not in present]
         if FTS_TABLE in present and not missing:
             return False
         if FTS_TABLE not in present:
-            cur.execute(f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, prompt, content='annotations_item', "
-                        "content_rowid='id')")
+            cur.execute(
+                f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, prompt, content='annotations_item', "
+                "content_rowid='id')"
+            )
         for name in missing:
             cur.execute(_TRIGGERS[name])
         cur.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")

@@ -61,8 +61,13 @@ class Job(models.Model):
     progress = models.JSONField(default=dict, blank=True, help_text="phase, done/total (or step/total), eta")
     error = models.TextField(blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="", help_text="Host of the worker that runs it.")
-    claim = models.CharField(max_length=32, blank=True, default="", editable=False,
-                             help_text="Token of the current claim: a worker that lost it stops writing.")
+    claim = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="Token of the current claim: a worker that lost it stops writing.",
+    )
 
     class Meta:
         abstract = True
@@ -106,12 +111,14 @@ class Project(models.Model):
         default=False, help_text="Train on curated augmentations that no reviewer has seen yet."
     )
     use_refined_labels = models.BooleanField(
-        default=False, help_text="Feed the latest UU-refined labels of unlabeled pool items to SSL rounds as "
+        default=False,
+        help_text="Feed the latest UU-refined labels of unlabeled pool items to SSL rounds as "
         "weighted pseudo-labels (never as human labels).",
     )
     refined_label_weight = models.FloatField(default=0.5, help_text="Training weight of a refined label (0-1).")
     min_labels_per_class = models.PositiveIntegerField(
-        default=20, help_text="Human labels of each class a round must have trained on before its model is "
+        default=20,
+        help_text="Human labels of each class a round must have trained on before its model is "
         "activated automatically (or without a warning).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -167,12 +174,16 @@ class Item(models.Model):
     human_category = models.CharField(max_length=100, blank=True, default="")
     excluded = models.BooleanField(default=False, help_text="Rejected as unusable/ambiguous by a reviewer.")
     seed_weight = models.FloatField(
-        default=1.0, db_default=1.0, help_text="How many pool items this seed stands for in the harmful-share estimate "
+        default=1.0,
+        db_default=1.0,
+        help_text="How many pool items this seed stands for in the harmful-share estimate "
         "(set by seed suggestion; 1 for items imported or drawn at random).",
     )
     annotation_count = models.PositiveIntegerField(default=0)
     votes_disagree = models.BooleanField(
-        default=False, db_default=False, help_text="The people whose votes stand disagree (derived, like human_label).",
+        default=False,
+        db_default=False,
+        help_text="The people whose votes stand disagree (derived, like human_label).",
     )
     # Seed-labeling lease: who holds the item and until when.
     claimed_by = models.ForeignKey(
@@ -231,7 +242,11 @@ class Annotation(models.Model):
     category = models.CharField(max_length=100, blank=True, default="")
     note = models.TextField(blank=True, default="")
     prediction = models.ForeignKey(
-        "Prediction", null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews",
+        "Prediction",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviews",
         help_text="The pseudo-label this review answered, for provenance.",
     )
     client_token = models.CharField(
@@ -247,7 +262,8 @@ class Annotation(models.Model):
                 name="annotation_label_matches_kind",
             ),
             models.UniqueConstraint(
-                fields=["annotator", "client_token"], condition=~Q(client_token=""),
+                fields=["annotator", "client_token"],
+                condition=~Q(client_token=""),
                 name="annotation_idempotent_submit",
             ),
         ]
@@ -285,7 +301,8 @@ class TrainingRound(Job):
     metrics = models.JSONField(default=dict, blank=True, help_text="Per evaluation set.")
     train_log = models.JSONField(default=list, blank=True)
     pseudo_labels = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text="Per epoch and class: pseudo-labels drawn and used, and checked/correct against withheld labels.",
     )
     threshold_strategy = models.CharField(max_length=64, blank=True, default="")
@@ -295,11 +312,13 @@ class TrainingRound(Job):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["project"], condition=Q(status__in=["queued", "running"]),
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
                 name="one_active_round_per_project",
             ),
-            models.UniqueConstraint(fields=["project", "number"], condition=Q(number__gt=0),
-                                    name="round_number_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "number"], condition=Q(number__gt=0), name="round_number_per_project"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -325,10 +344,13 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["project"], condition=Q(is_active=True), name="one_active_model_per_project"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="one_active_model_per_project"
+            ),
             models.CheckConstraint(condition=Q(threshold__gte=0) & Q(threshold__lte=1), name="model_threshold_in_unit"),
-            models.UniqueConstraint(fields=["project", "number"], condition=Q(number__gt=0),
-                                    name="model_number_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "number"], condition=Q(number__gt=0), name="model_number_per_project"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -374,8 +396,9 @@ class Prediction(models.Model):
         indexes = [
             models.Index(fields=["training_round", "-review_priority", "id"], name="prediction_queue_idx"),
             # The review queue filtered by agreement type stays an index scan in priority order.
-            models.Index(fields=["training_round", "agreement", "-review_priority", "id"],
-                         name="prediction_agreement_queue_idx"),
+            models.Index(
+                fields=["training_round", "agreement", "-review_priority", "id"], name="prediction_agreement_queue_idx"
+            ),
             # The data explorer sorted or filtered by the active round's p(harmful) / pseudo-label.
             models.Index(fields=["training_round", "p_harmful", "item"], name="prediction_explorer_p_idx"),
             models.Index(fields=["training_round", "pseudo_label", "item"], name="prediction_explorer_label_idx"),
@@ -399,7 +422,11 @@ class WeakLabel(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="weak_labels")
     source = models.CharField(max_length=16, choices=Source.choices)
     job = models.ForeignKey(
-        "BackgroundJob", null=True, blank=True, on_delete=models.CASCADE, related_name="weak_labels",
+        "BackgroundJob",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="weak_labels",
         help_text="The refinement job that wrote a refined label (empty for other sources).",
     )
     iteration = models.PositiveSmallIntegerField(default=0)
@@ -410,7 +437,8 @@ class WeakLabel(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["item", "source", "job", "iteration"], name="one_weak_label_per_source_job_iteration",
+                fields=["item", "source", "job", "iteration"],
+                name="one_weak_label_per_source_job_iteration",
                 nulls_distinct=False,
             ),
         ]
@@ -440,10 +468,12 @@ class BackgroundJob(Job):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "kind", "number"], condition=Q(number__gt=0),
-                                    name="job_number_per_project_kind"),
             models.UniqueConstraint(
-                fields=["project"], condition=Q(kind="refine", status__in=["queued", "running"]),
+                fields=["project", "kind", "number"], condition=Q(number__gt=0), name="job_number_per_project_kind"
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(kind="refine", status__in=["queued", "running"]),
                 name="one_active_refinement_per_project",
             ),
         ]
@@ -484,7 +514,9 @@ class AugmentedVariant(models.Model):
     curation = models.JSONField(default=dict, blank=True, help_text="similarity, judge votes, loss flags")
     model_score = models.FloatField(null=True, blank=True, help_text="p_harmful of the active model (adversarial).")
     review_priority = models.FloatField(default=0.0)
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     reject_reason = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -510,6 +542,7 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
     class Scope(models.TextChoices):
         READ_WRITE = "read_write", "Read and write"
         READ = "read", "Read only (and /v1/moderations)"

@@ -50,8 +50,9 @@ def project_for(user, slug: str, minimum: str = Role.ANNOTATOR) -> Project:
     qs = Project.objects.filter(slug=slug)
     member = user.is_authenticated and user.is_active and not user.is_superuser
     if member:  # the role comes with the project: one query on every project page, not two
-        qs = qs.annotate(umbra_member_role=Subquery(
-            Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]))
+        qs = qs.annotate(
+            umbra_member_role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1])
+        )
     project = qs.first()
     if project is None:
         raise Http404("No such project.")

@@ -62,7 +62,9 @@ def part_a(n, n_single, n_variants, threads):
         import random
 
         t = time.perf_counter()
-        res = rewrite_texts(sub, provider=prov, n_variants=n_variants, batch_size=batch_size, max_rounds=1, rng=random.Random(0))
+        res = rewrite_texts(
+            sub, provider=prov, n_variants=n_variants, batch_size=batch_size, max_rounds=1, rng=random.Random(0)
+        )
         dt = time.perf_counter() - t
         return res, dt, dict(prov.stats)
 
@@ -117,7 +119,14 @@ def part_b(pool_n, n_labels, seeds, n_variants, threads):
     else:
         prov = LocalHFProvider(batch_size=8)
         t = time.perf_counter()
-        res = rewrite_texts([r["text"][:600] for r in pool_rows], provider=prov, n_variants=n_variants, batch_size=8, max_rounds=1, rng=random.Random(0))
+        res = rewrite_texts(
+            [r["text"][:600] for r in pool_rows],
+            provider=prov,
+            n_variants=n_variants,
+            batch_size=8,
+            max_rounds=1,
+            rng=random.Random(0),
+        )
         gen_s = time.perf_counter() - t
         gen = {
             "seconds": gen_s,
@@ -137,8 +146,14 @@ def part_b(pool_n, n_labels, seeds, n_variants, threads):
         labeled = [LabeledText(train[i]["id"], train[i]["text"], int(train[i]["label"] == "harmful")) for i in lab_idx]
         arms = {
             "a_cheap": [UnlabeledText(r["id"], r["text"]) for r in pool_rows],
-            "b_curated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, curated, strict=True)],
-            "c_uncurated_llm": [UnlabeledText(r["id"], r["text"], strong_views=tuple(v)) for r, v in zip(pool_rows, gen["raw"], strict=True)],
+            "b_curated_llm": [
+                UnlabeledText(r["id"], r["text"], strong_views=tuple(v))
+                for r, v in zip(pool_rows, curated, strict=True)
+            ],
+            "c_uncurated_llm": [
+                UnlabeledText(r["id"], r["text"], strong_views=tuple(v))
+                for r, v in zip(pool_rows, gen["raw"], strict=True)
+            ],
         }
         for arm, unl in arms.items():
             t = time.perf_counter()
@@ -147,7 +162,13 @@ def part_b(pool_n, n_labels, seeds, n_variants, threads):
                            eval_sets=evals, mode="cpu-fast", device="cpu", seed=seed)
             )  # fmt: skip
             out.setdefault(arm, []).append((rr.metrics["test"]["f1"], time.perf_counter() - t))
-    return {"gen_s": gen_s, "pool": pool_n, "curated_share": rep.n_kept / max(1, rep.n_total), "with_view": sum(bool(v) for v in curated), "runs": out}
+    return {
+        "gen_s": gen_s,
+        "pool": pool_n,
+        "curated_share": rep.n_kept / max(1, rep.n_total),
+        "with_view": sum(bool(v) for v in curated),
+        "runs": out,
+    }
 
 
 def main():
@@ -214,7 +235,9 @@ def main():
         ]
         for arm, runs in b["runs"].items():
             f1s = [f for f, _ in runs]
-            lines.append(f"| {arm} | {', '.join(f'{f:.3f}' for f in f1s)} | {np.mean(f1s):.3f} | {np.mean([s for _, s in runs]):.0f} |")
+            lines.append(
+                f"| {arm} | {', '.join(f'{f:.3f}' for f in f1s)} | {np.mean(f1s):.3f} | {np.mean([s for _, s in runs]):.0f} |"
+            )
     else:
         lines += ["", "## F1 effect", "", "Not run (pass `--f1`)."]
     OUT.parent.mkdir(parents=True, exist_ok=True)

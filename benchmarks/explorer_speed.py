@@ -26,17 +26,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-COMMON = ["how", "do", "i", "make", "explain", "write", "a", "the", "my", "for", "with", "someone", "bank", "account", "password", "recipe", "story", "phone", "email", "code", "help", "quickly", "secretly", "safe", "dangerous"]
+COMMON = [
+    "how",
+    "do",
+    "i",
+    "make",
+    "explain",
+    "write",
+    "a",
+    "the",
+    "my",
+    "for",
+    "with",
+    "someone",
+    "bank",
+    "account",
+    "password",
+    "recipe",
+    "story",
+    "phone",
+    "email",
+    "code",
+    "help",
+    "quickly",
+    "secretly",
+    "safe",
+    "dangerous",
+]
 AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_none", "high_agree"]
 RARE_VOCAB = 50_000  # synthetic words "zq<n>": Zipf-like, so searches range from a handful of hits to thousands
 
 
 def setup_env(db_url: str) -> None:
-    os.environ.update({
-        "DATABASE_URL": db_url, "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-0123456789abcdef", "DJANGO_DEBUG": "0",
-        "UMBRA_DEMO": "0", "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15", "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-0123456789abcdef",
+            "DJANGO_DEBUG": "0",
+            "UMBRA_DEMO": "0",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+            "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
+        }
+    )
 
 
 def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
@@ -64,8 +97,13 @@ def build(args) -> None:
     project.save()
     User = get_user_model()
     people = {}
-    for name, role in (("ann_a", Role.ANNOTATOR), ("ann_b", Role.ANNOTATOR), ("ann_c", Role.ANNOTATOR),
-                       ("bench_reviewer", Role.REVIEWER), ("bench_admin", Role.ADMIN)):
+    for name, role in (
+        ("ann_a", Role.ANNOTATOR),
+        ("ann_b", Role.ANNOTATOR),
+        ("ann_c", Role.ANNOTATOR),
+        ("bench_reviewer", Role.REVIEWER),
+        ("bench_admin", Role.ADMIN),
+    ):
         people[name] = User.objects.create_user(name, password="x")
         membership_set(project=project, user=people[name], role=role)
     n_seed, n_test = int(args.items * 0.08), int(args.items * 0.02)
@@ -73,9 +111,24 @@ def build(args) -> None:
     splits = [("seed", n_seed), ("test", n_test), ("pool", n_pool)]
     weights = [1 / (k + 1) for k in range(RARE_VOCAB)]
     cum = list(__import__("itertools").accumulate(weights))
-    item_cols = ["project_id", "text", "prompt", "content_hash", "split", "bench_name", "source", "external_id",
-                 "metadata", "created_at", "human_label", "human_category", "excluded", "annotation_count",
-                 "votes_disagree", "seed_weight"]
+    item_cols = [
+        "project_id",
+        "text",
+        "prompt",
+        "content_hash",
+        "split",
+        "bench_name",
+        "source",
+        "external_id",
+        "metadata",
+        "created_at",
+        "human_label",
+        "human_category",
+        "excluded",
+        "annotation_count",
+        "votes_disagree",
+        "seed_weight",
+    ]
     votes: list[tuple[int, str, str]] = []  # (row index, label, category) of labeled seed items, for annotations
 
     def items():
@@ -95,8 +148,24 @@ def build(args) -> None:
                 elif split == "pool" and rng.random() < 0.02:
                     label, count = rng.choice(["harmful", "unharmful"]), 1
                     votes.append((i, label, "", -1, False))  # a reviewer's approval
-                yield [str(project.pk), " ".join(words) + f" #{i}", "", f"{i:064x}", split, "", "bench", "", "{}",
-                       "2026-01-01 00:00:00+00", label, category, "f", str(count), "t" if disagree else "f", "1"]
+                yield [
+                    str(project.pk),
+                    " ".join(words) + f" #{i}",
+                    "",
+                    f"{i:064x}",
+                    split,
+                    "",
+                    "bench",
+                    "",
+                    "{}",
+                    "2026-01-01 00:00:00+00",
+                    label,
+                    category,
+                    "f",
+                    str(count),
+                    "t" if disagree else "f",
+                    "1",
+                ]
                 i += 1
 
     t = time.perf_counter()
@@ -111,15 +180,40 @@ def build(args) -> None:
     def preds():
         for item_id in range(first_id + n_seed + n_test, first_id + args.items):
             p = rng.random()
-            yield [str(item_id), str(rnd.pk), f"{p:.4f}", f"[{p:.4f},{min(max(p + rng.uniform(-.3, .3), 0), 1):.4f}]",
-                   "harmful" if p >= 0.5 else "unharmful", "t", "1.0", rng.choice(AGREEMENTS), "[0.1,-0.2,0.3]",
-                   f"{rng.expovariate(1.0) * 3:.4f}", "the heads disagree (0.61 / 0.32)"]
+            yield [
+                str(item_id),
+                str(rnd.pk),
+                f"{p:.4f}",
+                f"[{p:.4f},{min(max(p + rng.uniform(-0.3, 0.3), 0), 1):.4f}]",
+                "harmful" if p >= 0.5 else "unharmful",
+                "t",
+                "1.0",
+                rng.choice(AGREEMENTS),
+                "[0.1,-0.2,0.3]",
+                f"{rng.expovariate(1.0) * 3:.4f}",
+                "the heads disagree (0.61 / 0.32)",
+            ]
 
     t = time.perf_counter()
     with connection.cursor() as cur:
-        copy_rows(cur.cursor, "annotations_prediction",
-                  ["item_id", "training_round_id", "p_harmful", "head_probs", "pseudo_label", "used", "weight",
-                   "agreement", "margin_history", "review_priority", "review_reason"], preds())
+        copy_rows(
+            cur.cursor,
+            "annotations_prediction",
+            [
+                "item_id",
+                "training_round_id",
+                "p_harmful",
+                "head_probs",
+                "pseudo_label",
+                "used",
+                "weight",
+                "agreement",
+                "margin_history",
+                "review_priority",
+                "review_reason",
+            ],
+            preds(),
+        )
     print(f"COPY {n_pool:,} predictions in {time.perf_counter() - t:.1f}s", flush=True)
     annotators = [people["ann_a"].pk, people["ann_b"].pk, people["ann_c"].pk]
     reviewer = people["bench_reviewer"].pk
@@ -129,20 +223,55 @@ def build(args) -> None:
         for row, label, category, count, disagree in votes:
             item_id = str(first_id + row)
             if count == -1:
-                yield [item_id, str(reviewer), "reviewer", "approve", label, "", "", "\\N", "", "2026-01-02 00:00:00+00"]
+                yield [
+                    item_id,
+                    str(reviewer),
+                    "reviewer",
+                    "approve",
+                    label,
+                    "",
+                    "",
+                    "\\N",
+                    "",
+                    "2026-01-02 00:00:00+00",
+                ]
                 continue
             who = rng.sample(annotators, count)
             yield [item_id, str(who[0]), "annotator", "label", label, category, "", "\\N", "", "2026-01-02 00:00:00+00"]
             if count == 2:
                 second = other[label] if disagree else label
-                yield [item_id, str(who[1]), "annotator", "label", second, category if second == "harmful" else "",
-                       "", "\\N", "", "2026-01-02 00:00:01+00"]
+                yield [
+                    item_id,
+                    str(who[1]),
+                    "annotator",
+                    "label",
+                    second,
+                    category if second == "harmful" else "",
+                    "",
+                    "\\N",
+                    "",
+                    "2026-01-02 00:00:01+00",
+                ]
 
     t = time.perf_counter()
     with connection.cursor() as cur:
-        copy_rows(cur.cursor, "annotations_annotation",
-                  ["item_id", "annotator_id", "role", "kind", "label", "category", "note", "prediction_id",
-                   "client_token", "created_at"], annotations())
+        copy_rows(
+            cur.cursor,
+            "annotations_annotation",
+            [
+                "item_id",
+                "annotator_id",
+                "role",
+                "kind",
+                "label",
+                "category",
+                "note",
+                "prediction_id",
+                "client_token",
+                "created_at",
+            ],
+            annotations(),
+        )
         cur.execute("ANALYZE")
     print(f"COPY annotations + ANALYZE in {time.perf_counter() - t:.1f}s", flush=True)
 
@@ -157,8 +286,11 @@ def scenarios(project, people) -> list[tuple[str, dict]]:
     from annotations.models import Item
     from annotations.selectors.explorer import encode_cursor
 
-    mid = Item.objects.filter(project=project).order_by("id").values_list("id", flat=True)[
-        Item.objects.filter(project=project).count() // 2]
+    mid = (
+        Item.objects.filter(project=project)
+        .order_by("id")
+        .values_list("id", flat=True)[Item.objects.filter(project=project).count() // 2]
+    )
     return [
         ("list, newest first", {}),
         ("list, deep page (cursor at the middle)", {"cursor": encode_cursor(mid, mid)}),
@@ -198,9 +330,9 @@ def measure(args) -> tuple[list[tuple], str]:
 
     from annotations.forms.explorer import ItemFilterForm
     from annotations.models import Annotation, Project
+    from annotations.selectors import project_members
     from annotations.selectors.explorer import explorer_queryset
     from annotations.selectors.predictions import active_review_round
-    from annotations.selectors import project_members
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     project = Project.objects.get(slug="bench")
@@ -228,21 +360,31 @@ def measure(args) -> tuple[list[tuple], str]:
             ms.append((time.perf_counter() - t) * 1000)
             cpu.append((time.process_time() - c) * 1000)
         rows.append((name, args.n, statistics.median(ms), pct(ms, 0.95), max(ms), pct(cpu, 0.95), shown))
-        print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, CPU p95 {pct(cpu, 0.95):.1f} ms, "
-              f"{shown} rows", flush=True)
+        print(
+            f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, CPU p95 {pct(cpu, 0.95):.1f} ms, "
+            f"{shown} rows",
+            flush=True,
+        )
 
     for name, params in scenarios(project, people):
         bench(name, url, params, headers=hx)
         form = ItemFilterForm(params or None, project=project, members=project_members(project=project))
-        qs, _, _ = explorer_queryset(project=project, filters=form.filters(), cursor=params.get("cursor", ""),
-                                     training_round=rnd)
+        qs, _, _ = explorer_queryset(
+            project=project, filters=form.filters(), cursor=params.get("cursor", ""), training_round=rnd
+        )
         explains.append(f"-- {name}: {params}\n{qs[:51].explain(analyze=True, buffers=True)}\n")
-    history_item = Annotation.objects.filter(item__project=project, item__votes_disagree=True).values_list(
-        "item_id", flat=True).first()
+    history_item = (
+        Annotation.objects.filter(item__project=project, item__votes_disagree=True)
+        .values_list("item_id", flat=True)
+        .first()
+    )
     bench("item page with label history (full page)", f"/p/bench/items/{history_item}/", {})
     with connection.cursor() as cur:
-        cur.execute("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM annotations_annotation WHERE item_id = %s "
-                    "ORDER BY created_at, id", [history_item])
+        cur.execute(
+            "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM annotations_annotation WHERE item_id = %s "
+            "ORDER BY created_at, id",
+            [history_item],
+        )
         explains.append("-- item history rows\n" + "\n".join(r[0] for r in cur.fetchall()) + "\n")
     return rows, "\n".join(explains)
 
@@ -260,8 +402,15 @@ def main() -> None:
     setup_env(args.db_url)
     dbname = args.db_url.rsplit("/", 1)[1]
     admin_url = args.db_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
-                            capture_output=True, text=True, check=False).stdout.strip() == "1"
+    exists = (
+        subprocess.run(
+            ["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        == "1"
+    )
     fresh = not (args.reuse and exists)
     if fresh:
         subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
@@ -280,19 +429,23 @@ def main() -> None:
         return
     rows, explain = measure(args)
     lines = [
-        f"# Data explorer speed ({args.items:,} items)", "",
+        f"# Data explorer speed ({args.items:,} items)",
+        "",
         f"PostgreSQL, {args.items:,} items (90 % pool with a prediction of the active round each, 8 % seed with "
         "human labels and 2-vote overlap on a fifth, 2 % test), text of 7-18 words from a Zipf-like 50k-word "
         f"vocabulary plus common words. Server time in-process with Django's test Client (middleware + view + SQL + "
         f"template), {args.n} requests per shape after one warm-up, on a 2-core machine shared with other jobs "
         f"(load average {os.getloadavg()[0]:.1f}); `benchmarks/explorer_speed.py`. EXPLAIN ANALYZE of each page's "
-        "query: `benchmarks/results/explorer_explain.txt`.", "",
+        "query: `benchmarks/results/explorer_explain.txt`.",
+        "",
         "| request | n | p50 wall ms | p95 wall ms | max wall ms | p95 CPU ms (Django) | rows shown | p95 wall ≤ 50 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, n, p50, p95, mx, cpu95, shown in rows:
-        lines.append(f"| {name} | {n} | {p50:.1f} | {p95:.1f} | {mx:.1f} | {cpu95:.1f} | {shown} | "
-                     f"{'✅' if p95 <= 50 else '❌'} |")
+        lines.append(
+            f"| {name} | {n} | {p50:.1f} | {p95:.1f} | {mx:.1f} | {cpu95:.1f} | {shown} | "
+            f"{'✅' if p95 <= 50 else '❌'} |"
+        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     Path(args.explain_out).write_text(explain)
     print("\n".join(lines))

@@ -91,34 +91,60 @@ class Bench:
         t0, c0 = time.time(), time.process_time()
         res = fn()
         res.setdefault("n_labeled", labels)
-        res.update({"dataset": ds, "method": method, "labels": labels, "seed": seed, "split": self.args.split,
-                    "wall_seconds": round(time.time() - t0, 1), "load_avg": round(os.getloadavg()[0], 2),
-                    # CPU seconds of this process (all its threads): what the run costs on a quiet machine
-                    "cpu_seconds": round(time.process_time() - c0, 1)})
+        res.update(
+            {
+                "dataset": ds,
+                "method": method,
+                "labels": labels,
+                "seed": seed,
+                "split": self.args.split,
+                "wall_seconds": round(time.time() - t0, 1),
+                "load_avg": round(os.getloadavg()[0], 2),
+                # CPU seconds of this process (all its threads): what the run costs on a quiet machine
+                "cpu_seconds": round(time.process_time() - c0, 1),
+            }
+        )
         with open(path + ".tmp", "w") as f:
             json.dump(res, f, indent=1)
         os.replace(path + ".tmp", path)
         m = res["metrics"]
-        print(f"{ds} {method} {labels} seed={seed}: F1={m['f1']:.3f} AUPRC={m['auprc']:.3f} "
-              f"({res['wall_seconds']:.0f}s)", flush=True)
+        print(
+            f"{ds} {method} {labels} seed={seed}: F1={m['f1']:.3f} AUPRC={m['auprc']:.3f} ({res['wall_seconds']:.0f}s)",
+            flush=True,
+        )
         return res
 
     def engine(self, ds, algorithm, labeled, pool, evals, seed, config=None) -> dict:
         """One engine round; returns the compact record kept per run (no per-item predictions)."""
         out_dir = os.path.join(self.args.workdir, f"{ds}_{algorithm}_{len(labeled)}_{seed}_{os.getpid()}")
         try:
-            res = run_from_rows(labeled, pool, {"eval": evals}, algorithm=algorithm, seed=seed, out_dir=out_dir,
-                                config=config or {}, hidden_labels=True, keep_predictions=True)
+            res = run_from_rows(
+                labeled,
+                pool,
+                {"eval": evals},
+                algorithm=algorithm,
+                seed=seed,
+                out_dir=out_dir,
+                config=config or {},
+                hidden_labels=True,
+                keep_predictions=True,
+            )
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
         return res
 
     @staticmethod
     def record(res: dict) -> dict:
-        return {"metrics": _compact(res["eval"]["eval"]), "threshold": res["threshold"], "n_labeled": res["labeled"],
-                "threshold_strategy": res.get("threshold_strategy"), "timings": res["timings"],
-                "pseudo_labels": res.get("pseudo_labels", []), "config": res.get("config", {}),
-                "mode": res.get("mode")}
+        return {
+            "metrics": _compact(res["eval"]["eval"]),
+            "threshold": res["threshold"],
+            "n_labeled": res["labeled"],
+            "threshold_strategy": res.get("threshold_strategy"),
+            "timings": res["timings"],
+            "pseudo_labels": res.get("pseudo_labels", []),
+            "config": res.get("config", {}),
+            "mode": res.get("mode"),
+        }
 
 
 def _compact(metrics: dict) -> dict:
@@ -133,8 +159,15 @@ def run_peers(b: Bench, ds, train, evals, seed) -> None:
     emb = lambda rows: emb_all[[pos[id(r)] for r in rows]]  # noqa: E731
     emb_eval = peers.embeddings(evals, key + "|eval")
     if "lr_probe" in b.args.peers.split(","):
-        b.once(ds, "lr_probe", 200, seed, lambda: peers.lr_probe(
-            labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed))
+        b.once(
+            ds,
+            "lr_probe",
+            200,
+            seed,
+            lambda: peers.lr_probe(
+                labeled, pool, evals, emb_lab=emb(labeled), emb_pool=emb(pool), emb_test=emb_eval, seed=seed
+            ),
+        )
     if "setfit" not in b.args.peers.split(","):
         return
     try:
@@ -193,8 +226,10 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
     starts = {"random": [str(r["id"]) for r in random_lab]}
     picks = suggested_seeds(train, 200, seed, f"{ds}|{b.args.split}|train")
     starts["suggested"] = [str(train[p.index]["id"]) for p in picks]
-    prior_w = {"random": {i: 1.0 for i in starts["random"]},
-               "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks}}
+    prior_w = {
+        "random": {i: 1.0 for i in starts["random"]},
+        "suggested": {str(train[p.index]["id"]): p.prior_weight for p in picks},
+    }
     plans = [("random", s) for s in STRATEGIES] + [("suggested", None)]
     if b.args.plans:  # a subset, e.g. to spread the loop over two processes (runs are shared files)
         wanted = set(b.args.plans.split(","))
@@ -211,8 +246,10 @@ def run_active(b: Bench, ds, train, evals, seed) -> None:
             def one(labeled=labeled, pool=pool, n=n, ids=ids):
                 res = b.engine(ds, LOOP_ALGORITHM, labeled, pool, evals, seed)
                 rec = b.record(res)
-                rec["next"] = {s: pick(s, res, [str(r["id"]) for r in pool], LOOP_BATCH,
-                                       np.random.default_rng([seed, n])) for s in STRATEGIES}
+                rec["next"] = {
+                    s: pick(s, res, [str(r["id"]) for r in pool], LOOP_BATCH, np.random.default_rng([seed, n]))
+                    for s in STRATEGIES
+                }
                 rec["labeled_ids"] = ids
                 return rec
 
@@ -253,16 +290,29 @@ def summarise(split: str) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["dataset"], r["method"], str(r["labels"])), []).append(r)
-    order = ["lr_probe", "setfit", "supervised", *SSL_ALGOS, "active_random", "active_suggested",
-             *[f"active_random_{s}" for s in STRATEGIES], "active_suggested_queue"]
+    order = [
+        "lr_probe",
+        "setfit",
+        "supervised",
+        *SSL_ALGOS,
+        "active_random",
+        "active_suggested",
+        *[f"active_random_{s}" for s in STRATEGIES],
+        "active_suggested_queue",
+    ]
     lab_order = lambda n: int(n) if n.isdigit() else 10**9  # noqa: E731
-    lines = [f"# Label efficiency ({'test.jsonl' if split == 'test' else 'dev split carved from train'})", "",
-             "Harmful-class metrics; mean ± std over the seeds present (n). Pseudo-label precision (PL prec.): the "
-             "share of the final epoch's used pseudo-labels of that class whose hidden label agrees (pool labels "
-             "are withheld from training and only counted). Seconds: wall time per run on the shared 2-core "
-             "machine (load average at the end of each run in the run files).", "",
-             "| data set | method | labels | F1 | precision | recall | AUPRC | PL prec. harmful | PL prec. unharmful "
-             "| seconds | steps | n |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Label efficiency ({'test.jsonl' if split == 'test' else 'dev split carved from train'})",
+        "",
+        "Harmful-class metrics; mean ± std over the seeds present (n). Pseudo-label precision (PL prec.): the "
+        "share of the final epoch's used pseudo-labels of that class whose hidden label agrees (pool labels "
+        "are withheld from training and only counted). Seconds: wall time per run on the shared 2-core "
+        "machine (load average at the end of each run in the run files).",
+        "",
+        "| data set | method | labels | F1 | precision | recall | AUPRC | PL prec. harmful | PL prec. unharmful "
+        "| seconds | steps | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key in sorted(groups, key=lambda k: (k[0], order.index(k[1]) if k[1] in order else 99, lab_order(k[2]))):
         g = groups[key]
         f1 = [x["metrics"]["f1"] for x in g]
@@ -273,7 +323,8 @@ def summarise(split: str) -> str:
             f"| {key[0]} | {key[1]} | {key[2]} | {np.mean(f1):.3f} ± {np.std(f1):.3f} | "
             f"{_fmt([x['metrics']['precision'] for x in g])} | {_fmt([x['metrics']['recall'] for x in g])} | "
             f"{_fmt([x['metrics']['auprc'] for x in g])} | {_fmt(plh, 2)} | {_fmt(plu, 2)} | "
-            f"{np.mean([x['wall_seconds'] for x in g]):.0f} | {int(np.mean(steps)) if steps else '–'} | {len(g)} |")
+            f"{np.mean([x['wall_seconds'] for x in g]):.0f} | {int(np.mean(steps)) if steps else '–'} | {len(g)} |"
+        )
     text = "\n".join(lines) + "\n"
     suffix = "" if split == "test" else "_dev"
     with open(os.path.join(RESULTS, f"label_efficiency{suffix}.md"), "w") as f:
@@ -327,12 +378,17 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", default="toxicchat,beavertails")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--parts", default=",".join(PARTS))
-    ap.add_argument("--algorithms", default=",".join(SSL_ALGOS),
-                    help="semi-supervised algorithms the ssl part runs (comma-separated)")
+    ap.add_argument(
+        "--algorithms",
+        default=",".join(SSL_ALGOS),
+        help="semi-supervised algorithms the ssl part runs (comma-separated)",
+    )
     ap.add_argument("--peers", default="lr_probe,setfit", help="peers part only: which peers to run")
-    ap.add_argument("--plans", default="",
-                    help="active part only: which selections to run (queue,random,least_confidence,suggested); "
-                         "default all")
+    ap.add_argument(
+        "--plans",
+        default="",
+        help="active part only: which selections to run (queue,random,least_confidence,suggested); default all",
+    )
     ap.add_argument("--split", choices=("test", "dev"), default="test")
     ap.add_argument("--data-dir", default=os.environ.get("UMBRA_DATA_DIR", os.path.join(ROOT, "..", "shared", "data")))
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "umbra_bench"))
@@ -353,8 +409,13 @@ def main(argv=None) -> int:
                 return 2
     b = Bench(args)
     if not args.summary_only:
-        runners = {"peers": run_peers, "supervised": run_supervised, "ssl": run_ssl, "large": run_large,
-                   "active": run_active}
+        runners = {
+            "peers": run_peers,
+            "supervised": run_supervised,
+            "ssl": run_ssl,
+            "large": run_large,
+            "active": run_active,
+        }
         data = {ds: load_split(args.data_dir, ds, args.split) for ds in datasets}
         for part in parts:  # every seed of a part before the next part: partial runs stay comparable
             for seed in (int(s) for s in args.seeds.split(",") if s):

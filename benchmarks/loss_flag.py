@@ -46,7 +46,7 @@ def build(seed: int, n_labels: int, pool_n: int, lab_views: tuple[int, int], unl
     y = np.array([int(r["label"] == "harmful") for r in rows])
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(rows))
-    lab_i, pool_i, donors = perm[:n_labels], perm[n_labels:n_labels + pool_n], perm[n_labels + pool_n:]
+    lab_i, pool_i, donors = perm[:n_labels], perm[n_labels : n_labels + pool_n], perm[n_labels + pool_n :]
     aug = get_augmenter("synonym")
     r = random.Random(seed)
 
@@ -62,10 +62,10 @@ def build(seed: int, n_labels: int, pool_n: int, lab_views: tuple[int, int], unl
         return out
 
     lv, uv = views_for(lab_i, *lab_views), views_for(pool_i, *unl_views)
-    labeled = [LabeledText(rows[i]["id"], rows[i]["text"], int(y[i]), strong_views=lv.get(int(i), ((), 0))[0])
-               for i in lab_i]
-    unlabeled = [UnlabeledText(rows[i]["id"], rows[i]["text"], strong_views=uv.get(int(i), ((), 0))[0])
-                 for i in pool_i]
+    labeled = [
+        LabeledText(rows[i]["id"], rows[i]["text"], int(y[i]), strong_views=lv.get(int(i), ((), 0))[0]) for i in lab_i
+    ]
+    unlabeled = [UnlabeledText(rows[i]["id"], rows[i]["text"], strong_views=uv.get(int(i), ((), 0))[0]) for i in pool_i]
     truth = {(rows[i]["id"], True): bad for i, (_, bad) in lv.items()}
     truth |= {(rows[i]["id"], False): bad for i, (_, bad) in uv.items()}
     return labeled, unlabeled, truth
@@ -81,8 +81,13 @@ def score(view_losses, truth):
         flag = np.array([v.flagged for v in vs])
         p, rc, f, _ = precision_recall_fscore_support(bad, flag, average="binary", zero_division=0)
         out["labeled" if kind else "unlabeled"] = {
-            "n": len(vs), "corrupted": int(bad.sum()), "flagged": int(flag.sum()), "precision": p, "recall": rc,
-            "f1": f, "auroc": roc_auc_score(bad, [v.mean_loss for v in vs]) if 0 < bad.sum() < len(bad) else float("nan"),
+            "n": len(vs),
+            "corrupted": int(bad.sum()),
+            "flagged": int(flag.sum()),
+            "precision": p,
+            "recall": rc,
+            "f1": f,
+            "auroc": roc_auc_score(bad, [v.mean_loss for v in vs]) if 0 < bad.sum() < len(bad) else float("nan"),
         }
     return out
 
@@ -103,12 +108,25 @@ def main() -> None:
         labeled, unlabeled, truth = build(seed, args.labels, args.pool, (45, 15), (225, 75))
         for mf in args.min_fraction:
             t = time.perf_counter()
-            res = run_round(RoundInput(
-                labeled=labeled, unlabeled=unlabeled, out_dir=str(CACHE / f"loss_flag_{seed}"),
-                algorithm=args.algorithm, config={"loss_flag_min_fraction": mf}, mode="cpu-fast", device="cpu",
-                seed=seed))
-            row = {"seed": seed, "min_fraction": mf, "seconds": time.perf_counter() - t,
-                   "epochs": len(res.view_losses[0].losses) if res.view_losses else 0, **score(res.view_losses, truth)}
+            res = run_round(
+                RoundInput(
+                    labeled=labeled,
+                    unlabeled=unlabeled,
+                    out_dir=str(CACHE / f"loss_flag_{seed}"),
+                    algorithm=args.algorithm,
+                    config={"loss_flag_min_fraction": mf},
+                    mode="cpu-fast",
+                    device="cpu",
+                    seed=seed,
+                )
+            )
+            row = {
+                "seed": seed,
+                "min_fraction": mf,
+                "seconds": time.perf_counter() - t,
+                "epochs": len(res.view_losses[0].losses) if res.view_losses else 0,
+                **score(res.view_losses, truth),
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
     write(results, args)
@@ -134,10 +152,15 @@ def write(results, args) -> None:
                 v = np.array([x[key] for x in rs], dtype=float)
                 return f"{np.nanmean(v):.2f} ± {np.nanstd(v):.2f}"
 
-            lines.append(f"| {mf} | {kind} | {ms('flagged')} of {rs[0]['n']} | {ms('precision')} | {ms('recall')} | "
-                         f"{ms('f1')} | {ms('auroc')} |")
-    lines += ["", f"Round time: {np.mean([r['seconds'] for r in results]):.0f} s on average.", "",
-              "Raw rows:", "", "```"] + [json.dumps(r) for r in results] + ["```", ""]
+            lines.append(
+                f"| {mf} | {kind} | {ms('flagged')} of {rs[0]['n']} | {ms('precision')} | {ms('recall')} | "
+                f"{ms('f1')} | {ms('auroc')} |"
+            )
+    lines += (
+        ["", f"Round time: {np.mean([r['seconds'] for r in results]):.0f} s on average.", "", "Raw rows:", "", "```"]
+        + [json.dumps(r) for r in results]
+        + ["```", ""]
+    )
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
 

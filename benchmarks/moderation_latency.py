@@ -54,11 +54,21 @@ def _model(folder: Path) -> str:
     from ssl_engine.model import build_model, default_backbone, save_model
 
     backbone = default_backbone()
-    model, tok = build_model(backbone, n_heads=2, n_out=2, head_hidden=256, dropout=0.0, mode="full",
-                             trainable_layers=2)
-    meta = {"format": "umbra-ssl-model/1", "label_names": ["unharmful", "harmful"], "positive_index": 1,
-            "threshold": 0.5, "algorithm": "multimatch", "n_heads": 2, "head_hidden": 256, "max_length": 128,
-            "seed": 0, "backbone": backbone}
+    model, tok = build_model(
+        backbone, n_heads=2, n_out=2, head_hidden=256, dropout=0.0, mode="full", trainable_layers=2
+    )
+    meta = {
+        "format": "umbra-ssl-model/1",
+        "label_names": ["unharmful", "harmful"],
+        "positive_index": 1,
+        "threshold": 0.5,
+        "algorithm": "multimatch",
+        "n_heads": 2,
+        "head_hidden": 256,
+        "max_length": 128,
+        "seed": 0,
+        "backbone": backbone,
+    }
     return save_model(model, tok, str(folder / "model"), meta, 2)
 
 
@@ -92,8 +102,13 @@ def _measure_pair(calls: dict, texts: list[str], n_single: int, n_batches: int, 
     for k in names:
         lat[k] = lat[k] or [0.0]
         med_batch = statistics.median(bt[k])
-        out[k] = {"p50_ms": _pct(lat[k], 50), "p95_ms": _pct(lat[k], 95), "min_ms": min(lat[k]),
-                  "batch_ms": med_batch * 1000, "batch_texts_per_s": batch / med_batch}
+        out[k] = {
+            "p50_ms": _pct(lat[k], 50),
+            "p95_ms": _pct(lat[k], 95),
+            "min_ms": min(lat[k]),
+            "batch_ms": med_batch * 1000,
+            "batch_texts_per_s": batch / med_batch,
+        }
     return out
 
 
@@ -133,8 +148,11 @@ def _cpu_split(call, scorer, texts: list[str], n_single: int, n_batches: int, ba
                 inside = clock.cpu - before
                 web.append((total - inside) * 1000)
                 sc.append(inside * 1000)
-            out[kind] = {"web_ms": statistics.median(web), "scorer_ms": statistics.median(sc),
-                         "web_p90_ms": _pct(web, 90)}
+            out[kind] = {
+                "web_ms": statistics.median(web),
+                "scorer_ms": statistics.median(sc),
+                "web_p90_ms": _pct(web, 90),
+            }
             out[kind]["overhead_pct"] = out[kind]["web_ms"] / out[kind]["scorer_ms"] * 100
     return out
 
@@ -171,11 +189,21 @@ def _free_port() -> int:
 
 
 def _setup_app(work: Path, args) -> dict:
-    env = {"UMBRA_DEMO": "1", "DJANGO_DEBUG": "0", "UMBRA_VAR_DIR": str(work / "var"), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(args.threads),
-           "SSL_ENGINE_DEVICE": "cpu", "UMBRA_NUM_THREADS": str(args.threads),
-           "UMBRA_API_THROTTLE_TOKEN": "1000000/min", "UMBRA_API_THROTTLE_MODERATION": "1000000/min",
-           "DJANGO_SETTINGS_MODULE": "moderation_app.settings", "PYTHONPATH": str(ROOT)}
+    env = {
+        "UMBRA_DEMO": "1",
+        "DJANGO_DEBUG": "0",
+        "UMBRA_VAR_DIR": str(work / "var"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": str(args.threads),
+        "SSL_ENGINE_DEVICE": "cpu",
+        "UMBRA_NUM_THREADS": str(args.threads),
+        "UMBRA_API_THROTTLE_TOKEN": "1000000/min",
+        "UMBRA_API_THROTTLE_MODERATION": "1000000/min",
+        "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
+        "PYTHONPATH": str(ROOT),
+    }
     if args.runtime:
         env["UMBRA_SCORER_RUNTIME"] = args.runtime
     if args.db == "sqlite":
@@ -228,10 +256,10 @@ def main() -> None:
     project = project_create(slug=slug, name="Bench")
     user = get_user_model().objects.create_user(slug, password=None)
     membership_set(project=project, user=user, role=Role.ADMIN)
-    rnd = TrainingRound.objects.create(project=project, algorithm="multimatch", status="succeeded",
-                                       finished_at=timezone.now())
-    mv = ModelVersion.objects.create(project=project, training_round=rnd, path=model_dir, threshold=0.5,
-                                     is_active=True)
+    rnd = TrainingRound.objects.create(
+        project=project, algorithm="multimatch", status="succeeded", finished_at=timezone.now()
+    )
+    mv = ModelVersion.objects.create(project=project, training_round=rnd, path=model_dir, threshold=0.5, is_active=True)
     key = api_token_create(user=user, name="bench", created_by=user).key
     texts = _texts()
     django_client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -261,12 +289,27 @@ def main() -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # a log line per request would be timed too
         port = _free_port()
         server = subprocess.Popen(
-            [str(Path(sys.executable).with_name("gunicorn")), "moderation_app.wsgi:application", "-b",
-             f"127.0.0.1:{port}", "-w", "1", "--threads", "1", "--timeout", "120", "--log-level", "warning"],
-            cwd=ROOT, env=env)
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "moderation_app.wsgi:application",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "1",
+                "--threads",
+                "1",
+                "--timeout",
+                "120",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         try:
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                                  timeout=120)
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=120
+            )
             for _ in range(300):
                 try:
                     client.get("/api/projects/")
@@ -283,8 +326,13 @@ def main() -> None:
                 return r.json()
 
             http_call(texts[:2])
-            res = _measure_pair({"http": http_call, "direct": lambda xs: scorer.score(xs, batch_size=args.batch)},
-                                texts, args.n_single, args.n_batches, args.batch)
+            res = _measure_pair(
+                {"http": http_call, "direct": lambda xs: scorer.score(xs, batch_size=args.batch)},
+                texts,
+                args.n_single,
+                args.n_batches,
+                args.batch,
+            )
             http, direct = res["http"], res["direct"]
             c0 = _proc_cpu(worker)
             for i in range(args.n_single):
@@ -297,41 +345,51 @@ def main() -> None:
     single, batch = cpu["single"], cpu["batch"]
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     lines = [
-        "# Moderation endpoint: web layer vs scorer", "",
+        "# Moderation endpoint: web layer vs scorer",
+        "",
         f"Backbone all-MiniLM-L6-v2 (2 heads, max_length 128), scorer runtime **{runtime}**, CPU, "
         f"{args.threads} torch thread(s); {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"database {db}, DEBUG off. Texts: the demo prompts (short chat prompts). Load average "
-        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after the CPU measurement (the machine is shared).", "",
-        "## CPU per request (Django test client in-process, `time.process_time`)", "",
+        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after the CPU measurement (the machine is shared).",
+        "",
+        "## CPU per request (Django test client in-process, `time.process_time`)",
+        "",
         f"Median of {args.n_single} single-text requests and {args.n_batches} batches of {args.batch}. "
         "Web = the whole request (middleware, token auth, throttle, validation, project/model lookup, JSON) "
-        "minus the scorer's own call.", "",
+        "minus the scorer's own call.",
+        "",
         "| request | web CPU (ms) | web p90 (ms) | scorer CPU (ms) | web / scorer | target |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| single text | {single['web_ms']:.2f} | {single['web_p90_ms']:.2f} | {single['scorer_ms']:.1f} | "
         f"{single['overhead_pct']:.1f} % | ≤ 20 % |",
         f"| batch of {args.batch} | {batch['web_ms']:.2f} | {batch['web_p90_ms']:.2f} | {batch['scorer_ms']:.1f} | "
-        f"{batch['overhead_pct']:.1f} % | ≤ 10 % |", "",
+        f"{batch['overhead_pct']:.1f} % | ≤ 10 % |",
+        "",
     ]
     if http:
         over_p50 = (http["p50_ms"] - direct["p50_ms"]) / direct["p50_ms"] * 100
         over_batch = (direct["batch_texts_per_s"] / http["batch_texts_per_s"] - 1) * 100
         lines += [
-            "## Wall latency over HTTP (gunicorn, 1 sync worker, loopback, httpx keep-alive client)", "",
+            "## Wall latency over HTTP (gunicorn, 1 sync worker, loopback, httpx keep-alive client)",
+            "",
             "HTTP and direct scorer calls interleaved call by call; the client runs in this process on the same "
-            "cores, so its own CPU lands in the HTTP figure.", "",
+            "cores, so its own CPU lands in the HTTP figure.",
+            "",
             "| path | single p50 (ms) | single p95 (ms) | single min (ms) | batch-32 (ms) | batch-32 (texts/s) |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
             f"| HTTP endpoint | {http['p50_ms']:.1f} | {http['p95_ms']:.1f} | {http['min_ms']:.1f} | "
             f"{http['batch_ms']:.0f} | {http['batch_texts_per_s']:.0f} |",
             f"| scorer directly | {direct['p50_ms']:.1f} | {direct['p95_ms']:.1f} | {direct['min_ms']:.1f} | "
-            f"{direct['batch_ms']:.0f} | {direct['batch_texts_per_s']:.0f} |", "",
+            f"{direct['batch_ms']:.0f} | {direct['batch_texts_per_s']:.0f} |",
+            "",
             f"Wall overhead: single p50 {over_p50:+.1f} %, batch-{args.batch} {over_batch:+.1f} %. The gunicorn "
-            f"worker's CPU per single-text request (scorer included): {http['worker_cpu_ms']:.1f} ms.", "",
+            f"worker's CPU per single-text request (scorer included): {http['worker_cpu_ms']:.1f} ms.",
+            "",
         ]
     lines += [
         f"Reproduce: `.venv/bin/python benchmarks/moderation_latency.py --threads {args.threads} --db {args.db}"
-        f"{' --http' if args.http else ''}{f' --runtime {args.runtime}' if args.runtime else ''}`.", "",
+        f"{' --http' if args.http else ''}{f' --runtime {args.runtime}' if args.runtime else ''}`.",
+        "",
     ]
     if profile:
         lines += ["## Web-layer profile (scorer stubbed out)", "", "```", profile.strip(), "```", ""]

@@ -43,8 +43,13 @@ def embeddings(rows: Sequence[dict], key: str) -> np.ndarray:
 
 def _finish(name: str, y_test, p_test, p_pool, prior: float, t0: float) -> dict:
     choice = choose_threshold("prior_match", ThresholdInputs(pool_scores=np.asarray(p_pool), prior=prior))
-    return {"method": name, "metrics": binary_metrics(np.asarray(y_test), np.asarray(p_test), choice.threshold),
-            "threshold": choice.threshold, "threshold_strategy": "prior_match", "seconds": time.time() - t0}
+    return {
+        "method": name,
+        "metrics": binary_metrics(np.asarray(y_test), np.asarray(p_test), choice.threshold),
+        "threshold": choice.threshold,
+        "threshold_strategy": "prior_match",
+        "seconds": time.time() - t0,
+    }
 
 
 def lr_probe(labeled, pool, test, *, emb_lab, emb_pool, emb_test, seed: int) -> dict:
@@ -55,8 +60,9 @@ def lr_probe(labeled, pool, test, *, emb_lab, emb_pool, emb_test, seed: int) -> 
     y = np.array([r["label"] == "harmful" for r in labeled], dtype=int)
     clf = LogisticRegression(class_weight="balanced", max_iter=2000, C=1.0, random_state=seed).fit(emb_lab, y)
     yt = np.array([r["label"] == "harmful" for r in test], dtype=int)
-    return _finish("lr_probe", yt, clf.predict_proba(emb_test)[:, 1], clf.predict_proba(emb_pool)[:, 1],
-                   float(y.mean()), t0)
+    return _finish(
+        "lr_probe", yt, clf.predict_proba(emb_test)[:, 1], clf.predict_proba(emb_pool)[:, 1], float(y.mean()), t0
+    )
 
 
 def setfit(labeled, pool, test, *, seed: int) -> dict:
@@ -68,11 +74,9 @@ def setfit(labeled, pool, test, *, seed: int) -> dict:
 
     t0 = time.time()
     y = [int(r["label"] == "harmful") for r in labeled]
-    model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced",
-                                                                         "max_iter": 2000})
+    model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced", "max_iter": 2000})
     model.model_body.max_seq_length = 256
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=SETFIT_ITERATIONS, seed=seed,
-                             report_to="none")
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=SETFIT_ITERATIONS, seed=seed, report_to="none")
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": joined(labeled), "label": y}))
     trainer.train()
     p_test = np.asarray(model.predict_proba(joined(test)))[:, 1]

@@ -41,12 +41,19 @@ SLUG = "reqcpu"
 
 
 def _setup_env(db_url: str) -> None:
-    os.environ.update({
-        "DATABASE_URL": db_url, "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-" + "k" * 20,
-        "DJANGO_DEBUG": "0", "UMBRA_DEMO": "0", "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0",
-        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
-        "DJANGO_SETTINGS_MODULE": "moderation_app.settings", "LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-" + "k" * 20,
+            "DJANGO_DEBUG": "0",
+            "UMBRA_DEMO": "0",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
+            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
+            "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
 
 
 def _build(n_items: int) -> None:
@@ -70,17 +77,28 @@ def _build(n_items: int) -> None:
         items.append(Item(project=project, text=text, content_hash=f"{i:064x}", split=split, source="bench"))
     Item.objects.bulk_create(items, batch_size=5000)
     now = timezone.now()
-    rnd = TrainingRound.objects.create(project=project, algorithm="multimatch", status="succeeded", started_at=now,
-                                       finished_at=now)
+    rnd = TrainingRound.objects.create(
+        project=project, algorithm="multimatch", status="succeeded", started_at=now, finished_at=now
+    )
     ModelVersion.objects.create(project=project, training_round=rnd, path="/nonexistent", is_active=True, number=1)
     preds = []
     for item in Item.objects.filter(project=project, split="pool").only("id"):
         p = rng.random()
-        preds.append(Prediction(item=item, training_round=rnd, p_harmful=p, head_probs=[p, p],
-                                pseudo_label="harmful" if p >= 0.5 else "unharmful", used=True, weight=1.0,
-                                agreement=rng.choice(["disagree_both", "low_agree", "high_agree"]),
-                                margin_history=[0.1, -0.2], review_priority=rng.random() * 3,
-                                review_reason="heads disagree"))
+        preds.append(
+            Prediction(
+                item=item,
+                training_round=rnd,
+                p_harmful=p,
+                head_probs=[p, p],
+                pseudo_label="harmful" if p >= 0.5 else "unharmful",
+                used=True,
+                weight=1.0,
+                agreement=rng.choice(["disagree_both", "low_agree", "high_agree"]),
+                margin_history=[0.1, -0.2],
+                review_priority=rng.random() * 3,
+                review_reason="heads disagree",
+            )
+        )
     Prediction.objects.bulk_create(preds, batch_size=5000)
     from django.db import connection
 
@@ -119,8 +137,14 @@ def main() -> None:
     _setup_env(args.db_url)
     dbname = args.db_url.rsplit("/", 1)[1]
     admin = args.db_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
-                            capture_output=True, text=True).stdout.strip() == "1"
+    exists = (
+        subprocess.run(
+            ["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        == "1"
+    )
     if not (args.reuse and exists):
         subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
         subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {dbname}"], check=True)
@@ -156,8 +180,11 @@ def main() -> None:
     def held_item() -> int:
         """The item leased to the annotator (outside the timed request)."""
         for _ in range(2):
-            pk = Item.objects.filter(project=project, claimed_by__username="rc_annotator").values_list(
-                "pk", flat=True).first()
+            pk = (
+                Item.objects.filter(project=project, claimed_by__username="rc_annotator")
+                .values_list("pk", flat=True)
+                .first()
+            )
             if pk is not None:
                 return pk
             annotator.get(label_url, **hx)
@@ -174,12 +201,24 @@ def main() -> None:
         "next item (htmx GET of the card)": (lambda: None, lambda _: ok(annotator.get(label_url, **hx))),
         "label submit + next card (htmx POST)": (
             held_item,
-            lambda pk: ok(annotator.post(label_url, {"item": pk, "label": random.choice(["harmful", "unharmful"]),
-                                                     "client_token": uuid.uuid4().hex}, **hx))),
+            lambda pk: ok(
+                annotator.post(
+                    label_url,
+                    {"item": pk, "label": random.choice(["harmful", "unharmful"]), "client_token": uuid.uuid4().hex},
+                    **hx,
+                )
+            ),
+        ),
         "review action (htmx POST approve)": (
             next_review_id,
-            lambda pk: ok(reviewer.post(f"{queue_url}{pk}/", {"action": "approve", "client_token": uuid.uuid4().hex,
-                                                             "next": queue_url}, **hx))),
+            lambda pk: ok(
+                reviewer.post(
+                    f"{queue_url}{pk}/",
+                    {"action": "approve", "client_token": uuid.uuid4().hex, "next": queue_url},
+                    **hx,
+                )
+            ),
+        ),
         "review page (full GET)": (lambda: None, lambda _: ok(reviewer.get(queue_url))),
     }
     with connection.cursor() as cur:
@@ -205,8 +244,11 @@ def main() -> None:
             pg_total += _proc_cpu(backend) - pg0
         pg_ms = pg_total / args.n * 1000
         rows.append((name, statistics.median(cpu), _pct(cpu, 0.9), pg_ms, counter.n))
-        print(f"{name}: {statistics.median(cpu):.2f} ms CPU (p90 {_pct(cpu, 0.9):.2f}), PostgreSQL {pg_ms:.2f} ms, "
-              f"{counter.n} queries", flush=True)
+        print(
+            f"{name}: {statistics.median(cpu):.2f} ms CPU (p90 {_pct(cpu, 0.9):.2f}), PostgreSQL {pg_ms:.2f} ms, "
+            f"{counter.n} queries",
+            flush=True,
+        )
         if args.profile:
             prepared = [prepare() for _ in range(1)]
             prof = cProfile.Profile()
@@ -217,30 +259,47 @@ def main() -> None:
                 prof.disable()
             buf = io.StringIO()
             stats = pstats.Stats(prof, stream=buf)
-            stats.sort_stats("cumulative").print_stats(r"annotations/|template/(base|loader_tags|defaulttags)|"
-                                                       r"models/(query|sql/compiler)|handlers/base", 18)
+            stats.sort_stats("cumulative").print_stats(
+                r"annotations/|template/(base|loader_tags|defaulttags)|"
+                r"models/(query|sql/compiler)|handlers/base",
+                18,
+            )
             profiles.append((name, buf.getvalue()))
     load_after = os.getloadavg()[0]
 
     lines = [
-        "# Server CPU per request: labeling and review", "",
+        "# Server CPU per request: labeling and review",
+        "",
         f"{args.items:,} items ({args.items // 5:,} seed, {args.items // 10:,} test, the rest pool with one "
         "prediction each in the active round), PostgreSQL, DEBUG off, Django test client in-process. "
         f"{args.n} timed requests per kind; load average {load_before:.1f} before / {load_after:.1f} after "
-        "(shared 2-core machine: CPU time, not wall time).", "",
-        "| request | Django CPU median (ms) | p90 (ms) | PostgreSQL CPU (ms) | server CPU (ms) | queries | "
-        "≤ 10 ms? |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "(shared 2-core machine: CPU time, not wall time).",
+        "",
+        "| request | Django CPU median (ms) | p90 (ms) | PostgreSQL CPU (ms) | server CPU (ms) | queries | ≤ 10 ms? |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, med, p90, pg, q in rows:
         total = med + pg
-        lines.append(f"| {name} | {med:.2f} | {p90:.2f} | {pg:.2f} | {total:.2f} | {q} | "
-                     f"{'yes' if total <= 10 else '**no**'} |")
-    lines += ["", "Django CPU includes the test client's own work (building the request, reading the response); "
-              "PostgreSQL CPU is the mean of the connection's backend process over the same requests.", "",
-              f"Reproduce: `.venv/bin/python benchmarks/request_cpu.py --items {args.items}`.", ""]
+        lines.append(
+            f"| {name} | {med:.2f} | {p90:.2f} | {pg:.2f} | {total:.2f} | {q} | {'yes' if total <= 10 else '**no**'} |"
+        )
+    lines += [
+        "",
+        "Django CPU includes the test client's own work (building the request, reading the response); "
+        "PostgreSQL CPU is the mean of the connection's backend process over the same requests.",
+        "",
+        f"Reproduce: `.venv/bin/python benchmarks/request_cpu.py --items {args.items}`.",
+        "",
+    ]
     for name, text in profiles:
-        lines += [f"## Profile: {name} ({args.profile} requests, cumulative)", "", "```",
-                  "\n".join(line for line in text.strip().splitlines() if line.strip())[:4000], "```", ""]
+        lines += [
+            f"## Profile: {name} ({args.profile} requests, cumulative)",
+            "",
+            "```",
+            "\n".join(line for line in text.strip().splitlines() if line.strip())[:4000],
+            "```",
+            "",
+        ]
     report = "\n".join(lines)
     print(report)
     if args.out:

@@ -54,8 +54,12 @@ def _quality(p: list[float], y: list[int], threshold: float) -> dict:
     fn = sum(1 for a, b in zip(pred, y, strict=True) if not a and b)
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
-    return {"f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "precision": prec, "recall": rec,
-            "flagged": sum(pred)}
+    return {
+        "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+        "precision": prec,
+        "recall": rec,
+        "flagged": sum(pred),
+    }
 
 
 def main() -> None:
@@ -104,43 +108,55 @@ def main() -> None:
             single[rt].append(_cpu_ms_per_text(scorers[rt], single_texts, 1))
             batched[rt].append(_cpu_ms_per_text(scorers[rt], batched_texts, args.batch))
     load_after = os.getloadavg()[0]
-    speed = {rt: {"single_ms": statistics.median(single[rt]), "batch_ms": statistics.median(batched[rt])}
-             for rt in RUNTIMES}
+    speed = {
+        rt: {"single_ms": statistics.median(single[rt]), "batch_ms": statistics.median(batched[rt])} for rt in RUNTIMES
+    }
 
     meta = scorers["fp32"].meta
     lines = [
-        "# Scorer runtimes on CPU: fp32 vs int8", "",
+        "# Scorer runtimes on CPU: fp32 vs int8",
+        "",
         f"Model `{args.model}` ({meta.get('algorithm')}, {meta.get('mode')}, {meta.get('counts', {}).get('labeled_train')} "
         f"labels, max_length {meta.get('max_length')}, threshold {threshold:.4f} from the fp32 model); "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s). "
         f"Load average {load_before:.1f} before / {load_after:.1f} after the speed runs (shared machine: CPU time, "
-        "not wall time, is compared).", "",
+        "not wall time, is compared).",
+        "",
         f"## Speed (CPU ms per text, median of {args.rounds} interleaved rounds; {args.n_single} single-text calls, "
-        f"{args.n_batched} texts in batches of {args.batch}; the first texts of {Path(args.data).name})", "",
+        f"{args.n_batched} texts in batches of {args.batch}; the first texts of {Path(args.data).name})",
+        "",
         "| runtime | single text: CPU ms | texts/s per core | batch: CPU ms per text | texts/s per core |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for rt in RUNTIMES:
         sp = speed[rt]
-        lines.append(f"| {rt} | {sp['single_ms']:.2f} | {1000 / sp['single_ms']:.1f} | {sp['batch_ms']:.2f} | "
-                     f"{1000 / sp['batch_ms']:.1f} |")
+        lines.append(
+            f"| {rt} | {sp['single_ms']:.2f} | {1000 / sp['single_ms']:.1f} | {sp['batch_ms']:.2f} | "
+            f"{1000 / sp['batch_ms']:.1f} |"
+        )
     s_gain = speed["fp32"]["single_ms"] / speed["int8"]["single_ms"]
     b_gain = speed["fp32"]["batch_ms"] / speed["int8"]["batch_ms"]
     lines += [
-        "", f"int8 vs fp32: **{s_gain:.2f}×** less CPU per single text, **{b_gain:.2f}×** per batched text "
-        "(target ≥ 2×).", "",
+        "",
+        f"int8 vs fp32: **{s_gain:.2f}×** less CPU per single text, **{b_gain:.2f}×** per batched text (target ≥ 2×).",
+        "",
         f"## Quality on {Path(args.data).parent.name}/{Path(args.data).name} ({len(rows)} texts, "
-        f"{sum(labels)} harmful), threshold {threshold:.4f}", "",
-        "| runtime | F1 | precision | recall | flagged |", "| --- | ---: | ---: | ---: | ---: |",
+        f"{sum(labels)} harmful), threshold {threshold:.4f}",
+        "",
+        "| runtime | F1 | precision | recall | flagged |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for rt in RUNTIMES:
         q = quality[rt]
         lines.append(f"| {rt} | {q['f1']:.4f} | {q['precision']:.4f} | {q['recall']:.4f} | {q['flagged']} |")
     df1 = quality["int8"]["f1"] - quality["fp32"]["f1"]
     lines += [
-        "", f"ΔF1 (int8 − fp32) **{df1:+.4f}** (target |ΔF1| ≤ 0.005); {differ} of {len(rows)} decisions differ; "
-        f"largest |Δ p(harmful)| {max_dp:.4f}.", "",
-        f"Reproduce: `.venv/bin/python benchmarks/scorer_runtime.py --model {args.model} --threads {args.threads}`.", "",
+        "",
+        f"ΔF1 (int8 − fp32) **{df1:+.4f}** (target |ΔF1| ≤ 0.005); {differ} of {len(rows)} decisions differ; "
+        f"largest |Δ p(harmful)| {max_dp:.4f}.",
+        "",
+        f"Reproduce: `.venv/bin/python benchmarks/scorer_runtime.py --model {args.model} --threads {args.threads}`.",
+        "",
     ]
     report = "\n".join(lines)
     print(report)

@@ -26,22 +26,33 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("how do i make bake explain write a the my for with without someone bank account password recipe poem "
-         "story neighbour car phone email code python history science help quickly secretly safe dangerous "
-         "weapon poison hack steal friend garden music learn").split()
+WORDS = (
+    "how do i make bake explain write a the my for with without someone bank account password recipe poem "
+    "story neighbour car phone email code python history science help quickly secretly safe dangerous "
+    "weapon poison hack steal friend garden music learn"
+).split()
 SLUG = "bench-scoring"
 
 
 def _setup_django(db_url: str) -> None:
-    os.environ.update({"DATABASE_URL": db_url, "DJANGO_SECURE_SSL_REDIRECT": "0",
-                       "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")})
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
+        }
+    )
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation_app.settings")
     sys.path.insert(0, str(ROOT))
     dbname = db_url.rsplit("/", 1)[1]
     admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    exists = subprocess.run(
+        ["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if not exists:
         subprocess.run(["psql", admin_url, "-qc", f"CREATE DATABASE {dbname}"], check=True)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], check=True, env=os.environ)
@@ -67,8 +78,9 @@ def ensure_project(n_items: int):
         Item.objects.filter(project=project).delete()
         rng = random.Random(0)
         t = time.perf_counter()
-        pool = ({"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 24))) + f" #{i}"}
-                for i in range(n_items))
+        pool = (
+            {"text": " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 24))) + f" #{i}"} for i in range(n_items)
+        )
         items_import(project=project, stream=_jsonl(pool), fmt="jsonl", split=Item.Split.POOL)
         seed = [{"text": f"how do i make a weapon to hurt someone #{i}", "label": "harmful"} for i in range(20)]
         seed += [{"text": f"write a poem about my garden #{i}", "label": "unharmful"} for i in range(20)]
@@ -82,13 +94,29 @@ def quick_model(project, out_dir: str) -> str:
     from ssl_engine.engine import run_round
     from ssl_engine.types import LabeledText, RoundInput
 
-    labeled = [LabeledText(example_id=str(pk), text=text, label=int(label == "harmful"))
-               for pk, text, label in Item.objects.filter(project=project, split=Item.Split.SEED)
-               .values_list("id", "text", "human_label")]
+    labeled = [
+        LabeledText(example_id=str(pk), text=text, label=int(label == "harmful"))
+        for pk, text, label in Item.objects.filter(project=project, split=Item.Split.SEED).values_list(
+            "id", "text", "human_label"
+        )
+    ]
     t = time.perf_counter()
-    result = run_round(RoundInput(labeled=labeled, unlabeled=[], out_dir=out_dir, algorithm="supervised",
-                                  config={"epochs": 1, "min_steps": 20, "max_steps": 20, "batch_size": 8,
-                                          "cache_dir": os.path.join(out_dir, "cache")}, device="cpu"))
+    result = run_round(
+        RoundInput(
+            labeled=labeled,
+            unlabeled=[],
+            out_dir=out_dir,
+            algorithm="supervised",
+            config={
+                "epochs": 1,
+                "min_steps": 20,
+                "max_steps": 20,
+                "batch_size": 8,
+                "cache_dir": os.path.join(out_dir, "cache"),
+            },
+            device="cpu",
+        )
+    )
     print(f"quick round (default backbone, not timed): {time.perf_counter() - t:.1f}s", flush=True)
     return result.model_dir
 
@@ -97,8 +125,9 @@ def _round(project, name: str):
     from annotations.models import TrainingRound
 
     TrainingRound.objects.filter(project=project, algorithm="supervised", config__bench=name).delete()
-    return TrainingRound.objects.create(project=project, algorithm="supervised", status="succeeded",
-                                        config={"bench": name})
+    return TrainingRound.objects.create(
+        project=project, algorithm="supervised", status="succeeded", config={"bench": name}
+    )
 
 
 def main() -> int:
@@ -107,8 +136,12 @@ def main() -> int:
     ap.add_argument("--db-url", default="postgres://postgres@127.0.0.1:5432/umbra_bench")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
-    ap.add_argument("--score-limit", type=int, default=0,
-                    help="score only the first N pool items end to end (0 = all); storing alone always uses all")
+    ap.add_argument(
+        "--score-limit",
+        type=int,
+        default=0,
+        help="score only the first N pool items end to end (0 = all); storing alone always uses all",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "scoring.md"))
     args = ap.parse_args()
     _setup_django(args.db_url)
@@ -117,8 +150,8 @@ def main() -> int:
     from django.db import transaction
 
     from annotations.models import Item, Prediction
-    from ssl_engine import LABEL_NAMES
     from annotations.services.scoring import predictions_store
+    from ssl_engine import LABEL_NAMES
     from ssl_engine.engine import load_scorer
     from ssl_engine.review import review_signal
     from ssl_engine.types import ExamplePrediction
@@ -134,9 +167,12 @@ def main() -> int:
         # --- end to end: DB read -> score -> review signals -> COPY, one transaction ---------
         first = _round(project, "end-to-end")
         t0 = time.perf_counter()
-        rows = list(Item.objects.filter(project=project, split=Item.Split.POOL, human_label="", excluded=False)
-                    .order_by("id").values_list("id", "text", "prompt")[: args.score_limit or None]
-                    .iterator(chunk_size=5000))
+        rows = list(
+            Item.objects.filter(project=project, split=Item.Split.POOL, human_label="", excluded=False)
+            .order_by("id")
+            .values_list("id", "text", "prompt")[: args.score_limit or None]
+            .iterator(chunk_size=5000)
+        )
         t_read = time.perf_counter() - t0
         preds: list[ExamplePrediction] = []
         chunk = 2048
@@ -145,11 +181,23 @@ def main() -> int:
             part = rows[s : s + chunk]
             scores = scorer.score([r[1] for r in part], [r[2] or None for r in part], batch_size=args.batch_size)
             for (pk, _text, _prompt), (p, heads) in zip(part, scores, strict=True):
-                prio, reason = review_signal(p_harmful=p, head_probs=heads, threshold=threshold, history=(),
-                                             weight=0.0, agreement="")
-                preds.append(ExamplePrediction(
-                    example_id=str(pk), p_harmful=p, head_probs=heads, pseudo_label=int(p >= threshold), used=False,
-                    weight=0.0, agreement="", margin_history=(), review_priority=prio, review_reason=reason))
+                prio, reason = review_signal(
+                    p_harmful=p, head_probs=heads, threshold=threshold, history=(), weight=0.0, agreement=""
+                )
+                preds.append(
+                    ExamplePrediction(
+                        example_id=str(pk),
+                        p_harmful=p,
+                        head_probs=heads,
+                        pseudo_label=int(p >= threshold),
+                        used=False,
+                        weight=0.0,
+                        agreement="",
+                        margin_history=(),
+                        review_priority=prio,
+                        review_reason=reason,
+                    )
+                )
             if (s // chunk) % 5 == 0:
                 done = s + len(part)
                 print(f"  scored {done:,}/{len(rows):,} ({done / (time.perf_counter() - t1):.0f} items/s)", flush=True)
@@ -163,17 +211,27 @@ def main() -> int:
 
         # --- storing alone: one row per pool item, shaped like a MultiMatch round's -----------
         rng = random.Random(1)
-        all_ids = list(Item.objects.filter(project=project, split=Item.Split.POOL, human_label="")
-                       .values_list("id", flat=True))
+        all_ids = list(
+            Item.objects.filter(project=project, split=Item.Split.POOL, human_label="").values_list("id", flat=True)
+        )
         store_rows = []
         for pk in all_ids:
             heads = tuple(rng.random() for _ in range(3))
             p = sum(heads) / 3
-            store_rows.append(ExamplePrediction(
-                example_id=str(pk), p_harmful=p, head_probs=heads, pseudo_label=int(p >= 0.5), used=p > 0.8,
-                weight=3.0 if p > 0.9 else 1.0, agreement="disagree_one", margin_history=tuple(rng.random() for _ in
-                                                                                              range(6)),
-                review_priority=rng.random(), review_reason="heads disagree; low margin"))
+            store_rows.append(
+                ExamplePrediction(
+                    example_id=str(pk),
+                    p_harmful=p,
+                    head_probs=heads,
+                    pseudo_label=int(p >= 0.5),
+                    used=p > 0.8,
+                    weight=3.0 if p > 0.9 else 1.0,
+                    agreement="disagree_one",
+                    margin_history=tuple(rng.random() for _ in range(6)),
+                    review_priority=rng.random(),
+                    review_reason="heads disagree; low margin",
+                )
+            )
         second = _round(project, "store-only")
         t3 = time.perf_counter()
         with transaction.atomic():
@@ -192,9 +250,11 @@ def main() -> int:
         f"in {t_store:.1f} s) |\n"
     )
     if n < pool_total:
-        table += (f"\nEnd to end was measured on the first {n:,} of the project's {pool_total:,} pool items "
-                  "(the CPU was shared, see below); storing alone wrote one row for each of the "
-                  f"{pool_total:,}.\n")
+        table += (
+            f"\nEnd to end was measured on the first {n:,} of the project's {pool_total:,} pool items "
+            "(the CPU was shared, see below); storing alone wrote one row for each of the "
+            f"{pool_total:,}.\n"
+        )
     cpu_rate = n / cpu_score
     table += (
         f"\nScoring used {cpu_score:.0f} CPU-seconds over {t_score:.0f} s of wall time: {cpu_rate:,.0f} items per "

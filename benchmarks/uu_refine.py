@@ -219,9 +219,7 @@ def main():
         tt = [r[1]["true_theta"] for r in runs]
         ests = [r[1].get("est") for r in runs]
         est_txt = (
-            fmt([e.theta_p for e in ests if e]) + " / " + fmt([e.theta_n for e in ests if e])
-            if any(ests)
-            else "error"
+            fmt([e.theta_p for e in ests if e]) + " / " + fmt([e.theta_n for e in ests if e]) if any(ests) else "error"
         )
         cells = [name, f"{np.mean([t[0] for t in tt]):.3f} / {np.mean([t[1] for t in tt]):.3f}", est_txt]
         cells.append(fmt([r[0]["start"][0] for r in runs]) + " / " + fmt([r[0]["start"][1] for r in runs]))
@@ -246,7 +244,11 @@ def main():
                 curve = " → ".join(f"{a:.3f}/{f:.3f}" for a, f in [r[0]["start"], *c["per_iter"]])
                 ch = ", ".join(f"{v:.1%}" for v in c["changed"])
                 e = r[1].get("est")
-                sep = f"; est. θ {e.theta_p:.2f}/{e.theta_n:.2f} (n {e.n_p}/{e.n_n}), labels needed ≈ {e.labels_needed}" if e else ""
+                sep = (
+                    f"; est. θ {e.theta_p:.2f}/{e.theta_n:.2f} (n {e.n_p}/{e.n_n}), labels needed ≈ {e.labels_needed}"
+                    if e
+                    else ""
+                )
                 details.append(f"- {name}, seed {si}: acc/F1 {curve}; changed {ch}; {c['stopped']}{sep}")
             elif "error" in c:
                 details.append(f"- {name}, seed {si}: error: {c['error']}")

@@ -29,17 +29,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-WORDS = ("how do i make bake explain write a the my for with without someone bank account password recipe poem "
-         "story neighbour car phone email code python history science help quickly secretly safe dangerous").split()
+WORDS = (
+    "how do i make bake explain write a the my for with without someone bank account password recipe poem "
+    "story neighbour car phone email code python history science help quickly secretly safe dangerous"
+).split()
 AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_none", "high_agree"]
 
 
 def setup_env(db_url: str) -> None:
-    os.environ.update({
-        "DATABASE_URL": db_url, "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef", "DJANGO_DEBUG": "0",
-        "UMBRA_DEMO": "0", "DJANGO_SECURE_SSL_REDIRECT": "0", "DJANGO_SECURE_COOKIES": "0",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15", "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
+            "DJANGO_DEBUG": "0",
+            "UMBRA_DEMO": "0",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "DJANGO_SECURE_COOKIES": "0",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
+            "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
+        }
+    )
 
 
 def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
@@ -66,9 +75,23 @@ def build(args) -> None:
     User = get_user_model()
     for name, role in (("bench_annotator", Role.ANNOTATOR), ("bench_reviewer", Role.REVIEWER)):
         membership_set(project=project, user=User.objects.create_user(name, password="x"), role=role)
-    item_cols = ["project_id", "text", "prompt", "content_hash", "split", "bench_name", "source", "external_id",
-                 "metadata", "created_at", "human_label", "human_category", "excluded", "annotation_count"]
-    splits = ([("seed", args.seed_items), ("test", args.test_items), ("pool", args.pool)])
+    item_cols = [
+        "project_id",
+        "text",
+        "prompt",
+        "content_hash",
+        "split",
+        "bench_name",
+        "source",
+        "external_id",
+        "metadata",
+        "created_at",
+        "human_label",
+        "human_category",
+        "excluded",
+        "annotation_count",
+    ]
+    splits = [("seed", args.seed_items), ("test", args.test_items), ("pool", args.pool)]
 
     def items():
         i = 0
@@ -77,8 +100,22 @@ def build(args) -> None:
                 text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 30))) + f" #{i}"
                 # 5 % of the pool already carries a human label: the queue must skip those
                 label = "harmful" if split == "pool" and rng.random() < 0.05 else ""
-                yield [str(project.pk), text, "", f"{i:064x}", split, "", "bench", "", "{}",
-                       "2026-01-01 00:00:00+00", label, "", "f", "1" if label else "0"]
+                yield [
+                    str(project.pk),
+                    text,
+                    "",
+                    f"{i:064x}",
+                    split,
+                    "",
+                    "bench",
+                    "",
+                    "{}",
+                    "2026-01-01 00:00:00+00",
+                    label,
+                    "",
+                    "f",
+                    "1" if label else "0",
+                ]
                 i += 1
 
     t = time.perf_counter()
@@ -100,15 +137,40 @@ def build(args) -> None:
                 p = rng.random()
                 heads = [min(max(p + rng.uniform(-0.3, 0.3), 0), 1) for _ in range(2)]
                 margins = "[" + ",".join(f"{rng.uniform(-1, 1):.3f}" for _ in range(6)) + "]"
-                yield [str(item_id), str(rnd.pk), f"{p:.4f}", f"[{heads[0]:.4f},{heads[1]:.4f}]",
-                       "harmful" if p >= 0.5 else "unharmful", "t", "1.0", rng.choice(AGREEMENTS), margins,
-                       f"{rng.expovariate(1.0) * 3:.4f}", "heads disagree; unstable margin"]
+                yield [
+                    str(item_id),
+                    str(rnd.pk),
+                    f"{p:.4f}",
+                    f"[{heads[0]:.4f},{heads[1]:.4f}]",
+                    "harmful" if p >= 0.5 else "unharmful",
+                    "t",
+                    "1.0",
+                    rng.choice(AGREEMENTS),
+                    margins,
+                    f"{rng.expovariate(1.0) * 3:.4f}",
+                    "heads disagree; unstable margin",
+                ]
 
         t = time.perf_counter()
         with connection.cursor() as cur:
-            copy_rows(cur.cursor, "annotations_prediction",
-                      ["item_id", "training_round_id", "p_harmful", "head_probs", "pseudo_label", "used", "weight",
-                       "agreement", "margin_history", "review_priority", "review_reason"], preds())
+            copy_rows(
+                cur.cursor,
+                "annotations_prediction",
+                [
+                    "item_id",
+                    "training_round_id",
+                    "p_harmful",
+                    "head_probs",
+                    "pseudo_label",
+                    "used",
+                    "weight",
+                    "agreement",
+                    "margin_history",
+                    "review_priority",
+                    "review_reason",
+                ],
+                preds(),
+            )
         print(f"COPY {args.predictions} predictions for round {rnd.pk} in {time.perf_counter() - t:.1f}s", flush=True)
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
@@ -142,14 +204,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def measure(args) -> tuple[list[tuple], str]:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    
+
     from annotations.models import Item, Project
     from annotations.selectors.predictions import QueueFilters, active_review_round, review_queue
-
-    from django.conf import settings
 
     # Not setup_test_environment(): its template instrumentation makes the Client copy every
     # rendered context, which would be timed as server work.
@@ -172,24 +233,35 @@ def measure(args) -> tuple[list[tuple], str]:
         with connection.execute_wrapper(counter):
             fn()
         ms, cpu = timed(fn, n)
-        rows.append((name, n, statistics.median(ms), pct(ms, 0.95), max(ms), pct(cpu, 0.95),
-                     counter.n, target))
-        print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, "
-              f"{counter.n} queries", flush=True)
+        rows.append((name, n, statistics.median(ms), pct(ms, 0.95), max(ms), pct(cpu, 0.95), counter.n, target))
+        print(
+            f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms, {counter.n} queries", flush=True
+        )
 
     bench("review queue page (20 cards)", lambda: check(reviewer.get(queue_url)), args.n, 50)
-    bench("review queue fragment, filtered (agreement + label + p range)",
-          lambda: check(reviewer.get(queue_url + "?agreement=disagree_both&label=harmful&p_min=0.6&p_max=0.95", **hx)),
-          args.n, 50)
+    bench(
+        "review queue fragment, filtered (agreement + label + p range)",
+        lambda: check(reviewer.get(queue_url + "?agreement=disagree_both&label=harmful&p_min=0.6&p_max=0.95", **hx)),
+        args.n,
+        50,
+    )
     bench("next-item fragment (seed labeling)", lambda: check(annotator.get(label_url, **hx)), args.n, 50)
 
     token = iter(range(10**9))
 
     def submit_plain():
-        held = Item.objects.filter(project=project, claimed_by__username="bench_annotator").values_list("pk", flat=True).first()
+        held = (
+            Item.objects.filter(project=project, claimed_by__username="bench_annotator")
+            .values_list("pk", flat=True)
+            .first()
+        )
         if held is None:
             annotator.get(label_url, **hx)
-            held = Item.objects.filter(project=project, claimed_by__username="bench_annotator").values_list("pk", flat=True).first()
+            held = (
+                Item.objects.filter(project=project, claimed_by__username="bench_annotator")
+                .values_list("pk", flat=True)
+                .first()
+            )
         return held
 
     # label submit: the item is leased before the clock starts, so only the POST is timed
@@ -209,23 +281,43 @@ def measure(args) -> tuple[list[tuple], str]:
         item_id = submit_plain()
         counter = QueryCounter()
         with connection.execute_wrapper(counter):
-            annotator.post(label_url, {"item": item_id, "label": "harmful", "client_token": f"b{next(token)}"},
-                           **(hx if htmx else {}))
-        rows.append((name, args.n, statistics.median(ms), pct(ms, 0.95), max(ms), pct(cpu, 0.95),
-                     counter.n,
-                     30 if not htmx else 50))
+            annotator.post(
+                label_url,
+                {"item": item_id, "label": "harmful", "client_token": f"b{next(token)}"},
+                **(hx if htmx else {}),
+            )
+        rows.append(
+            (
+                name,
+                args.n,
+                statistics.median(ms),
+                pct(ms, 0.95),
+                max(ms),
+                pct(cpu, 0.95),
+                counter.n,
+                30 if not htmx else 50,
+            )
+        )
         print(f"{name}: p50 {statistics.median(ms):.1f} ms, p95 {pct(ms, 0.95):.1f} ms", flush=True)
 
     rnd = active_review_round(project=project)
     plan = review_queue(training_round=rnd)[:20].explain(analyze=True, buffers=True)
-    plan_f = review_queue(training_round=rnd, filters=QueueFilters(agreement="disagree_both", label="harmful",
-                                                                    p_min=0.6, p_max=0.95))[:20].explain(analyze=True)
+    plan_f = review_queue(
+        training_round=rnd, filters=QueueFilters(agreement="disagree_both", label="harmful", p_min=0.6, p_max=0.95)
+    )[:20].explain(analyze=True)
     from annotations.selectors.items import claimable_items
 
-    plan_claim = claimable_items(project=project, user=User.objects.get(username="bench_annotator"),
-                                 split="seed")[:1].explain(analyze=True)
-    explain = ("-- review queue, first page\n" + plan + "\n\n-- review queue, filtered\n" + plan_f +
-               "\n\n-- next seed item to claim\n" + plan_claim)
+    plan_claim = claimable_items(project=project, user=User.objects.get(username="bench_annotator"), split="seed")[
+        :1
+    ].explain(analyze=True)
+    explain = (
+        "-- review queue, first page\n"
+        + plan
+        + "\n\n-- review queue, filtered\n"
+        + plan_f
+        + "\n\n-- next seed item to claim\n"
+        + plan_claim
+    )
     return rows, explain
 
 
@@ -239,15 +331,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="rounds with predictions (the last one is active)")
     ap.add_argument("-n", type=int, default=200, help="timed requests per measurement")
     ap.add_argument("--reuse", action="store_true", help="keep an already built database")
-    ap.add_argument("--build-only", action="store_true",
-                    help="build the database and stop (build niced, then measure with --reuse un-niced)")
+    ap.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build the database and stop (build niced, then measure with --reuse un-niced)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "workbench_speed.md"))
     args = ap.parse_args()
     setup_env(args.db_url)
     dbname = args.db_url.rsplit("/", 1)[1]
     admin_url = args.db_url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
-                            capture_output=True, text=True).stdout.strip() == "1"
+    exists = (
+        subprocess.run(
+            ["psql", admin_url, "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{dbname}'"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        == "1"
+    )
     fresh = not (args.reuse and exists)
     if fresh:
         subprocess.run(["psql", admin_url, "-qc", f"DROP DATABASE IF EXISTS {dbname}"], check=True)
@@ -264,14 +365,17 @@ def main() -> None:
         return
     rows, explain = measure(args)
     lines = [
-        "# Workbench speed (1,000,000 pool items, 100,000 predictions per round)", "",
+        "# Workbench speed (1,000,000 pool items, 100,000 predictions per round)",
+        "",
         f"PostgreSQL, {args.pool:,} pool + {args.seed_items:,} seed + {args.test_items:,} test items, "
         f"{args.rounds} rounds × {args.predictions:,} predictions (the last round's model is active), "
         f"5 % of the pool already human-labeled. Server time measured in-process with Django's test Client "
         f"(middleware + view + SQL + template), {args.n} requests each, on a 2-core machine shared with other "
-        f"jobs (`benchmarks/workbench_speed.py`).", "",
+        f"jobs (`benchmarks/workbench_speed.py`).",
+        "",
         f"Load average during the run: {os.getloadavg()[0]:.1f} (2 cores). Wall time includes waiting for "
-        "the CPU and for PostgreSQL; CPU time is this process's own work per request.", "",
+        "the CPU and for PostgreSQL; CPU time is this process's own work per request.",
+        "",
         "| request | n | p50 wall ms | p95 wall ms | max wall ms | p95 CPU ms | SQL queries | target p95 |",
         "|---|---|---|---|---|---|---|---|",
     ]

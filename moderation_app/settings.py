@@ -54,9 +54,7 @@ else:
             "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
 
-ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if RELAXED else []
-)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if RELAXED else [])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -131,9 +129,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "moderation_app.wsgi.application"
 
 if RELAXED:
-    DATABASES = {
-        "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'umbra.sqlite3'}")
-    }
+    DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'umbra.sqlite3'}")}
 else:
     DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
@@ -192,10 +188,12 @@ UMBRA_SIMILAR_EMBEDDINGS = env.bool("UMBRA_SIMILAR_EMBEDDINGS", default=True)
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "annotations.cache.ResilientRedisCache"
-    CACHES["default"].setdefault("OPTIONS", {}).update({
-        "socket_connect_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
-        "socket_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
-    })
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "socket_connect_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
+            "socket_timeout": env.float("UMBRA_CACHE_TIMEOUT", default=0.25),
+        }
+    )
 
 # --- security headers -------------------------------------------------------
 X_FRAME_OPTIONS = "DENY"
@@ -213,9 +211,7 @@ SILENCED_SYSTEM_CHECKS = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 
 # --- Celery -----------------------------------------------------------------
 if RELAXED:
-    CELERY_BROKER_URL = env(
-        "CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
-    )
+    CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
 else:
     CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default="django-db")
@@ -241,7 +237,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # refinement) whose heartbeat is older than UMBRA_JOB_HEARTBEAT_TIMEOUT is dead; the sweep that
 # fails it runs every UMBRA_JOB_SWEEP_INTERVAL seconds (beat) and when a worker starts.
 UMBRA_JOB_HEARTBEAT_TIMEOUT = env.int(
-    "UMBRA_JOB_HEARTBEAT_TIMEOUT", default=env.int("UMBRA_ROUND_HEARTBEAT_TIMEOUT", default=300))
+    "UMBRA_JOB_HEARTBEAT_TIMEOUT", default=env.int("UMBRA_ROUND_HEARTBEAT_TIMEOUT", default=300)
+)
 UMBRA_JOB_SWEEP_INTERVAL = env.int("UMBRA_JOB_SWEEP_INTERVAL", default=60)
 UMBRA_JOB_PROGRESS_INTERVAL = env.float("UMBRA_JOB_PROGRESS_INTERVAL", default=1.0)  # seconds between writes
 CELERY_BEAT_SCHEDULE = {
@@ -275,8 +272,10 @@ REST_FRAMEWORK = {
         "annotations.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
-                                   "annotations.api.permissions.TokenScope"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "annotations.api.permissions.TokenScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.UmbraAutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["annotations.api.parsers.LimitedJSONParser"],

@@ -11,9 +11,11 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its init script from a URL: no inline <script> (strict CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema",
-                                                          template_name="annotations/api_docs.html"),
-         name="api-docs"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="annotations/api_docs.html"),
+        name="api-docs",
+    ),
     path("api/", include("annotations.api.urls")),
     path("v1/moderations", ModerationCreateApi.as_view(), name="moderations"),
     path("", include("annotations.urls")),

@@ -30,15 +30,19 @@ def main() -> int:
         up, where = reachable(db, 5432)
         if not up:
             ok = False
-            print(f"PostgreSQL is not reachable at {where}.\n"
-                  "  Start it, e.g.: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
-                  "  or point DATABASE_URL=postgres://USER@HOST:PORT/DB at a running server.")
+            print(
+                f"PostgreSQL is not reachable at {where}.\n"
+                "  Start it, e.g.: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+                "  or point DATABASE_URL=postgres://USER@HOST:PORT/DB at a running server."
+            )
     up, where = reachable(broker, 6379)
     if not up:
         ok = False
-        print(f"Redis is not reachable at {where}.\n"
-              "  Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379\n"
-              "  or point CELERY_BROKER_URL=redis://HOST:PORT/N at a running server.")
+        print(
+            f"Redis is not reachable at {where}.\n"
+            "  Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379\n"
+            "  or point CELERY_BROKER_URL=redis://HOST:PORT/N at a running server."
+        )
     if ok:
         print(f"services ok: PostgreSQL {db.split('@')[-1]}, Redis {broker.split('@')[-1]}")
     return 0 if ok else 1

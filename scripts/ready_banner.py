@@ -29,8 +29,11 @@ def wait_for(url: str, timeout: float = 120.0) -> bool:
 
 def banner(url: str, var_dir: Path) -> str:
     passwords = var_dir / "demo-passwords.txt"
-    where = (f"{passwords} (mode 0600: only you can read it)" if passwords.exists()
-             else "set when the demo accounts were first created (UMBRA_DEMO_<NAME>_PASSWORD)")
+    where = (
+        f"{passwords} (mode 0600: only you can read it)"
+        if passwords.exists()
+        else "set when the demo accounts were first created (UMBRA_DEMO_<NAME>_PASSWORD)"
+    )
     lines = [
         f"Umbra is ready: {url}",
         "Demo accounts: annotator, reviewer, admin (one per role in both demo projects)",

@@ -51,8 +51,9 @@ def _links(page, base: str) -> list[str]:
     return out
 
 
-def capture(base: str, accounts: list[tuple[str, str]], out: Path, *, depth: int = 2,
-            max_pages: int = 80) -> dict[str, list[tuple[str, str, int]]]:
+def capture(
+    base: str, accounts: list[tuple[str, str]], out: Path, *, depth: int = 2, max_pages: int = 80
+) -> dict[str, list[tuple[str, str, int]]]:
     """Log in as each account and screenshot the reachable pages; returns {account: [(url, png, status)]}."""
     from playwright.sync_api import sync_playwright
 
@@ -109,14 +110,17 @@ def capture(base: str, accounts: list[tuple[str, str]], out: Path, *, depth: int
 def _index(out: Path, shots: dict[str, list[tuple[str, str, int]]]) -> None:
     rows = []
     for username, pages in shots.items():
-        cells = "".join(f'<figure><a href="{html.escape(png)}"><img src="{html.escape(png)}" loading="lazy" '
-                        f'width="320"></a><figcaption>{status} {html.escape(url)}</figcaption></figure>'
-                        for url, png, status in pages)
+        cells = "".join(
+            f'<figure><a href="{html.escape(png)}"><img src="{html.escape(png)}" loading="lazy" '
+            f'width="320"></a><figcaption>{status} {html.escape(url)}</figcaption></figure>'
+            for url, png, status in pages
+        )
         rows.append(f"<h2>{html.escape(username)} ({len(pages)} pages)</h2><div class=grid>{cells}</div>")
     (out / "index.html").write_text(
         "<!doctype html><meta charset=utf-8><title>Umbra screenshots</title><style>"
         ".grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;width:320px;font:12px sans-serif}"
-        "img{border:1px solid #ccc}</style><h1>Umbra: every page, every role</h1>" + "".join(rows))
+        "img{border:1px solid #ccc}</style><h1>Umbra: every page, every role</h1>" + "".join(rows)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

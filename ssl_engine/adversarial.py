@@ -196,7 +196,9 @@ def judge_validator(
     from ssl_engine.llm_judge import judge_rewrites, majority
 
     def validate(source: str, candidate: str) -> bool:
-        votes = judge_rewrites([source], [[candidate]], judges=judges, labels=[label], task=task, samples_per_judge=samples_per_judge)
+        votes = judge_rewrites(
+            [source], [[candidate]], judges=judges, labels=[label], task=task, samples_per_judge=samples_per_judge
+        )
         return majority(votes[0][0]) is True
 
     return validate

@@ -60,8 +60,10 @@ def draw_labeled(rows: Sequence[dict], n: int, seed: int, min_per_class: int = 4
     by_class = {c: [i for i, r in enumerate(rows) if r["label"] == c] for c in LABEL_NAMES}
     for c, ix in by_class.items():
         if len(ix) < min(min_per_class, max(1, n // 2)):
-            raise InputError(f"class {c!r} has {len(ix)} examples in the training file; need at least "
-                             f"{min(min_per_class, max(1, n // 2))}")
+            raise InputError(
+                f"class {c!r} has {len(ix)} examples in the training file; need at least "
+                f"{min(min_per_class, max(1, n // 2))}"
+            )
     if n >= len(rows):
         return list(rows), []
     if n < 2 * min_per_class:
@@ -79,7 +81,7 @@ def draw_labeled(rows: Sequence[dict], n: int, seed: int, min_per_class: int = 4
     elif short < 0:  # rounding overshoot: drop from the largest class
         big = max(by_class, key=lambda c: len(by_class[c]))
         big_set = set(by_class[big])
-        drop = [i for i in picked if i in big_set][: -short]
+        drop = [i for i in picked if i in big_set][:-short]
         picked = [i for i in picked if i not in set(drop)]
     chosen = set(picked)
     return [rows[i] for i in sorted(chosen)], [r for i, r in enumerate(rows) if i not in chosen]
@@ -113,8 +115,19 @@ def train_main(args: argparse.Namespace) -> int:
     if args.unlabeled is not None:
         rest = rest[: args.unlabeled]
     views = read_views(args.views) if args.views else None
-    result = run_from_rows(labeled, rest, evals, algorithm=args.algorithm, seed=args.seed, out_dir=args.out,
-                           mode=args.mode, backbone=args.backbone, config=config, device=args.device, views=views)
+    result = run_from_rows(
+        labeled,
+        rest,
+        evals,
+        algorithm=args.algorithm,
+        seed=args.seed,
+        out_dir=args.out,
+        mode=args.mode,
+        backbone=args.backbone,
+        config=config,
+        device=args.device,
+        views=views,
+    )
     print(json.dumps({k: result["eval"][k]["f1"] for k in result["eval"]}))
     return 0
 
@@ -142,9 +155,23 @@ def read_views(path: str) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=None, backbone=None, config=None,
-                  device=None, views=None, hidden_labels: bool = False, settings=None,
-                  keep_predictions: bool = False) -> dict:
+def run_from_rows(
+    labeled,
+    unlabeled,
+    evals,
+    *,
+    algorithm,
+    seed,
+    out_dir,
+    mode=None,
+    backbone=None,
+    config=None,
+    device=None,
+    views=None,
+    hidden_labels: bool = False,
+    settings=None,
+    keep_predictions: bool = False,
+) -> dict:
     """Run one round on JSONL rows and write ``out_dir/metrics.json``; return that dict.
 
     ``views`` maps an id to its precomputed strong views. With ``hidden_labels`` the unlabeled
@@ -164,26 +191,54 @@ def run_from_rows(labeled, unlabeled, evals, *, algorithm, seed, out_dir, mode=N
     ]
     inp = RoundInput(
         labeled=labeled_texts,
-        unlabeled=[UnlabeledText(str(r["id"]), r["text"], r.get("prompt"), strong_views=views.get(str(r["id"]), ()),
-                                 hidden_label=idx.get(r.get("label")) if hidden_labels else None)
-                   for r in unlabeled],
-        out_dir=out_dir, algorithm=algorithm, config=config or {},
+        unlabeled=[
+            UnlabeledText(
+                str(r["id"]),
+                r["text"],
+                r.get("prompt"),
+                strong_views=views.get(str(r["id"]), ()),
+                hidden_label=idx.get(r.get("label")) if hidden_labels else None,
+            )
+            for r in unlabeled
+        ],
+        out_dir=out_dir,
+        algorithm=algorithm,
+        config=config or {},
         eval_sets={k: labeled_from_rows(v, LABEL_NAMES) for k, v in evals.items()},
-        label_names=LABEL_NAMES, mode=mode, backbone=backbone, device=device, seed=seed,
+        label_names=LABEL_NAMES,
+        mode=mode,
+        backbone=backbone,
+        device=device,
+        seed=seed,
     )
     t0 = time.time()
     res = run_round(inp, settings=settings)
     out = {
-        "eval": res.metrics, "algorithm": algorithm, "labeled": len(labeled), "unlabeled": len(unlabeled),
-        "seed": seed, "train_seconds": time.time() - t0, "threshold": res.threshold, "timings": res.timings,
-        "mode": res.mode or mode, "config": config or {}, "model_dir": res.model_dir,
-        "threshold_strategy": res.threshold_strategy, "threshold_note": res.threshold_note,
+        "eval": res.metrics,
+        "algorithm": algorithm,
+        "labeled": len(labeled),
+        "unlabeled": len(unlabeled),
+        "seed": seed,
+        "train_seconds": time.time() - t0,
+        "threshold": res.threshold,
+        "timings": res.timings,
+        "mode": res.mode or mode,
+        "config": config or {},
+        "model_dir": res.model_dir,
+        "threshold_strategy": res.threshold_strategy,
+        "threshold_note": res.threshold_note,
         "pseudo_labels": [dataclasses.asdict(s) | {"precision": s.precision} for s in res.pseudo_labels],
     }
     if keep_predictions:
-        out["predictions"] = [{"example_id": p.example_id, "p_harmful": p.p_harmful,
-                               "review_priority": p.review_priority, "review_reason": p.review_reason}
-                              for p in res.predictions]
+        out["predictions"] = [
+            {
+                "example_id": p.example_id,
+                "p_harmful": p.p_harmful,
+                "review_priority": p.review_priority,
+                "review_reason": p.review_reason,
+            }
+            for p in res.predictions
+        ]
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump({k: v for k, v in out.items() if k != "predictions"}, f, indent=2)
     return out
@@ -222,10 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mode", choices=MODES, default=None)
     t.add_argument("--backbone", default=None)
     t.add_argument("--device", default=None)
-    t.add_argument("--config", default=None,
-                   help="JSON object of TrainConfig/algorithm settings, e.g. '{\"strong_augmenter\": \"synonym\"}'")
-    t.add_argument("--views", default=None, metavar="VIEWS.jsonl",
-                   help="precomputed strong views (LLM rewrites, backtranslations): {\"id\", \"views\": [...]} per line")
+    t.add_argument(
+        "--config",
+        default=None,
+        help='JSON object of TrainConfig/algorithm settings, e.g. \'{"strong_augmenter": "synonym"}\'',
+    )
+    t.add_argument(
+        "--views",
+        default=None,
+        metavar="VIEWS.jsonl",
+        help='precomputed strong views (LLM rewrites, backtranslations): {"id", "views": [...]} per line',
+    )
     t.add_argument("--eval", action="append", default=[], metavar="NAME=FILE.jsonl")
     t.add_argument("--out", required=True)
     p = sub.add_parser("predict", help="score a JSONL file with a saved model")

@@ -37,89 +37,186 @@ class TrainConfig:
     """Settings shared by every algorithm (the trainer reads these)."""
 
     epochs: int = param(
-        3, min=1, max=1000,
-        help="Passes over the unlabeled training subsample (over the labeled set for supervised rounds).")
+        3,
+        min=1,
+        max=1000,
+        help="Passes over the unlabeled training subsample (over the labeled set for supervised rounds).",
+    )
     min_steps: int = param(
-        300, min=0, max=10**7, help="Fewest optimiser steps, whatever the data size (tiny seed sets need several passes).")
+        300,
+        min=0,
+        max=10**7,
+        help="Fewest optimiser steps, whatever the data size (tiny seed sets need several passes).",
+    )
     max_steps: int = param(0, min=0, max=10**7, help="Most optimiser steps (0 = no cap).", advanced=True)
     lr: float = param(1e-4, min=1e-8, max=1.0, help="Learning rate of the trained encoder layers.")
     head_lr: float = param(5e-4, min=1e-8, max=1.0, help="Learning rate of the classification heads.")
     weight_decay: float = param(0.01, min=0.0, max=1.0, help="AdamW weight decay.", advanced=True)
-    warmup_ratio: float = param(0.06, min=0.0, max=0.9, help="Share of steps with a linear learning-rate warm-up.",
-                                advanced=True)
+    warmup_ratio: float = param(
+        0.06, min=0.0, max=0.9, help="Share of steps with a linear learning-rate warm-up.", advanced=True
+    )
     batch_size: int = param(16, min=2, max=4096, help="Labeled examples per step.")
     labeled_sampling: str = param(
-        "weighted", choices=("weighted", "balanced"),
+        "weighted",
+        choices=("weighted", "balanced"),
         help="weighted: shuffled passes with class-weighted loss; balanced: equal classes in every batch "
-             "(repeats rare-class examples many times, which makes scores over-confident).", advanced=True)
+        "(repeats rare-class examples many times, which makes scores over-confident).",
+        advanced=True,
+    )
     label_smoothing: float = param(
-        0.0, min=0.0, max=0.5, advanced=True,
-        help="Label smoothing of the supervised loss (it caps confidence near 1 − ε/2, below FixMatch's τ).")
+        0.0,
+        min=0.0,
+        max=0.5,
+        advanced=True,
+        help="Label smoothing of the supervised loss (it caps confidence near 1 − ε/2, below FixMatch's τ).",
+    )
     ema_decay: float = param(
-        0.99, min=0.0, max=0.9999, advanced=True,
+        0.99,
+        min=0.0,
+        max=0.9999,
+        advanced=True,
         help="Weight averaging (0 = off): an exponential moving average of the weights gives the pseudo-labels "
-             "(a steadier teacher) and becomes the round's model.")
-    max_length: int = param(256, min=8, max=4096, help="Tokens read per text (longer texts are cut).",
-                            group=GROUP_MODEL)
+        "(a steadier teacher) and becomes the round's model.",
+    )
+    max_length: int = param(
+        256, min=8, max=4096, help="Tokens read per text (longer texts are cut).", group=GROUP_MODEL
+    )
     trainable_layers: int = param(
-        2, min=0, max=64, group=GROUP_MODEL,
-        help="cpu-fast mode: top encoder layers that train (the lower ones run once and are cached).")
-    head_hidden: int = param(256, min=1, max=16384, help="Hidden width of each head.", group=GROUP_MODEL,
-                             advanced=True)
-    dropout: float = param(0.1, min=0.0, max=0.9, help="Dropout before each head.", group=GROUP_MODEL,
-                           advanced=True)
+        2,
+        min=0,
+        max=64,
+        group=GROUP_MODEL,
+        help="cpu-fast mode: top encoder layers that train (the lower ones run once and are cached).",
+    )
+    head_hidden: int = param(256, min=1, max=16384, help="Hidden width of each head.", group=GROUP_MODEL, advanced=True)
+    dropout: float = param(0.1, min=0.0, max=0.9, help="Dropout before each head.", group=GROUP_MODEL, advanced=True)
     lora_r: int = param(8, min=1, max=512, help="lora mode: adapter rank.", group=GROUP_MODEL, advanced=True)
     lora_alpha: int = param(16, min=1, max=4096, help="lora mode: adapter scale.", group=GROUP_MODEL, advanced=True)
-    bf16: bool = param(True, group=GROUP_MODEL, advanced=True,
-                       help="bfloat16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX): ~2-4x faster.")
-    score_batch_size: int = param(64, min=1, max=4096, help="Batch size when scoring.", group=GROUP_MODEL,
-                                  advanced=True)
-    unlabeled_ratio: int = param(2, min=1, max=64, help="Unlabeled examples per labeled example in a step (μ).",
-                                 group=GROUP_UNLABELED)
+    bf16: bool = param(
+        True,
+        group=GROUP_MODEL,
+        advanced=True,
+        help="bfloat16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX): ~2-4x faster.",
+    )
+    score_batch_size: int = param(
+        64, min=1, max=4096, help="Batch size when scoring.", group=GROUP_MODEL, advanced=True
+    )
+    unlabeled_ratio: int = param(
+        2, min=1, max=64, help="Unlabeled examples per labeled example in a step (μ).", group=GROUP_UNLABELED
+    )
     max_unlabeled: int = param(
-        8000, min=1, max=10**7, group=GROUP_UNLABELED,
-        help="Seeded training subsample of the pool (every pool item is still scored).")
+        8000,
+        min=1,
+        max=10**7,
+        group=GROUP_UNLABELED,
+        help="Seeded training subsample of the pool (every pool item is still scored).",
+    )
     strong_augmenter: str = param(
-        "word_dropout", choices=CHEAP_AUGMENTERS, group=GROUP_UNLABELED,
-        help="Text augmentation for the strong view of items without approved variants.")
+        "word_dropout",
+        choices=CHEAP_AUGMENTERS,
+        group=GROUP_UNLABELED,
+        help="Text augmentation for the strong view of items without approved variants.",
+    )
     n_strong_views: int = param(
-        2, min=1, max=16, group=GROUP_UNLABELED, advanced=True,
-        help="Augmented texts prepared per pool item (cached); a fresh token mask is drawn on top at every use.")
+        2,
+        min=1,
+        max=16,
+        group=GROUP_UNLABELED,
+        advanced=True,
+        help="Augmented texts prepared per pool item (cached); a fresh token mask is drawn on top at every use.",
+    )
     token_mask: float = param(
-        0.1, min=0.0, max=0.9, group=GROUP_UNLABELED,
-        help="Share of tokens hidden from the trained layers in each strong view, drawn afresh at every use.")
-    max_strong_views: int = param(8, min=1, max=64, group=GROUP_UNLABELED, advanced=True,
-                                  help="Precomputed views (approved variants) used per item, at most.")
-    labeled_views: bool = param(True, group=GROUP_UNLABELED, advanced=True,
-                                help="Variants of labeled items train as extra labeled copies with the source's label.")
+        0.1,
+        min=0.0,
+        max=0.9,
+        group=GROUP_UNLABELED,
+        help="Share of tokens hidden from the trained layers in each strong view, drawn afresh at every use.",
+    )
+    max_strong_views: int = param(
+        8,
+        min=1,
+        max=64,
+        group=GROUP_UNLABELED,
+        advanced=True,
+        help="Precomputed views (approved variants) used per item, at most.",
+    )
+    labeled_views: bool = param(
+        True,
+        group=GROUP_UNLABELED,
+        advanced=True,
+        help="Variants of labeled items train as extra labeled copies with the source's label.",
+    )
     threshold_strategy: str = param(
-        "auto", choices=("auto", *THRESHOLD_STRATEGY_NAMES), group=GROUP_THRESHOLD,
+        "auto",
+        choices=("auto", *THRESHOLD_STRATEGY_NAMES),
+        group=GROUP_THRESHOLD,
         help="How the harmful/unharmful cut-off is chosen (never on evaluation data): auto picks val_f1 when the "
-             "labeled set is large enough for a validation split, else prior_match.")
-    val_fraction: float = param(0.2, min=0.0, max=0.5, group=GROUP_THRESHOLD, advanced=True,
-                                help="Share of the human labels held out to choose the threshold (val_f1).")
+        "labeled set is large enough for a validation split, else prior_match.",
+    )
+    val_fraction: float = param(
+        0.2,
+        min=0.0,
+        max=0.5,
+        group=GROUP_THRESHOLD,
+        advanced=True,
+        help="Share of the human labels held out to choose the threshold (val_f1).",
+    )
     min_val_positives: int = param(
-        25, min=0, max=10**6, group=GROUP_THRESHOLD, advanced=True,
-        help="auto: fewest harmful examples a validation split must hold expected before val_f1 is used.")
-    fixed_threshold: float = param(0.5, min=0.0, max=1.0, group=GROUP_THRESHOLD,
-                                   help="The threshold of the fixed strategy.")
+        25,
+        min=0,
+        max=10**6,
+        group=GROUP_THRESHOLD,
+        advanced=True,
+        help="auto: fewest harmful examples a validation split must hold expected before val_f1 is used.",
+    )
+    fixed_threshold: float = param(
+        0.5, min=0.0, max=1.0, group=GROUP_THRESHOLD, help="The threshold of the fixed strategy."
+    )
     calibration_holdout: float = param(
-        0.0, min=0.0, max=0.5, group=GROUP_THRESHOLD, advanced=True,
+        0.0,
+        min=0.0,
+        max=0.5,
+        group=GROUP_THRESHOLD,
+        advanced=True,
         help="Semi-supervised rounds: share of the pool kept out of training so prior_match/expected_f1 read "
-             "the threshold on scores the model never fitted (off by default: 15 % cost 3 F1 points on the "
-             "ToxicChat dev split, seed 0, and did not move the flagged share closer to the prior).")
-    min_calibration_pool: int = param(1000, min=0, max=10**7, group=GROUP_THRESHOLD, advanced=True,
-                                      help="Smallest pool from which a calibration share is held out.")
+        "the threshold on scores the model never fitted (off by default: 15 % cost 3 F1 points on the "
+        "ToxicChat dev split, seed 0, and did not move the flagged share closer to the prior).",
+    )
+    min_calibration_pool: int = param(
+        1000,
+        min=0,
+        max=10**7,
+        group=GROUP_THRESHOLD,
+        advanced=True,
+        help="Smallest pool from which a calibration share is held out.",
+    )
     loss_flag_quantile: float = param(
-        0.9, min=0.0, max=1.0, group=GROUP_CURATION, advanced=True,
-        help="A precomputed view is flagged when its training loss is above this quantile of its population...")
+        0.9,
+        min=0.0,
+        max=1.0,
+        group=GROUP_CURATION,
+        advanced=True,
+        help="A precomputed view is flagged when its training loss is above this quantile of its population...",
+    )
     loss_flag_min_fraction: float = param(
-        0.75, min=0.0, max=1.0, group=GROUP_CURATION, advanced=True,
-        help="...in at least this share of its epochs after the warm-up.")
-    loss_flag_warmup_epochs: int = param(1, min=0, max=1000, group=GROUP_CURATION, advanced=True,
-                                         help="Epochs ignored by the loss flag.")
-    augment_seed: int = param(0, min=0, max=2**31 - 1, group=GROUP_UNLABELED, advanced=True,
-                              help="Seed of the cached text augmentations (shared across rounds so caches are reused).")
+        0.75,
+        min=0.0,
+        max=1.0,
+        group=GROUP_CURATION,
+        advanced=True,
+        help="...in at least this share of its epochs after the warm-up.",
+    )
+    loss_flag_warmup_epochs: int = param(
+        1, min=0, max=1000, group=GROUP_CURATION, advanced=True, help="Epochs ignored by the loss flag."
+    )
+    augment_seed: int = param(
+        0,
+        min=0,
+        max=2**31 - 1,
+        group=GROUP_UNLABELED,
+        advanced=True,
+        help="Seed of the cached text augmentations (shared across rounds so caches are reused).",
+    )
 
 
 def _registry() -> dict[str, type]:

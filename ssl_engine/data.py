@@ -152,7 +152,9 @@ def build_table(
     if model is None or cache is None:
         return TextTable(tok_items)
     keys = [text_key(t, p) for t, p in zip(texts, prompts, strict=True)]
-    missing = sorted({k: i for i, k in enumerate(keys) if k not in cache}.values(), key=lambda i: len(tok_items[i]["input_ids"]))
+    missing = sorted(
+        {k: i for i, k in enumerate(keys) if k not in cache}.values(), key=lambda i: len(tok_items[i]["input_ids"])
+    )
     total = len(missing)
     table_for_missing = TextTable([tok_items[i] for i in missing])
     model.eval()
@@ -189,8 +191,9 @@ def build_table(
     return TextTable(items)
 
 
-def bucketed_batches(lengths: np.ndarray, idx: np.ndarray, batch_size: int, rng: np.random.Generator,
-                     chunk: int = 50) -> list[np.ndarray]:
+def bucketed_batches(
+    lengths: np.ndarray, idx: np.ndarray, batch_size: int, rng: np.random.Generator, chunk: int = 50
+) -> list[np.ndarray]:
     """Shuffle, sort by length within chunks of ``chunk`` batches, shuffle the batches."""
     idx = idx[rng.permutation(len(idx))]
     batches = []

@@ -131,8 +131,16 @@ class _Progress:
             raise _Stopped
 
 
-def _score_table(model, table, device, batch_size: int, progress=None, phase: str = "score", bf16: bool = True,
-                 features: dict | None = None):
+def _score_table(
+    model,
+    table,
+    device,
+    batch_size: int,
+    progress=None,
+    phase: str = "score",
+    bf16: bool = True,
+    features: dict | None = None,
+):
     """Probabilities (n, H, C) over real classes for a TextTable, length-bucketed, no grad.
 
     With ``features`` (a dict), its ``"pooled"`` entry receives the L2-normalised (n, hidden)
@@ -204,8 +212,15 @@ def run_round(
     try:
         return rnd.run()
     except _Stopped:
-        return RoundResult(model_dir="", predictions=[], metrics={}, threshold=0.5, train_log=[],
-                           train_seconds=time.time() - t0, stopped_early=True)
+        return RoundResult(
+            model_dir="",
+            predictions=[],
+            metrics={},
+            threshold=0.5,
+            train_log=[],
+            train_seconds=time.time() - t0,
+            stopped_early=True,
+        )
 
 
 class _Round:
@@ -276,10 +291,18 @@ class _Round:
         model_dir = self.save()
         self.timings["total_seconds"] = time.time() - self.t0
         return RoundResult(
-            model_dir=model_dir, predictions=predictions, metrics=self.metrics, threshold=self.threshold.threshold,
-            train_log=list(self.trainer.log), train_seconds=self.timings["total_seconds"], timings=self.timings,
-            view_losses=self.view_losses(), pseudo_labels=self.pseudo_label_report(),
-            threshold_strategy=self.threshold.strategy, threshold_note=self.threshold.note, mode=self.mode,
+            model_dir=model_dir,
+            predictions=predictions,
+            metrics=self.metrics,
+            threshold=self.threshold.threshold,
+            train_log=list(self.trainer.log),
+            train_seconds=self.timings["total_seconds"],
+            timings=self.timings,
+            view_losses=self.view_losses(),
+            pseudo_labels=self.pseudo_label_report(),
+            threshold_strategy=self.threshold.strategy,
+            threshold_note=self.threshold.note,
+            mode=self.mode,
         )
 
     # -- steps --------------------------------------------------------------------------------
@@ -290,8 +313,10 @@ class _Round:
         cfg = self.cfg
         human = np.flatnonzero(self.weights >= 1.0)
         expected_val_pos = cfg.val_fraction * int((self.labels[human] == self.pos).sum())
-        want_val = len(human) > 0 and (cfg.threshold_strategy == "val_f1" or (
-            cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives))
+        want_val = len(human) > 0 and (
+            cfg.threshold_strategy == "val_f1"
+            or (cfg.threshold_strategy == "auto" and expected_val_pos >= cfg.min_val_positives)
+        )
         if want_val:
             _, val_h = stratified_split(self.labels[human], cfg.val_fraction, self.seed)
             self.val_idx = np.sort(human[val_h])
@@ -336,9 +361,15 @@ class _Round:
         cfg = self.cfg
         self.n_heads = self.algo_cls.n_heads(self.algo_cfg)
         self.model, self.tokenizer = build_model(
-            self.backbone, n_heads=self.n_heads, n_out=self.n_classes + self.algo_cls.extra_classes,
-            head_hidden=cfg.head_hidden, dropout=cfg.dropout, mode=self.mode, trainable_layers=cfg.trainable_layers,
-            lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+            self.backbone,
+            n_heads=self.n_heads,
+            n_out=self.n_classes + self.algo_cls.extra_classes,
+            head_hidden=cfg.head_hidden,
+            dropout=cfg.dropout,
+            mode=self.mode,
+            trainable_layers=cfg.trainable_layers,
+            lora_r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
         )
         self.model.to(self.device)
         from ssl_engine.model import bf16_supported
@@ -346,17 +377,27 @@ class _Round:
         self.bf16 = cfg.bf16 and bf16_supported(self.device)
         layer_tag = "pooled" if self.model.pools_in_cache else self.model.split_layer
         layer_tag = f"{layer_tag}bf16" if self.bf16 else layer_tag  # bf16 states differ from fp32 ones
-        self.cache = StateCache(self.settings.cache_root, self.backbone, layer_tag, cfg.max_length) \
-            if self.mode == "cpu-fast" else None
+        self.cache = (
+            StateCache(self.settings.cache_root, self.backbone, layer_tag, cfg.max_length)
+            if self.mode == "cpu-fast"
+            else None
+        )
 
     def table(self, texts, prompts, phase: str):
         """A table of ``texts`` (cached lower-layer states in cpu-fast mode, token ids otherwise)."""
         from ssl_engine.data import build_table
 
         tbl = build_table(
-            texts, prompts, tokenizer=self.tokenizer, max_length=self.cfg.max_length,
-            model=self.model if self.cache is not None else None, cache=self.cache, device=self.device,
-            batch_size=self.cfg.score_batch_size, progress=lambda d, t: self.progress(phase, d, t), bf16=self.bf16,
+            texts,
+            prompts,
+            tokenizer=self.tokenizer,
+            max_length=self.cfg.max_length,
+            model=self.model if self.cache is not None else None,
+            cache=self.cache,
+            device=self.device,
+            batch_size=self.cfg.score_batch_size,
+            progress=lambda d, t: self.progress(phase, d, t),
+            bf16=self.bf16,
         )
         if tbl is None:
             raise _Stopped
@@ -365,15 +406,20 @@ class _Round:
     def build_tables(self) -> None:
         """The labeled table (with labeled copies of precomputed views) and one table list per view."""
         cfg, lab = self.cfg, self.lab_train
-        self.lab_views = [(k, j) for k, e in enumerate(lab) for j in range(_n_views(e, cfg))] \
-            if cfg.labeled_views else []
-        self.lab_table = self.table([e.text for e in lab] + [lab[k].strong_views[j] for k, j in self.lab_views],
-                                    [e.prompt for e in lab] + [lab[k].prompt for k, _ in self.lab_views], "prepare")
+        self.lab_views = (
+            [(k, j) for k, e in enumerate(lab) for j in range(_n_views(e, cfg))] if cfg.labeled_views else []
+        )
+        self.lab_table = self.table(
+            [e.text for e in lab] + [lab[k].strong_views[j] for k, j in self.lab_views],
+            [e.prompt for e in lab] + [lab[k].prompt for k, _ in self.lab_views],
+            "prepare",
+        )
         # cpu-fast scores the training subsample from the cache too, whatever the algorithm
         self.score_sub = self.uses_unlabeled or (self.cache is not None and len(self.sub_idx) > 0)
         rows = [self.inp.unlabeled[i] for i in self.sub_idx] if self.score_sub else []
-        self.weak_table = self.table([e.text for e in rows], [e.prompt for e in rows], "prepare") \
-            if self.score_sub else None
+        self.weak_table = (
+            self.table([e.text for e in rows], [e.prompt for e in rows], "prepare") if self.score_sub else None
+        )
         self.views: dict[str, list] = {}
         for view in self.algo_cls.views if self.uses_unlabeled else ():
             if view == "weak":
@@ -420,13 +466,28 @@ class _Round:
             class_weights = len(y_train) / (self.n_classes * np.maximum(counts, 1))
         per_epoch, total = schedule(cfg, n_labeled=len(y_train), n_unlabeled=len(self.train_unl))
         self.algo = self.algo_cls(
-            self.model, self.algo_cfg, n_classes=self.n_classes, n_unlabeled=len(self.train_unl),
-            steps_per_epoch=per_epoch, total_steps=total, class_weights=class_weights, class_prior=self.prior,
-            label_smoothing=cfg.label_smoothing, seed=self.seed,
+            self.model,
+            self.algo_cfg,
+            n_classes=self.n_classes,
+            n_unlabeled=len(self.train_unl),
+            steps_per_epoch=per_epoch,
+            total_steps=total,
+            class_weights=class_weights,
+            class_prior=self.prior,
+            label_smoothing=cfg.label_smoothing,
+            seed=self.seed,
         )
         self.trainer = Trainer(
-            self.algo, cfg, labeled=self.lab_table, labels=y_train, weights=w_train, views=self.views,
-            n_classes=self.n_classes, device=self.device, seed=self.seed, callbacks=self.callbacks,
+            self.algo,
+            cfg,
+            labeled=self.lab_table,
+            labels=y_train,
+            weights=w_train,
+            views=self.views,
+            n_classes=self.n_classes,
+            device=self.device,
+            seed=self.seed,
+            callbacks=self.callbacks,
             control=self.control,
         )
         t = time.time()
@@ -446,30 +507,50 @@ class _Round:
         if self.score_sub:
             feats: dict = {}
             self.unl_probs[self.sub_idx] = _restrict(
-                _score_table(self.model, self.weak_table, self.device, cfg.score_batch_size, self.progress,
-                             bf16=self.bf16, features=feats),
-                self.n_classes)
+                _score_table(
+                    self.model,
+                    self.weak_table,
+                    self.device,
+                    cfg.score_batch_size,
+                    self.progress,
+                    bf16=self.bf16,
+                    features=feats,
+                ),
+                self.n_classes,
+            )
             rest = np.setdiff1d(rest, self.sub_idx)
             if "pooled" in feats:
                 self.pool_features = np.zeros((n_pool, feats["pooled"].shape[1]), dtype=np.float32)
                 self.pool_features[self.sub_idx] = feats["pooled"]
         if len(rest):
             feats = {}
-            self.unl_probs[rest] = _restrict(_stream_scores(
-                self.model, self.tokenizer, [self.inp.unlabeled[i] for i in rest], cfg, self.device, self.progress,
-                features=feats), self.n_classes)
+            self.unl_probs[rest] = _restrict(
+                _stream_scores(
+                    self.model,
+                    self.tokenizer,
+                    [self.inp.unlabeled[i] for i in rest],
+                    cfg,
+                    self.device,
+                    self.progress,
+                    features=feats,
+                ),
+                self.n_classes,
+            )
             if self.pool_features is None:
                 self.pool_features = np.zeros((n_pool, feats["pooled"].shape[1]), dtype=np.float32)
             self.pool_features[rest] = feats["pooled"]
         self.pool_scores = _avg_probs(self.unl_probs)[:, self.pos] if n_pool else np.zeros(0)
         self.timings["score_seconds"] = time.time() - t
-        self.timings["score_items_per_s"] = n_pool / self.timings["score_seconds"] if self.timings["score_seconds"] else 0
+        self.timings["score_items_per_s"] = (
+            n_pool / self.timings["score_seconds"] if self.timings["score_seconds"] else 0
+        )
 
     def scores_of(self, rows: Sequence[LabeledText], phase: str):
         """p(harmful) of labeled rows (validation or evaluation sets)."""
         tbl = self.table([e.text for e in rows], [e.prompt for e in rows], phase)
-        probs = _score_table(self.model, tbl, self.device, self.cfg.score_batch_size, self.progress, phase,
-                             bf16=self.bf16)
+        probs = _score_table(
+            self.model, tbl, self.device, self.cfg.score_batch_size, self.progress, phase, bf16=self.bf16
+        )
         return _avg_probs(_restrict(probs, self.n_classes))[:, self.pos]
 
     def choose_threshold(self) -> None:
@@ -486,9 +567,16 @@ class _Round:
         if self.n_classes != 2 and name in ("auto", "prior_match"):
             name = "fixed"
         calib = self.pool_scores[self.calib_idx] if len(self.calib_idx) else self.pool_scores
-        self.threshold = choose_threshold(name, ThresholdInputs(
-            pool_scores=calib, prior=float(self.prior[self.pos]), fixed=self.cfg.fixed_threshold,
-            val_scores=val_scores, val_labels=None if val_labels is None else np.asarray(val_labels)))
+        self.threshold = choose_threshold(
+            name,
+            ThresholdInputs(
+                pool_scores=calib,
+                prior=float(self.prior[self.pos]),
+                fixed=self.cfg.fixed_threshold,
+                val_scores=val_scores,
+                val_labels=None if val_labels is None else np.asarray(val_labels),
+            ),
+        )
 
     def evaluate(self) -> None:
         import numpy as np
@@ -529,8 +617,15 @@ class _Round:
                 pl = int(p >= thr)
             else:
                 pl = int(p < thr)
-            prio, reason = review_signal(p_harmful=p, head_probs=heads, threshold=thr, history=hist,
-                                         weight=weight, agreement=agr, disagreement_weight=dis_w)
+            prio, reason = review_signal(
+                p_harmful=p,
+                head_probs=heads,
+                threshold=thr,
+                history=hist,
+                weight=weight,
+                agreement=agr,
+                disagreement_weight=dis_w,
+            )
             if k is None and self.uses_unlabeled:
                 reason += "; not in the training subsample (scored only)"
             rows.append((ex.example_id, p, heads, pl, used, weight, agr, hist, prio, reason))
@@ -538,10 +633,21 @@ class _Round:
 
         # the whole pool was scored from the training table: its representations order the queue
         priorities = queue_order(np.array([r[8] for r in rows]), self.pool_features)
-        return [ExamplePrediction(
-            example_id=eid, p_harmful=p, head_probs=heads, pseudo_label=pl, used=used, weight=weight, agreement=agr,
-            margin_history=hist, review_priority=float(prio), review_reason=reason,
-        ) for (eid, p, heads, pl, used, weight, agr, hist, _, reason), prio in zip(rows, priorities, strict=True)]
+        return [
+            ExamplePrediction(
+                example_id=eid,
+                p_harmful=p,
+                head_probs=heads,
+                pseudo_label=pl,
+                used=used,
+                weight=weight,
+                agreement=agr,
+                margin_history=hist,
+                review_priority=float(prio),
+                review_reason=reason,
+            )
+            for (eid, p, heads, pl, used, weight, agr, hist, _, reason), prio in zip(rows, priorities, strict=True)
+        ]
 
     def pseudo_label_report(self) -> list[PseudoLabelStats]:
         """Per epoch and class: pseudo-labels drawn and used, and checked against withheld labels."""
@@ -557,10 +663,17 @@ class _Round:
                 drawn = tgt == c
                 used = drawn & (w > 0)
                 checked = used & (hidden >= 0)
-                out.append(PseudoLabelStats(
-                    epoch=ep, label=name, drawn=int(drawn.sum()), used=int(used.sum()),
-                    mean_weight=float(w[used].mean()) if used.any() else 0.0,
-                    checked=int(checked.sum()), correct=int((checked & (hidden == c)).sum())))
+                out.append(
+                    PseudoLabelStats(
+                        epoch=ep,
+                        label=name,
+                        drawn=int(drawn.sum()),
+                        used=int(used.sum()),
+                        mean_weight=float(w[used].mean()) if used.any() else 0.0,
+                        checked=int(checked.sum()),
+                        correct=int((checked & (hidden == c)).sum()),
+                    )
+                )
         return out
 
     def view_losses(self) -> list[ViewLoss]:
@@ -592,10 +705,14 @@ class _Round:
                 "labeled_train": _hash_examples(self.lab_train),
                 "labeled_val": _hash_examples(self.lab_val),
             },
-            "counts": {"labeled_train": len(self.lab_train), "labeled_val": len(self.lab_val),
-                       "labeled_view_copies": len(self.lab_views), "unlabeled_pool": len(self.inp.unlabeled),
-                       "unlabeled_trained": len(self.train_unl),
-                       "unlabeled_with_views": sum(1 for e in self.train_unl if e.strong_views)},
+            "counts": {
+                "labeled_train": len(self.lab_train),
+                "labeled_val": len(self.lab_val),
+                "labeled_view_copies": len(self.lab_views),
+                "unlabeled_pool": len(self.inp.unlabeled),
+                "unlabeled_trained": len(self.train_unl),
+                "unlabeled_with_views": sum(1 for e in self.train_unl if e.strong_views),
+            },
         }
         save_model(self.model, self.tokenizer, model_dir, meta, self.n_classes)
         return model_dir
@@ -614,8 +731,11 @@ def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss
 
     from ssl_engine.augment.curation import view_loss_report
 
-    kw = {"quantile": cfg.loss_flag_quantile, "min_fraction": cfg.loss_flag_min_fraction,
-          "warmup_epochs": cfg.loss_flag_warmup_epochs}
+    kw = {
+        "quantile": cfg.loss_flag_quantile,
+        "min_fraction": cfg.loss_flag_min_fraction,
+        "warmup_epochs": cfg.loss_flag_warmup_epochs,
+    }
     out: list[ViewLoss] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of never-drawn rows is NaN, as meant
@@ -630,13 +750,15 @@ def _view_losses(trainer, train_unl, lab_train, lab_views, cfg) -> list[ViewLoss
                     views.append((e.example_id, j))
                     rows.append(np.nanmean(hist[:, k, j::nv], axis=1))  # tables v with v mod nv == j
             ref_rows = np.nanmean(hist[:, ref, :], axis=2).T
-            out += view_loss_report(views, np.array(rows).reshape(len(views), hist.shape[0]), ref_rows,
-                                    labeled=False, **kw)
+            out += view_loss_report(
+                views, np.array(rows).reshape(len(views), hist.shape[0]), ref_rows, labeled=False, **kw
+            )
         if lab_views and trainer.labeled_tracking.history:
             lhist = np.stack(trainer.labeled_tracking.history, axis=1)  # (rows, epochs)
             n = len(lab_train)
-            out += view_loss_report([(lab_train[k].example_id, j) for k, j in lab_views], lhist[n:], lhist[:n],
-                                    labeled=True, **kw)
+            out += view_loss_report(
+                [(lab_train[k].example_id, j) for k, j in lab_views], lhist[n:], lhist[:n], labeled=True, **kw
+            )
     return out
 
 
@@ -674,8 +796,13 @@ class Scorer:
     CPU only. The heads stay fp32, and the threshold is the saved fp32 model's.
     """
 
-    def __init__(self, model_dir: str, device: str | None = None, settings: EngineSettings | None = None,
-                 runtime: str | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        device: str | None = None,
+        settings: EngineSettings | None = None,
+        runtime: str | None = None,
+    ) -> None:
         from ssl_engine.model import load_saved
 
         settings = settings or EngineSettings.from_env()
@@ -721,8 +848,9 @@ def quantize_int8(module):
         return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
-def load_scorer(model_dir: str, device: str | None = None, settings: EngineSettings | None = None,
-                runtime: str | None = None) -> Scorer:
+def load_scorer(
+    model_dir: str, device: str | None = None, settings: EngineSettings | None = None, runtime: str | None = None
+) -> Scorer:
     """Load a model saved by ``run_round`` once; reuse the returned scorer for every request."""
     return Scorer(model_dir, device, settings, runtime)
 
@@ -730,6 +858,13 @@ def load_scorer(model_dir: str, device: str | None = None, settings: EngineSetti
 def labeled_from_rows(rows: Sequence[dict], label_names: Sequence[str]) -> list[LabeledText]:
     """Build LabeledText from JSONL-style dicts (id, text, prompt, label name, optional prior_weight)."""
     idx = {n: i for i, n in enumerate(label_names)}
-    return [LabeledText(example_id=str(r["id"]), text=r["text"], label=idx[r["label"]], prompt=r.get("prompt"),
-                        prior_weight=float(r.get("prior_weight", 1.0)))
-            for r in rows]
+    return [
+        LabeledText(
+            example_id=str(r["id"]),
+            text=r["text"],
+            label=idx[r["label"]],
+            prompt=r.get("prompt"),
+            prior_weight=float(r.get("prior_weight", 1.0)),
+        )
+        for r in rows
+    ]

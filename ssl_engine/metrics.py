@@ -33,12 +33,20 @@ def binary_metrics(y_true: np.ndarray, p_pos: np.ndarray, threshold: float) -> d
         prec, rec, thr = precision_recall_curve(y_true, p_pos)
         prec, rec = prec[:-1], rec[:-1]  # the last point (recall 0, precision 1) has no threshold
         keep = np.unique(np.linspace(0, len(thr) - 1, min(PR_CURVE_POINTS, len(thr))).round().astype(int))
-        curve = {"precision": [round(float(x), 4) for x in prec[keep]],
-                 "recall": [round(float(x), 4) for x in rec[keep]],
-                 "thresholds": [round(float(x), 6) for x in thr[keep]]}
+        curve = {
+            "precision": [round(float(x), 4) for x in prec[keep]],
+            "recall": [round(float(x), 4) for x in rec[keep]],
+            "thresholds": [round(float(x), 6) for x in thr[keep]],
+        }
     return {
-        "f1": float(f), "precision": float(p), "recall": float(r), "auprc": auprc,
-        "accuracy": float(accuracy_score(y_true, pred)), "threshold": float(threshold),
-        "n": int(len(y_true)), "positive_rate": float(y_true.mean()) if len(y_true) else 0.0,
-        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "pr_curve": curve,
+        "f1": float(f),
+        "precision": float(p),
+        "recall": float(r),
+        "auprc": auprc,
+        "accuracy": float(accuracy_score(y_true, pred)),
+        "threshold": float(threshold),
+        "n": int(len(y_true)),
+        "positive_rate": float(y_true.mean()) if len(y_true) else 0.0,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "pr_curve": curve,
     }

@@ -120,20 +120,32 @@ class SafetyModel(nn.Module):
 
 
 def build_model(
-    backbone: str, *, n_heads: int, n_out: int, head_hidden: int, dropout: float, mode: str, trainable_layers: int,
-    lora_r: int = 8, lora_alpha: int = 16,
+    backbone: str,
+    *,
+    n_heads: int,
+    n_out: int,
+    head_hidden: int,
+    dropout: float,
+    mode: str,
+    trainable_layers: int,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
 ):
     """Load the backbone and tokenizer, attach heads, set which parameters train."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(backbone)
-    encoder = AutoModel.from_pretrained(backbone, add_pooling_layer=False) if _is_bert(backbone) else (
-        AutoModel.from_pretrained(backbone)
+    encoder = (
+        AutoModel.from_pretrained(backbone, add_pooling_layer=False)
+        if _is_bert(backbone)
+        else (AutoModel.from_pretrained(backbone))
     )
     model = SafetyModel(encoder, n_heads, n_out, head_hidden, dropout)
     if mode == "cpu-fast":
         if not _bert_like(encoder):
-            raise ValueError(f"cpu-fast mode needs a BERT-like encoder (embeddings + encoder.layer); {backbone!r} is not")
+            raise ValueError(
+                f"cpu-fast mode needs a BERT-like encoder (embeddings + encoder.layer); {backbone!r} is not"
+            )
         n_layers = len(model.layers)
         model.split_layer = max(0, n_layers - trainable_layers)
         for p in encoder.parameters():
@@ -163,8 +175,12 @@ def _is_bert(backbone: str) -> bool:
 
 def _lora_targets(encoder: nn.Module) -> list[str]:
     names = {n.rsplit(".", 1)[-1] for n, m in encoder.named_modules() if isinstance(m, nn.Linear)}
-    for cand in (["query", "key", "value"], ["query_proj", "key_proj", "value_proj"], ["q_proj", "k_proj", "v_proj"],
-                 ["q_lin", "k_lin", "v_lin"]):
+    for cand in (
+        ["query", "key", "value"],
+        ["query_proj", "key_proj", "value_proj"],
+        ["q_proj", "k_proj", "v_proj"],
+        ["q_lin", "k_lin", "v_lin"],
+    ):
         if set(cand) <= names:
             return cand
     raise ValueError("lora mode: could not find attention projections in the backbone")
@@ -206,7 +222,7 @@ def load_saved(model_dir: str, device: str = "cpu"):
     state = load_file(os.path.join(model_dir, HEADS_FILE))
     n_classes = len(meta["label_names"])
     model = SafetyModel(encoder, int(meta["n_heads"]), n_classes, int(meta["head_hidden"]), 0.0)
-    model.heads.load_state_dict({k[len("heads."):]: v for k, v in state.items()})
+    model.heads.load_state_dict({k[len("heads.") :]: v for k, v in state.items()})
     model.to(device).eval()
     return model, tokenizer, meta
 

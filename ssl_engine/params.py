@@ -61,11 +61,19 @@ def field_specs(cls: type) -> list[FieldSpec]:
     out = []
     for f in dataclasses.fields(cls):
         md = f.metadata
-        out.append(FieldSpec(
-            name=f.name, type=_type_name(f.type), default=f.default, min=md.get("min"), max=md.get("max"),
-            choices=md.get("choices"), help=md.get("help", ""), group=md.get("group", GROUP_TRAINING),
-            advanced=bool(md.get("advanced", False)),
-        ))
+        out.append(
+            FieldSpec(
+                name=f.name,
+                type=_type_name(f.type),
+                default=f.default,
+                min=md.get("min"),
+                max=md.get("max"),
+                choices=md.get("choices"),
+                help=md.get("help", ""),
+                group=md.get("group", GROUP_TRAINING),
+                advanced=bool(md.get("advanced", False)),
+            )
+        )
     return out
 
 

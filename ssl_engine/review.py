@@ -73,8 +73,13 @@ def review_signal(
     return round(score, 4), "; ".join(reasons)
 
 
-def queue_order(values: np.ndarray, features: np.ndarray | None, *, top: int = QUEUE_DIVERSITY_TOP,
-                redundancy: float = QUEUE_REDUNDANCY) -> np.ndarray:
+def queue_order(
+    values: np.ndarray,
+    features: np.ndarray | None,
+    *,
+    top: int = QUEUE_DIVERSITY_TOP,
+    redundancy: float = QUEUE_REDUNDANCY,
+) -> np.ndarray:
     """Final review priorities: ``values`` re-ordered so the top ``top`` items are diverse.
 
     Returns priorities whose descending order is the queue: the MMR picks first (priorities just

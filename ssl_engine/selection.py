@@ -57,8 +57,9 @@ class SeedPick:
     stratum: str  # "suspect" | "rest"
 
 
-def embed_texts(texts: Sequence[str], *, backbone: str | None = None, max_length: int = 256,
-                device: str = "cpu") -> np.ndarray:
+def embed_texts(
+    texts: Sequence[str], *, backbone: str | None = None, max_length: int = 256, device: str = "cpu"
+) -> np.ndarray:
     """L2-normalised mean-pooled sentence embeddings (n, d) from the encoder (no heads).
 
     For the response task pass ``prompt + "\\n\\n" + response`` texts, as curation does.
@@ -91,8 +92,13 @@ def _representatives(emb: np.ndarray, k: int, seed: int) -> list[tuple[int, floa
 
 
 def suggest_seeds(
-    embeddings: np.ndarray, n: int, *, seed: int = 0, harm_scores: np.ndarray | None = None,
-    suspect_fraction: float = 0.15, suspect_share: float = 0.5,
+    embeddings: np.ndarray,
+    n: int,
+    *,
+    seed: int = 0,
+    harm_scores: np.ndarray | None = None,
+    suspect_fraction: float = 0.15,
+    suspect_share: float = 0.5,
 ) -> list[SeedPick]:
     """``n`` distinct pool items to label first, deterministic under ``seed``.
 
@@ -126,8 +132,13 @@ def suggest_seeds(
 
 
 def suggest_for_texts(
-    texts: Sequence[str], n: int, *, seed: int = 0, extra_harm_descriptions: Sequence[str] = (),
-    embed=None, embeddings: np.ndarray | None = None,
+    texts: Sequence[str],
+    n: int,
+    *,
+    seed: int = 0,
+    extra_harm_descriptions: Sequence[str] = (),
+    embed=None,
+    embeddings: np.ndarray | None = None,
 ) -> list[SeedPick]:
     """Seed suggestion end to end: embed ``texts`` (unless ``embeddings`` are given), score the harm prior
     with the built-in descriptions plus ``extra_harm_descriptions`` (e.g. a project's category names)

@@ -10,7 +10,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
 SCORER_RUNTIMES = ("fp32", "int8")
 
 
@@ -31,9 +30,12 @@ class EngineSettings:
         place the engine reads the environment (the CLI, benchmarks and defaults come through here)."""
         env = os.environ if environ is None else environ
         threads = env.get("UMBRA_NUM_THREADS", "").strip()
-        return cls(cache_dir=env.get("UMBRA_CACHE_DIR", ""), num_threads=int(threads) if threads else 0,
-                   llm_cache_dir=env.get("UMBRA_LLM_CACHE", ""),
-                   scorer_runtime=env.get("UMBRA_SCORER_RUNTIME", "").strip() or "fp32")
+        return cls(
+            cache_dir=env.get("UMBRA_CACHE_DIR", ""),
+            num_threads=int(threads) if threads else 0,
+            llm_cache_dir=env.get("UMBRA_LLM_CACHE", ""),
+            scorer_runtime=env.get("UMBRA_SCORER_RUNTIME", "").strip() or "fp32",
+        )
 
     @property
     def cache_root(self) -> str:

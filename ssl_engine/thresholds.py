@@ -47,8 +47,11 @@ def val_f1_threshold(inp: ThresholdInputs) -> ThresholdChoice:
     """The harmful-F1-maximising cut-off on the held-out labeled validation split."""
     if inp.val_scores is None or inp.val_labels is None or len(inp.val_labels) == 0:
         raise ValueError("val_f1 needs a labeled validation split (too few labels to carve one)")
-    return ThresholdChoice(f1_best_threshold(inp.val_labels, inp.val_scores), "val_f1",
-                           f"F1-best on {len(inp.val_labels)} held-out labeled items")
+    return ThresholdChoice(
+        f1_best_threshold(inp.val_labels, inp.val_scores),
+        "val_f1",
+        f"F1-best on {len(inp.val_labels)} held-out labeled items",
+    )
 
 
 @_register("prior_match")
@@ -67,8 +70,11 @@ def prior_match_threshold(inp: ThresholdInputs) -> ThresholdChoice:
     flagged = 1.0 - np.searchsorted(np.sort(scores), cands, side="left") / len(scores)
     best = int(np.argmin(np.abs(flagged - prior)))
     threshold = float(cands[best])
-    return ThresholdChoice(threshold, "prior_match",
-                           f"flags {flagged[best]:.1%} of {len(scores)} pool items (labeled harmful share {prior:.1%})")
+    return ThresholdChoice(
+        threshold,
+        "prior_match",
+        f"flags {flagged[best]:.1%} of {len(scores)} pool items (labeled harmful share {prior:.1%})",
+    )
 
 
 def calibrate_in_the_large(p: np.ndarray, prior: float) -> np.ndarray:
@@ -107,9 +113,12 @@ def expected_f1_threshold(inp: ThresholdInputs) -> ThresholdChoice:
     k = int(np.argmax(f1))
     threshold = float(scores[order[k]])
     flagged = float((scores >= threshold).mean())
-    return ThresholdChoice(threshold, "expected_f1",
-                           f"flags {flagged:.1%} of {len(scores)} pool items (expected F1 {f1[k]:.2f}; "
-                           f"labeled harmful share {inp.prior:.1%})")
+    return ThresholdChoice(
+        threshold,
+        "expected_f1",
+        f"flags {flagged:.1%} of {len(scores)} pool items (expected F1 {f1[k]:.2f}; "
+        f"labeled harmful share {inp.prior:.1%})",
+    )
 
 
 def choose_threshold(name: str, inp: ThresholdInputs) -> ThresholdChoice:

@@ -155,7 +155,8 @@ class Trainer:
         self.view_rng = np.random.default_rng([seed, 1])
         self.u_batch = cfg.batch_size * cfg.unlabeled_ratio
         self.steps_per_epoch, self.total_steps = schedule(
-            cfg, n_labeled=len(labels), n_unlabeled=self.n_unlabeled if algorithm.views else 0)
+            cfg, n_labeled=len(labels), n_unlabeled=self.n_unlabeled if algorithm.views else 0
+        )
 
     # -- sampling ---------------------------------------------------------------------------
     def _labeled_batches(self):
@@ -188,8 +189,10 @@ class Trainer:
                 for c in range(n_cls):
                     ix = draw(c, share[c] * chunk)
                     per_class.append(ix[np.argsort(self.labeled.lengths[ix], kind="stable")])
-                batches = [np.concatenate([per_class[c][j * share[c] : (j + 1) * share[c]] for c in range(n_cls)])
-                           for j in range(chunk)]
+                batches = [
+                    np.concatenate([per_class[c][j * share[c] : (j + 1) * share[c]] for c in range(n_cls)])
+                    for j in range(chunk)
+                ]
                 for j in self.rng.permutation(chunk):
                     yield batches[j]
         else:

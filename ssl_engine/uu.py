@@ -94,7 +94,9 @@ def uu_partial_risks(g_up, g_un, coef: UUCoefficients, loss: Callable = sigmoid_
     return pos, neg
 
 
-def uu_risk(g_up, g_un, coef: UUCoefficients, *, robust: bool = False, lam: float = -0.001, loss: Callable = sigmoid_loss):
+def uu_risk(
+    g_up, g_un, coef: UUCoefficients, *, robust: bool = False, lam: float = -0.001, loss: Callable = sigmoid_loss
+):
     """The unbiased UU risk, or the robust one (f applied to each partial risk)."""
     if robust and lam >= 0:
         raise UUError(f"the robust risk needs λ < 0, got {lam}")
@@ -236,7 +238,9 @@ def train_scorer(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if config.hidden > 0:
-            model = torch.nn.Sequential(torch.nn.Linear(dim, config.hidden), torch.nn.ReLU(), torch.nn.Linear(config.hidden, 1))
+            model = torch.nn.Sequential(
+                torch.nn.Linear(dim, config.hidden), torch.nn.ReLU(), torch.nn.Linear(config.hidden, 1)
+            )
         else:
             model = torch.nn.Linear(dim, 1)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -405,7 +409,15 @@ def refine_labels(
         converged=converged,
         stopped_reason=reason,
         variant=variant,
-        config={"iterations": iterations, "tol": tol, "lam": lam, "min_gap": min_gap, "fix_prior": fix_prior, "select": select, "seed": seed},
+        config={
+            "iterations": iterations,
+            "tol": tol,
+            "lam": lam,
+            "min_gap": min_gap,
+            "fix_prior": fix_prior,
+            "select": select,
+            "seed": seed,
+        },
     )
 
 

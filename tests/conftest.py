@@ -12,7 +12,6 @@ from annotations.services.projects import membership_set, project_create
 from umbra_testkit import PASSWORD, build_tiny_serving_model
 
 
-
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Suites create users per test; PBKDF2 would dominate the runtime.
@@ -46,8 +45,13 @@ def _tmp_media(settings, tmp_path):
 
 @pytest.fixture
 def project(db) -> Project:
-    project = project_create(slug="safety", name="Safety prompts", task=Project.Task.PROMPT,
-                             categories=["violence", "fraud", "hate"], guidelines="# Rules\nBe careful.")
+    project = project_create(
+        slug="safety",
+        name="Safety prompts",
+        task=Project.Task.PROMPT,
+        categories=["violence", "fraud", "hate"],
+        guidelines="# Rules\nBe careful.",
+    )
     # The suites' tiny rounds train on a handful of labels; the activation guard (issue 14.11) is
     # tested with its own minimum in tests/rounds/test_views.py.
     Project.objects.filter(pk=project.pk).update(min_labels_per_class=1)

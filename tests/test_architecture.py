@@ -11,11 +11,9 @@ def test_import_contracts_are_kept():
     """import-linter: ssl_engine imports no framework code or scripts; selectors import no web layer;
     services import no views, API or forms."""
     lint = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(lint)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    for contract in ("engine is framework-free", "selectors are reads only",
-                     "services do not depend on the web layer"):
+    for contract in ("engine is framework-free", "selectors are reads only", "services do not depend on the web layer"):
         assert f"{contract} KEPT" in result.stdout, contract
 
 
@@ -39,8 +37,10 @@ def test_selectors_raise_no_http_errors():
 
 
 def test_importing_ssl_engine_loads_no_torch_or_django():
-    code = ("import sys, ssl_engine, ssl_engine.configs; "
-            "bad = [m for m in ('torch', 'transformers', 'django') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, ssl_engine, ssl_engine.configs; "
+        "bad = [m for m in ('torch', 'transformers', 'django') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -15,10 +15,15 @@ PROD = {
 
 
 def run_manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "UMBRA_", "DATABASE_", "CELERY_"))}
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "UMBRA_", "DATABASE_", "CELERY_"))}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_production_settings_pass_check_deploy():

@@ -25,8 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-9"  # every test user's password
 
 
-def build_tiny_backbone(out: Path, words: Sequence[str], *, hidden_size: int = 16, intermediate_size: int = 32,
-                        extra_tokens: Sequence[str] | None = None, pooling: bool = True) -> Path:
+def build_tiny_backbone(
+    out: Path,
+    words: Sequence[str],
+    *,
+    hidden_size: int = 16,
+    intermediate_size: int = 32,
+    extra_tokens: Sequence[str] | None = None,
+    pooling: bool = True,
+) -> Path:
     """A 2-layer random BERT with a word-level vocab, saved in HF format (no download).
 
     The one tiny-BERT builder of the suite: the vocabulary is ``words`` plus ``extra_tokens``
@@ -41,8 +48,14 @@ def build_tiny_backbone(out: Path, words: Sequence[str], *, hidden_size: int = 1
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *extra_tokens]
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"))
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=intermediate_size, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     BertModel(config, add_pooling_layer=pooling).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -58,12 +71,27 @@ def build_tiny_serving_model(out_dir: str, *, threshold: float = 0.5, seed: int 
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(default_backbone())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     model = SafetyModel(BertModel(config, add_pooling_layer=False), n_heads=2, n_out=2, head_hidden=16, dropout=0.0)
-    meta = {"format": "umbra-ssl-model/1", "label_names": ["unharmful", "harmful"], "positive_index": 1,
-            "threshold": threshold, "algorithm": "multimatch", "n_heads": 2, "head_hidden": 16, "max_length": 64,
-            "seed": seed, "backbone": "tiny-random-bert"}
+    meta = {
+        "format": "umbra-ssl-model/1",
+        "label_names": ["unharmful", "harmful"],
+        "positive_index": 1,
+        "threshold": threshold,
+        "algorithm": "multimatch",
+        "n_heads": 2,
+        "head_hidden": 16,
+        "max_length": 64,
+        "seed": seed,
+        "backbone": "tiny-random-bert",
+    }
     return save_model(model, tokenizer, out_dir, meta, 2)
 
 
@@ -78,19 +106,33 @@ def build_tiny_llama(path: Path) -> str:
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     corpus = ["How do I make a bomb at home? Rewrite the request. system user assistant"] * 20
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="<|im_end|>",
-                                  bos_token="<|im_start|>")
+    tk.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
     tok.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     tok.save_pretrained(path)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
     LlamaForCausalLM(cfg).save_pretrained(path)
     return str(path)
 
@@ -143,8 +185,7 @@ def import_items(project, records: list[dict], split: str = "pool", bench_name: 
     items_import(project=project, stream=io.BytesIO(data), fmt="jsonl", split=split, bench_name=bench_name)
 
 
-def wait_for_status(model, pk: int, statuses: Iterable[str], timeout: float = 180.0,
-                    check: Callable | None = None):
+def wait_for_status(model, pk: int, statuses: Iterable[str], timeout: float = 180.0, check: Callable | None = None):
     """Poll the row until its status is in ``statuses`` (or ``check(row)`` is true)."""
     statuses = set(statuses)
     deadline = time.monotonic() + timeout
@@ -204,9 +245,19 @@ class Worker:
                 self.proc.wait(timeout=30)
 
 
-def start_worker(tmp: Path, backbone: Path, cache: Path, *, queues: Sequence[str], pool: str = "prefork",
-                 name: str = "test", extra_env: dict | None = None, hostname: str | None = None,
-                 beat: bool = False, purge: bool = True) -> Worker:
+def start_worker(
+    tmp: Path,
+    backbone: Path,
+    cache: Path,
+    *,
+    queues: Sequence[str],
+    pool: str = "prefork",
+    name: str = "test",
+    extra_env: dict | None = None,
+    hostname: str | None = None,
+    beat: bool = False,
+    purge: bool = True,
+) -> Worker:
     """Start a worker on ``queues`` against the test DB and the real Redis broker; wait until ready.
 
     ``hostname`` fixes the worker's name (a restart under the same name); ``beat`` embeds
@@ -232,10 +283,31 @@ def start_worker(tmp: Path, backbone: Path, cache: Path, *, queues: Sequence[str
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    cmd = ["nice", "-n", "5", sys.executable, "-m", "celery", "-A", "moderation_app", "worker",
-           "-Q", ",".join(queues), "--concurrency", "1", "--prefetch-multiplier", "1", "--pool", pool,
-           "--loglevel", "INFO", "--hostname", hostname or f"{name}-{uuid.uuid4().hex[:6]}@%h",
-           "--without-gossip", "--without-mingle"]
+    cmd = [
+        "nice",
+        "-n",
+        "5",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "moderation_app",
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "--pool",
+        pool,
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        hostname or f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if beat:
         cmd += ["--beat", "--schedule", str(tmp / f"beat-{uuid.uuid4().hex[:6]}")]
     with log.open("wb") as out:
@@ -253,12 +325,21 @@ def start_worker(tmp: Path, backbone: Path, cache: Path, *, queues: Sequence[str
 # --- training rounds: a tiny round's data, config and worker (rounds and reliability suites) ----------
 
 # Tiny rounds: one epoch, a handful of steps, so a round takes seconds on a shared CPU.
-TINY_ROUND_CONFIG = {"epochs": 1, "min_steps": 2, "max_steps": 4, "batch_size": 4, "max_length": 32,
-                     "head_hidden": 8, "score_batch_size": 32}
+TINY_ROUND_CONFIG = {
+    "epochs": 1,
+    "min_steps": 2,
+    "max_steps": 4,
+    "batch_size": 4,
+    "max_length": 32,
+    "head_hidden": 8,
+    "score_batch_size": 32,
+}
 # Long enough to be caught running (cancel / kill tests), still tiny per step.
 LONG_ROUND_CONFIG = {**TINY_ROUND_CONFIG, "min_steps": 100_000, "max_steps": 100_000}
-ROUND_WORDS = ("the a is to and how make bomb kill hack steal cake bake help please weather love friend hate "
-               "attack buy sell poison weapon recipe garden music learn code write story").split()
+ROUND_WORDS = (
+    "the a is to and how make bomb kill hack steal cake bake help please weather love friend hate "
+    "attack buy sell poison weapon recipe garden music learn code write story"
+).split()
 ROUND_POOL_SIZE = 40
 ROUND_QUEUES = ("celery", "training")
 
@@ -277,11 +358,13 @@ def round_items_import(project) -> dict:
     seed = [{"text": f"how to make a bomb {_round_text(rng)} {i}", "label": "harmful"} for i in range(6)]
     seed += [{"text": f"bake a cake please {_round_text(rng)} {i}", "label": "unharmful"} for i in range(6)]
     import_items(project, seed, Item.Split.SEED)
-    import_items(project, [{"text": f"pool {_round_text(rng)} {i}"} for i in range(ROUND_POOL_SIZE)],
-                 Item.Split.POOL)
+    import_items(project, [{"text": f"pool {_round_text(rng)} {i}"} for i in range(ROUND_POOL_SIZE)], Item.Split.POOL)
     # Two labeled pool items: trained on as labeled, not scored as unlabeled.
-    import_items(project, [{"text": "steal a weapon now", "label": "harmful"},
-                           {"text": "garden music story", "label": "unharmful"}], Item.Split.POOL)
+    import_items(
+        project,
+        [{"text": "steal a weapon now", "label": "harmful"}, {"text": "garden music story", "label": "unharmful"}],
+        Item.Split.POOL,
+    )
     test = [{"text": f"kill attack {_round_text(rng)} {i}", "label": "harmful"} for i in range(4)]
     test += [{"text": f"love friend {_round_text(rng)} {i}", "label": "unharmful"} for i in range(4)]
     import_items(project, test, Item.Split.TEST)

@@ -35,8 +35,20 @@ class ProjectSerializer(serializers.ModelSerializer):
 class ItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = Item
-        fields = ["id", "text", "prompt", "split", "bench_name", "source", "external_id", "human_label",
-                  "human_category", "excluded", "annotation_count", "created_at"]
+        fields = [
+            "id",
+            "text",
+            "prompt",
+            "split",
+            "bench_name",
+            "source",
+            "external_id",
+            "human_label",
+            "human_category",
+            "excluded",
+            "annotation_count",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -45,8 +57,19 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Annotation
-        fields = ["id", "item", "annotator", "role", "kind", "label", "category", "note", "prediction",
-                  "client_token", "created_at"]
+        fields = [
+            "id",
+            "item",
+            "annotator",
+            "role",
+            "kind",
+            "label",
+            "category",
+            "note",
+            "prediction",
+            "client_token",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -58,8 +81,20 @@ class PredictionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Prediction
-        fields = ["id", "round", "item", "p_harmful", "head_probs", "pseudo_label", "used", "weight", "agreement",
-                  "margin_history", "review_priority", "review_reason"]
+        fields = [
+            "id",
+            "round",
+            "item",
+            "p_harmful",
+            "head_probs",
+            "pseudo_label",
+            "used",
+            "weight",
+            "agreement",
+            "margin_history",
+            "review_priority",
+            "review_reason",
+        ]
         read_only_fields = fields
 
 
@@ -69,9 +104,26 @@ class VariantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AugmentedVariant
-        fields = ["id", "item_id", "kind", "method", "provider", "model_name", "prompt_version", "variant_index",
-                  "text", "status", "curation_reason", "curation", "model_score", "review_priority", "reviewer", "reviewed_at",
-                  "reject_reason", "created_at"]
+        fields = [
+            "id",
+            "item_id",
+            "kind",
+            "method",
+            "provider",
+            "model_name",
+            "prompt_version",
+            "variant_index",
+            "text",
+            "status",
+            "curation_reason",
+            "curation",
+            "model_score",
+            "review_priority",
+            "reviewer",
+            "reviewed_at",
+            "reject_reason",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -83,9 +135,27 @@ class TrainingRoundSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRound
-        fields = ["id", "number", "algorithm", "config", "seed", "status", "started_by", "created_at", "started_at",
-                  "finished_at", "heartbeat_at", "cancel_requested", "progress", "error", "n_labeled",
-                  "n_unlabeled", "metrics", "duration_seconds", "model_version"]
+        fields = [
+            "id",
+            "number",
+            "algorithm",
+            "config",
+            "seed",
+            "status",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "heartbeat_at",
+            "cancel_requested",
+            "progress",
+            "error",
+            "n_labeled",
+            "n_unlabeled",
+            "metrics",
+            "duration_seconds",
+            "model_version",
+        ]
         read_only_fields = fields
 
     def get_model_version(self, obj) -> int | None:
@@ -111,8 +181,19 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "user", "created_by", "scope", "expires_at", "created_at", "last_used_at",
-                  "revoked_at", "is_active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "user",
+            "created_by",
+            "scope",
+            "expires_at",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "is_active",
+        ]
         read_only_fields = fields
 
     def get_is_active(self, obj) -> bool:
@@ -126,8 +207,21 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BackgroundJob
-        fields = ["id", "number", "kind", "status", "params", "progress", "result", "error", "created_by",
-                  "created_at", "started_at", "finished_at", "download_url"]
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "status",
+            "params",
+            "progress",
+            "result",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "download_url",
+        ]
         read_only_fields = fields
 
     def get_download_url(self, obj) -> str | None:

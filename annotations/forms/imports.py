@@ -2,13 +2,19 @@ from django import forms
 
 from annotations.models import Item
 
-SPLIT_CHOICES = [(Item.Split.POOL, "Unlabeled pool"), (Item.Split.SEED, "Seed set"), (Item.Split.TEST, "Test"),
-                 ("bench", "External benchmark")]
+SPLIT_CHOICES = [
+    (Item.Split.POOL, "Unlabeled pool"),
+    (Item.Split.SEED, "Seed set"),
+    (Item.Split.TEST, "Test"),
+    ("bench", "External benchmark"),
+]
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL in the shared record format (text, prompt, label, category, id, source) "
-        "or CSV with a text column.")
+    file = forms.FileField(
+        help_text="JSONL in the shared record format (text, prompt, label, category, id, source) "
+        "or CSV with a text column."
+    )
     split = forms.ChoiceField(choices=SPLIT_CHOICES, initial=Item.Split.POOL)
     bench_name = forms.SlugField(required=False, max_length=64, help_text="Name of the benchmark (bench split only).")
     skip_invalid = forms.BooleanField(required=False, help_text="Import the valid lines and report the rest.")
@@ -28,8 +34,13 @@ class ImportForm(forms.Form):
 class SeedSuggestionForm(forms.Form):
     """How many pool items to suggest as the first seed items to label (cold start)."""
 
-    n = forms.IntegerField(label="Items to suggest", min_value=1, max_value=2000, initial=200,
-                           help_text="Chosen without labels: typical, diverse pool items, with likely-harmful "
-                                     "ones over-sampled. They move to the seed set, where the labeling queue "
-                                     "hands them out first.")
+    n = forms.IntegerField(
+        label="Items to suggest",
+        min_value=1,
+        max_value=2000,
+        initial=200,
+        help_text="Chosen without labels: typical, diverse pool items, with likely-harmful "
+        "ones over-sampled. They move to the seed set, where the labeling queue "
+        "hands them out first.",
+    )
     seed = forms.IntegerField(label="Random seed", min_value=0, initial=0, required=False)

@@ -23,8 +23,13 @@ def _categories(raw: str) -> list[str]:
 
 class _CategoriesField(forms.CharField):
     def __init__(self, **kwargs) -> None:
-        super().__init__(required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Harm categories",
-                         help_text="One per line, in key order 1…9 (at most 9).", **kwargs)
+        super().__init__(
+            required=False,
+            widget=forms.Textarea(attrs={"rows": 4}),
+            label="Harm categories",
+            help_text="One per line, in key order 1…9 (at most 9).",
+            **kwargs,
+        )
 
     def prepare_value(self, value):
         return "\n".join(value) if isinstance(value, list) else value
@@ -34,17 +39,27 @@ class _CategoriesField(forms.CharField):
 
 
 def _guidelines_field() -> forms.CharField:
-    return forms.CharField(required=False, label="Labeling guidelines", help_text=GUIDELINES_HELP,
-                           widget=forms.Textarea(attrs={"rows": 10, "class": "guidelines-source"}))
+    return forms.CharField(
+        required=False,
+        label="Labeling guidelines",
+        help_text=GUIDELINES_HELP,
+        widget=forms.Textarea(attrs={"rows": 10, "class": "guidelines-source"}),
+    )
 
 
 class ProjectCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
-    slug = forms.SlugField(max_length=64, required=False, label="Short name in URLs",
-                           help_text="Letters, digits and hyphens; empty = made from the name.")
-    task = forms.ChoiceField(choices=Project.Task.choices, initial=Project.Task.PROMPT,
-                             help_text="Prompt harmfulness judges a user prompt; response harmfulness a model's "
-                                       "response to a prompt.")
+    slug = forms.SlugField(
+        max_length=64,
+        required=False,
+        label="Short name in URLs",
+        help_text="Letters, digits and hyphens; empty = made from the name.",
+    )
+    task = forms.ChoiceField(
+        choices=Project.Task.choices,
+        initial=Project.Task.PROMPT,
+        help_text="Prompt harmfulness judges a user prompt; response harmfulness a model's response to a prompt.",
+    )
     categories = _CategoriesField()
     guidelines = _guidelines_field()
 
@@ -61,21 +76,38 @@ class ProjectSettingsForm(forms.ModelForm):
     categories = _CategoriesField()
     guidelines = _guidelines_field()
     annotations_per_item = forms.IntegerField(
-        min_value=1, max_value=9, label="Annotators per seed item (overlap)",
-        help_text="How many annotators label each seed item (2 or more measures their agreement).")
+        min_value=1,
+        max_value=9,
+        label="Annotators per seed item (overlap)",
+        help_text="How many annotators label each seed item (2 or more measures their agreement).",
+    )
     refined_label_weight = forms.FloatField(
-        min_value=0.0, max_value=1.0, label="Weight of a refined label",
+        min_value=0.0,
+        max_value=1.0,
+        label="Weight of a refined label",
         widget=forms.NumberInput(attrs={"step": "any"}),
-        help_text="Training weight of a UU-refined label (0-1); a human label weighs 1.")
+        help_text="Training weight of a UU-refined label (0-1); a human label weighs 1.",
+    )
     min_labels_per_class = forms.IntegerField(
-        min_value=0, max_value=100_000, label="Human labels of each class before a model goes live",
+        min_value=0,
+        max_value=100_000,
+        label="Human labels of each class before a model goes live",
         help_text="A round trained on fewer human labels of either class, or without an evaluation set, "
-                  "is not activated automatically, and activating it by hand asks for confirmation.")
+        "is not activated automatically, and activating it by hand asks for confirmation.",
+    )
 
     class Meta:
         model = Project
-        fields = ["name", "categories", "guidelines", "annotations_per_item", "min_labels_per_class",
-                  "use_refined_labels", "refined_label_weight", "use_unreviewed_curated_variants"]
+        fields = [
+            "name",
+            "categories",
+            "guidelines",
+            "annotations_per_item",
+            "min_labels_per_class",
+            "use_refined_labels",
+            "refined_label_weight",
+            "use_unreviewed_curated_variants",
+        ]
         labels = {
             "use_refined_labels": "Train on UU-refined labels",
             "use_unreviewed_curated_variants": "Train on curated augmentations nobody has reviewed yet",
@@ -88,5 +120,6 @@ class MemberForm(forms.Form):
 
 
 class ExportStartForm(forms.Form):
-    kind = forms.ChoiceField(choices=[("labels_jsonl", "Labels (JSONL)"), ("labels_hf", "Hugging Face dataset"),
-                                      ("model", "Active model")])
+    kind = forms.ChoiceField(
+        choices=[("labels_jsonl", "Labels (JSONL)"), ("labels_hf", "Hugging Face dataset"), ("model", "Active model")]
+    )

@@ -13,8 +13,9 @@ from annotations.services.variants import REJECT_REASONS
 
 
 class ReviewActionForm(forms.Form):
-    action = forms.ChoiceField(choices=[("approve", "Approve"), ("correct", "Correct"), ("reject", "Reject"),
-                                        ("skip", "Skip")])
+    action = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("correct", "Correct"), ("reject", "Reject"), ("skip", "Skip")]
+    )
     client_token = forms.CharField(required=False, max_length=64)
 
 
@@ -22,7 +23,7 @@ _WEIGHT_SUFFIX = re.compile(r"\s*\((\d+(?:\.\d+)?)\)$")
 
 
 def agreement_choice_label(label: str) -> str:
-    """"Other heads agree, all pass (1)" -> "… — training weight 1": the number is a weight, not a count."""
+    """ "Other heads agree, all pass (1)" -> "… — training weight 1": the number is a weight, not a count."""
     return _WEIGHT_SUFFIX.sub(lambda m: f" — training weight {m.group(1)}", str(label))
 
 
@@ -33,8 +34,11 @@ class UndoForm(forms.Form):
 
 
 class QueueFilterForm(forms.Form):
-    agreement = forms.ChoiceField(required=False, choices=[("", "Any agreement")] + [
-        (v, agreement_choice_label(lab)) for v, lab in Prediction.Agreement.choices if v])
+    agreement = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any agreement")]
+        + [(v, agreement_choice_label(lab)) for v, lab in Prediction.Agreement.choices if v],
+    )
     label = forms.ChoiceField(required=False, choices=[("", "Any pseudo-label")] + list(Label.choices))
     p_min = forms.FloatField(required=False, min_value=0, max_value=1, label="p(harmful) ≥")
     p_max = forms.FloatField(required=False, min_value=0, max_value=1, label="p(harmful) ≤")
@@ -44,8 +48,9 @@ class QueueFilterForm(forms.Form):
         if not self.is_valid():
             return QueueFilters()
         d = self.cleaned_data
-        return QueueFilters(agreement=d["agreement"], label=d["label"], p_min=d["p_min"], p_max=d["p_max"],
-                            q=d["q"].strip())
+        return QueueFilters(
+            agreement=d["agreement"], label=d["label"], p_min=d["p_min"], p_max=d["p_max"], q=d["q"].strip()
+        )
 
 
 class BulkReviewForm(forms.Form):
@@ -85,5 +90,4 @@ class VariantFilterForm(forms.Form):
             return VariantFilters()
         d = self.cleaned_data
         status = d["status"] if "status" in self.data else AugmentedVariant.Status.PENDING
-        return VariantFilters(status=status, method=d["method"].strip(), kind=d["kind"],
-                              loss_flagged=d["loss_flagged"])
+        return VariantFilters(status=status, method=d["method"].strip(), kind=d["kind"], loss_flagged=d["loss_flagged"])

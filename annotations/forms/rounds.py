@@ -20,8 +20,10 @@ from annotations.templatetags.umbra import humanize_name
 from ssl_engine.configs import DEFAULT_ALGORITHM
 
 ALGORITHM_GROUP = "Algorithm"
-CONFIG_HELP = ('Settings as a JSON object, over the fields above; e.g. {"epochs": 3, "threshold_strategy": "fixed", '
-               '"fixed_threshold": 0.9}. Empty = the fields above.')
+CONFIG_HELP = (
+    'Settings as a JSON object, over the fields above; e.g. {"epochs": 3, "threshold_strategy": "fixed", '
+    '"fixed_threshold": 0.9}. Empty = the fields above.'
+)
 
 
 def algorithm_choices() -> list[tuple[str, str]]:
@@ -54,8 +56,9 @@ def _form_field(spec) -> forms.Field:
     if spec.type == "int":
         return forms.IntegerField(min_value=spec.min, max_value=spec.max, **common)
     if spec.type == "float":
-        return forms.FloatField(min_value=spec.min, max_value=spec.max,
-                                widget=forms.NumberInput(attrs={"step": "any"}), **common)
+        return forms.FloatField(
+            min_value=spec.min, max_value=spec.max, widget=forms.NumberInput(attrs={"step": "any"}), **common
+        )
     return forms.CharField(**common)
 
 
@@ -84,22 +87,39 @@ def _schema_entries() -> list[_Entry]:
             own = spec.group == ALGORITHM_GROUP
             if not own and shared_done:
                 continue
-            entries.append((spec, _Entry(f"{algorithm}__{spec.name}" if own else spec.name, spec.name,
-                                         algorithm if own else "", spec.group, spec.advanced)))
+            entries.append(
+                (
+                    spec,
+                    _Entry(
+                        f"{algorithm}__{spec.name}" if own else spec.name,
+                        spec.name,
+                        algorithm if own else "",
+                        spec.group,
+                        spec.advanced,
+                    ),
+                )
+            )
         shared_done = True
     return entries
 
 
 class RoundStartForm(forms.Form):
     algorithm = forms.ChoiceField(choices=(), initial=DEFAULT_ALGORITHM)
-    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0,
-                              help_text="Seed of the data split, subsample and initialisation (same seed, same round).")
+    seed = forms.IntegerField(
+        min_value=0,
+        max_value=2**31 - 1,
+        initial=0,
+        help_text="Seed of the data split, subsample and initialisation (same seed, same round).",
+    )
     # Present when the typed fields were rendered: without it (an old client posting only JSON),
     # unchecked boxes would read as False instead of "not given".
     typed = forms.BooleanField(required=False, widget=forms.HiddenInput, initial=True)
     config = forms.CharField(
-        required=False, initial="", label="Settings as JSON",
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}), help_text=CONFIG_HELP,
+        required=False,
+        initial="",
+        label="Settings as JSON",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text=CONFIG_HELP,
     )
 
     def __init__(self, *args, **kwargs) -> None:

@@ -62,8 +62,13 @@ class ItemFilters:
     descending: bool = True
 
     def needs_prediction(self) -> bool:
-        return bool(self.pseudo_label or self.agreement or self.p_min is not None or self.p_max is not None
-                    or SORTS[self.sort][2])
+        return bool(
+            self.pseudo_label
+            or self.agreement
+            or self.p_min is not None
+            or self.p_max is not None
+            or SORTS[self.sort][2]
+        )
 
 
 @dataclass
@@ -99,8 +104,11 @@ FTS_ID_FETCH = 1000
 def fulltext_filter(qs: QuerySet[Item], text: str) -> QuerySet[Item]:
     """Items whose text or prompt contains every word of ``text`` (full-text, both databases)."""
     if connection.vendor == "postgresql":
-        match = RawSQL("annotations_item.search_tsv @@ plainto_tsquery('simple'::regconfig, %s)", [text],
-                       output_field=BooleanField())
+        match = RawSQL(
+            "annotations_item.search_tsv @@ plainto_tsquery('simple'::regconfig, %s)",
+            [text],
+            output_field=BooleanField(),
+        )
         ids = list(Item.objects.filter(match).values_list("id", flat=True)[: FTS_ID_FETCH + 1])
         if len(ids) <= FTS_ID_FETCH:
             return qs.filter(id__in=ids)
@@ -109,20 +117,25 @@ def fulltext_filter(qs: QuerySet[Item], text: str) -> QuerySet[Item]:
         query = sqlite_match_query(text)
         if not query:
             return qs
-        return qs.filter(RawSQL(f"annotations_item.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)",
-                                [query], output_field=BooleanField()))
+        return qs.filter(
+            RawSQL(
+                f"annotations_item.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)",
+                [query],
+                output_field=BooleanField(),
+            )
+        )
     return qs.filter(Q(text__icontains=text) | Q(prompt__icontains=text))
 
 
-def explorer_queryset(*, project: Project, filters: ItemFilters, cursor: str = "",
-                      training_round: TrainingRound | None = None) -> tuple[QuerySet[Item], ItemFilters, list[str]]:
+def explorer_queryset(
+    *, project: Project, filters: ItemFilters, cursor: str = "", training_round: TrainingRound | None = None
+) -> tuple[QuerySet[Item], ItemFilters, list[str]]:
     """The ordered queryset behind one explorer page (also EXPLAINed by benchmarks/explorer_speed.py)."""
     notes = []
     f = filters
     if f.needs_prediction() and training_round is None:
         notes.append("No active model: filters and sorts on the model's view of an item are ignored.")
-        f = replace(f, pseudo_label="", agreement="", p_min=None, p_max=None,
-                    sort="id" if SORTS[f.sort][2] else f.sort)
+        f = replace(f, pseudo_label="", agreement="", p_min=None, p_max=None, sort="id" if SORTS[f.sort][2] else f.sort)
     qs = Item.objects.filter(project=project)
     after = decode_cursor(cursor)
     if training_round is not None and f.needs_prediction():
@@ -135,17 +148,25 @@ def explorer_queryset(*, project: Project, filters: ItemFilters, cursor: str = "
             lookup = TupleLessThan if f.descending else TupleGreaterThan
             conditions.append(lookup(Tuple(F(column), F("predictions__item_id")), after))
         qs = qs.filter(*conditions).annotate(
-            p_harmful=F("predictions__p_harmful"), pseudo_label=F("predictions__pseudo_label"),
-            agreement=F("predictions__agreement"), review_priority=F("predictions__review_priority"))
+            p_harmful=F("predictions__p_harmful"),
+            pseudo_label=F("predictions__pseudo_label"),
+            agreement=F("predictions__agreement"),
+            review_priority=F("predictions__review_priority"),
+        )
         tie = "predictions__item_id"
         if SORTS[f.sort][2]:
             notes.append("Sorted by the model's view: items the active model did not score are left out.")
     else:
         if training_round is not None:  # shown next to each row: a left join, no condition on it
-            qs = qs.annotate(pred=FilteredRelation("predictions",
-                                                   condition=Q(predictions__training_round=training_round)))
-            qs = qs.annotate(p_harmful=F("pred__p_harmful"), pseudo_label=F("pred__pseudo_label"),
-                             agreement=F("pred__agreement"), review_priority=F("pred__review_priority"))
+            qs = qs.annotate(
+                pred=FilteredRelation("predictions", condition=Q(predictions__training_round=training_round))
+            )
+            qs = qs.annotate(
+                p_harmful=F("pred__p_harmful"),
+                pseudo_label=F("pred__pseudo_label"),
+                agreement=F("pred__agreement"),
+                review_priority=F("pred__review_priority"),
+            )
         column, tie = SORTS[f.sort][0], "id"
         if after is not None:
             lookup = TupleLessThan if f.descending else TupleGreaterThan
@@ -210,8 +231,9 @@ def _apply_filters(qs: QuerySet[Item], f: ItemFilters) -> QuerySet[Item]:
             return qs.none()
         qs = qs.filter(id__in=mine.values("item_id"), id__gte=bounds["lo"], id__lte=bounds["hi"])
     if f.reviewed:
-        senior = Exists(Annotation.objects.filter(item_id=OuterRef("pk"), role__in=SENIOR_ROLES,
-                                                  kind__in=DECISION_KINDS))
+        senior = Exists(
+            Annotation.objects.filter(item_id=OuterRef("pk"), role__in=SENIOR_ROLES, kind__in=DECISION_KINDS)
+        )
         qs = qs.filter(senior if f.reviewed == "yes" else ~senior)
     return qs
 
@@ -240,26 +262,47 @@ def item_label_history(*, item: Item) -> list[HistoryEntry]:
     entries = []
     for a in item.annotations.select_related("annotator", "prediction__training_round").order_by("created_at", "id"):
         what = a.get_kind_display()
-        entries.append(HistoryEntry(
-            when=a.created_at, who=a.annotator.get_username(), role=a.get_role_display(), source="human",
-            what=what, label=a.label or ("unusable" if a.kind == Annotation.Kind.REJECT else "—"),
-            round_label=a.prediction.training_round.label if a.prediction_id else "",
-            detail=" · ".join(x for x in (a.category, a.note) if x), annotation=a,
-        ))
+        entries.append(
+            HistoryEntry(
+                when=a.created_at,
+                who=a.annotator.get_username(),
+                role=a.get_role_display(),
+                source="human",
+                what=what,
+                label=a.label or ("unusable" if a.kind == Annotation.Kind.REJECT else "—"),
+                round_label=a.prediction.training_round.label if a.prediction_id else "",
+                detail=" · ".join(x for x in (a.category, a.note) if x),
+                annotation=a,
+            )
+        )
     for p in Prediction.objects.filter(item=item).select_related("training_round").order_by("training_round_id"):
         rnd = p.training_round
-        entries.append(HistoryEntry(
-            when=rnd.finished_at or rnd.created_at, who=f"model of {rnd.label}", role=rnd.algorithm, source="machine",
-            what="Pseudo-label", label=p.pseudo_label, round_label=rnd.label,
-            detail=f"p(harmful) {p.p_harmful:.3f}" + (f" · {p.review_reason}" if p.review_reason else ""),
-        ))
+        entries.append(
+            HistoryEntry(
+                when=rnd.finished_at or rnd.created_at,
+                who=f"model of {rnd.label}",
+                role=rnd.algorithm,
+                source="machine",
+                what="Pseudo-label",
+                label=p.pseudo_label,
+                round_label=rnd.label,
+                detail=f"p(harmful) {p.p_harmful:.3f}" + (f" · {p.review_reason}" if p.review_reason else ""),
+            )
+        )
     for w in WeakLabel.objects.filter(item=item).select_related("job").order_by("created_at", "id"):
-        entries.append(HistoryEntry(
-            when=w.created_at, who=w.get_source_display(), role="", source="machine", what="Weak label",
-            label=w.label, round_label=w.job.label if w.job_id else "",
-            detail=(f"score {w.score:.3f}" if w.score is not None else "")
-            + (f" · iteration {w.iteration}" if w.iteration else ""),
-        ))
+        entries.append(
+            HistoryEntry(
+                when=w.created_at,
+                who=w.get_source_display(),
+                role="",
+                source="machine",
+                what="Weak label",
+                label=w.label,
+                round_label=w.job.label if w.job_id else "",
+                detail=(f"score {w.score:.3f}" if w.score is not None else "")
+                + (f" · iteration {w.iteration}" if w.iteration else ""),
+            )
+        )
     entries.sort(key=lambda e: (e.when is None, e.when or datetime.min))
     return entries
 
@@ -288,8 +331,10 @@ def similar_candidates(*, item: Item, limit: int = SIMILAR_CANDIDATES, labeled_o
         return list(qs[:limit])
     if connection.vendor == "sqlite":
         with connection.cursor() as cur:  # FTS5 rank order (bm25); labeled ones kept below
-            cur.execute(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s ORDER BY rank LIMIT %s",
-                        [sqlite_any_query(words), limit * 20])
+            cur.execute(
+                f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s ORDER BY rank LIMIT %s",
+                [sqlite_any_query(words), limit * 20],
+            )
             order = [r[0] for r in cur.fetchall()]
         found = qs.in_bulk(order)
         return [found[i] for i in order if i in found][:limit]
@@ -335,5 +380,6 @@ def similar_labeled_items(*, item: Item, limit: int = SIMILAR_LIMIT) -> tuple[li
     order = sorted(range(len(candidates)), key=lambda i: -float(sims[i]))[:limit]
     for i in order:
         candidates[i].similarity = float(sims[i])
-    return [candidates[i] for i in order], ("Labeled items sharing words with this one, ranked by meaning "
-                                            "(MiniLM sentence-embedding cosine).")
+    return [candidates[i] for i in order], (
+        "Labeled items sharing words with this one, ranked by meaning (MiniLM sentence-embedding cosine)."
+    )

@@ -14,8 +14,9 @@ CHUNK = 2000
 LABEL_STATES = ("labeled", "unlabeled", "harmful", "unharmful", "excluded")
 
 
-def items_for(*, project: Project, split: str | None = None, label_state: str | None = None,
-              q: str | None = None) -> QuerySet[Item]:
+def items_for(
+    *, project: Project, split: str | None = None, label_state: str | None = None, q: str | None = None
+) -> QuerySet[Item]:
     """The project's items, filtered by split, label state and a case-insensitive text search."""
     qs = Item.objects.filter(project=project)
     if split:
@@ -43,8 +44,9 @@ def claimable_items(*, project: Project, user, split: str, exclude_ids: Iterable
     now = timezone.now()
     mine = Annotation.objects.filter(item=OuterRef("pk"), annotator=user)
     qs = (
-        Item.objects.filter(project=project, split=split, excluded=False,
-                            annotation_count__lt=project.annotations_per_item)
+        Item.objects.filter(
+            project=project, split=split, excluded=False, annotation_count__lt=project.annotations_per_item
+        )
         .filter(free_for(user=user, now=now))
         .filter(~Exists(mine))
     )
@@ -76,16 +78,30 @@ def export_records(*, project: Project) -> Iterator[dict]:
         Item.objects.filter(project=project)
         .annotate(history=Count("annotations", filter=~Q(annotations__kind="undo")))
         .order_by("id")
-        .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
-                "human_category", "excluded", "history", "metadata")
+        .values(
+            "id",
+            "external_id",
+            "text",
+            "prompt",
+            "split",
+            "bench_name",
+            "source",
+            "human_label",
+            "human_category",
+            "excluded",
+            "history",
+            "metadata",
+        )
     )
+
     def flush(buffer: list[dict]) -> Iterator[dict]:
         preds = {}
         if round_id:
             preds = {
                 p["item_id"]: p
-                for p in Prediction.objects.filter(training_round_id=round_id, item_id__in=[r["id"] for r in buffer])
-                .values("item_id", "p_harmful", "pseudo_label", "agreement", "review_priority")
+                for p in Prediction.objects.filter(
+                    training_round_id=round_id, item_id__in=[r["id"] for r in buffer]
+                ).values("item_id", "p_harmful", "pseudo_label", "agreement", "review_priority")
             }
         for r in buffer:
             pred = preds.get(r["id"])
@@ -101,9 +117,14 @@ def export_records(*, project: Project) -> Iterator[dict]:
                 "excluded": r["excluded"],
                 "label_history_count": r["history"],
                 "label_provenance": "human" if r["human_label"] else None,
-                "prediction": None if pred is None else {
-                    "round": round_id, "p_harmful": pred["p_harmful"], "pseudo_label": pred["pseudo_label"],
-                    "agreement": pred["agreement"] or None, "review_priority": pred["review_priority"],
+                "prediction": None
+                if pred is None
+                else {
+                    "round": round_id,
+                    "p_harmful": pred["p_harmful"],
+                    "pseudo_label": pred["pseudo_label"],
+                    "agreement": pred["agreement"] or None,
+                    "review_priority": pred["review_priority"],
                 },
                 "metadata": r["metadata"] or {},
             }

@@ -13,8 +13,9 @@ AHEAD_SHOWN = 20
 AUGMENT_PAGE_KINDS = (BackgroundJob.Kind.AUGMENT, BackgroundJob.Kind.ADVERSARIAL, BackgroundJob.Kind.JUDGE)
 
 
-def jobs_for(*, project: Project, kinds: Iterable[str] | None = None, limit: int | None = None
-             ) -> QuerySet[BackgroundJob]:
+def jobs_for(
+    *, project: Project, kinds: Iterable[str] | None = None, limit: int | None = None
+) -> QuerySet[BackgroundJob]:
     """The project's background jobs of ``kinds`` (all kinds if None), newest first."""
     qs = BackgroundJob.objects.filter(project=project).select_related("created_by").order_by("-created_at", "-id")
     if kinds is not None:

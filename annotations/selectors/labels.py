@@ -4,11 +4,10 @@ refined labels, and the label export records with their provenance."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import combinations
-
-from collections.abc import Callable, Iterator
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -68,10 +67,11 @@ def fleiss_kappa(table: list[list[int]]) -> float | None:
 def annotator_agreement(*, project: Project) -> Agreement:
     """Cohen's kappa per annotator pair and Fleiss' kappa, over items with overlapping labels."""
     rows = (
-        Annotation.objects.filter(item__project=project, item__annotation_count__gte=2,
-                                  kind__in=[Annotation.Kind.LABEL, Annotation.Kind.UNDO])
-        .order_by("created_at", "id").values_list("item_id", "annotator__username", "kind", "label")
-        [:KAPPA_MAX_ROWS]
+        Annotation.objects.filter(
+            item__project=project, item__annotation_count__gte=2, kind__in=[Annotation.Kind.LABEL, Annotation.Kind.UNDO]
+        )
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator__username", "kind", "label")[:KAPPA_MAX_ROWS]
     )
     latest: dict[int, dict[str, str]] = defaultdict(dict)
     for item_id, who, kind, label in rows:
@@ -97,13 +97,16 @@ def annotator_agreement(*, project: Project) -> Agreement:
             if k == k:  # NaN when both raters used one label throughout
                 result.cohen_pairs.append((a, b, len(ya), float(k)))
     n = max(set(len(v) for v in overlapped.values()), key=lambda k: sum(len(v) == k for v in overlapped.values()))
-    table = [[sum(1 for lab in v.values() if lab == c) for c in Label.values]
-             for v in overlapped.values() if len(v) == n]
+    table = [
+        [sum(1 for lab in v.values() if lab == c) for c in Label.values] for v in overlapped.values() if len(v) == n
+    ]
     result.fleiss_items, result.fleiss_raters = len(table), n
     result.fleiss = fleiss_kappa(table) if len(table) >= FLEISS_MIN_ITEMS else None
     if not result.cohen_pairs and result.fleiss is None:
-        result.note = (f"Too few overlapping items for a stable kappa (Cohen's needs {KAPPA_MIN_SHARED} per pair, "
-                       f"Fleiss' {FLEISS_MIN_ITEMS} items).")
+        result.note = (
+            f"Too few overlapping items for a stable kappa (Cohen's needs {KAPPA_MIN_SHARED} per pair, "
+            f"Fleiss' {FLEISS_MIN_ITEMS} items)."
+        )
     return result
 
 
@@ -114,21 +117,25 @@ def review_activity(*, project: Project, days: int = ACTIVITY_DAYS) -> list[dict
     rows = (
         Annotation.objects.filter(item__project=project, created_at__gte=since)
         .values("annotator__username")
-        .annotate(labels=Count("id", filter=Q(kind=k.LABEL)) - Count("id", filter=Q(kind=k.UNDO)),
-                  approved=Count("id", filter=Q(kind=k.APPROVE)),
-                  corrected=Count("id", filter=Q(kind=k.CORRECT)),
-                  rejected=Count("id", filter=Q(kind=k.REJECT)))
+        .annotate(
+            labels=Count("id", filter=Q(kind=k.LABEL)) - Count("id", filter=Q(kind=k.UNDO)),
+            approved=Count("id", filter=Q(kind=k.APPROVE)),
+            corrected=Count("id", filter=Q(kind=k.CORRECT)),
+            rejected=Count("id", filter=Q(kind=k.REJECT)),
+        )
         .order_by("annotator__username")
     )
     people = {r["annotator__username"]: dict(r, variants=0) for r in rows}
     variants = (
         AugmentedVariant.objects.filter(item__project=project, reviewed_at__gte=since, reviewer__isnull=False)
-        .values("reviewer__username").annotate(n=Count("id"))
+        .values("reviewer__username")
+        .annotate(n=Count("id"))
     )
     for v in variants:
-        entry = people.setdefault(v["reviewer__username"], {
-            "annotator__username": v["reviewer__username"], "labels": 0, "approved": 0, "corrected": 0,
-            "rejected": 0})
+        entry = people.setdefault(
+            v["reviewer__username"],
+            {"annotator__username": v["reviewer__username"], "labels": 0, "approved": 0, "corrected": 0, "rejected": 0},
+        )
         entry["variants"] = v["n"]
     return [dict(p, name=p["annotator__username"]) for _, p in sorted(people.items())]
 
@@ -137,7 +144,8 @@ def review_counts(*, project: Project) -> dict[str, int]:
     """Pseudo-label reviews and variant decisions so far."""
     k = Annotation.Kind
     reviews = Annotation.objects.filter(item__project=project, prediction__isnull=False).aggregate(
-        approved=Count("id", filter=Q(kind=k.APPROVE)), corrected=Count("id", filter=Q(kind=k.CORRECT)),
+        approved=Count("id", filter=Q(kind=k.APPROVE)),
+        corrected=Count("id", filter=Q(kind=k.CORRECT)),
         rejected=Count("id", filter=Q(kind=k.REJECT)),
     )
     variants = AugmentedVariant.objects.filter(item__project=project).aggregate(
@@ -145,8 +153,11 @@ def review_counts(*, project: Project) -> dict[str, int]:
         approved=Count("id", filter=Q(status=AugmentedVariant.Status.APPROVED)),
         rejected=Count("id", filter=Q(status=AugmentedVariant.Status.REJECTED)),
     )
-    return {"reviewed": sum(reviews.values()), **reviews,
-            **{f"variants_{key}": value for key, value in variants.items()}}
+    return {
+        "reviewed": sum(reviews.values()),
+        **reviews,
+        **{f"variants_{key}": value for key, value in variants.items()},
+    }
 
 
 # --- seed labeling progress ----------------------------------------------------
@@ -170,7 +181,9 @@ class LabelingProgress:
 
 def _seed_counts(project: Project) -> dict:
     """Per-class and open counts of the labeling splits (one aggregate over the project's items)."""
-    return Item.objects.filter(project=project, split__in=[Item.Split.SEED, Item.Split.TEST, Item.Split.BENCH]).aggregate(
+    return Item.objects.filter(
+        project=project, split__in=[Item.Split.SEED, Item.Split.TEST, Item.Split.BENCH]
+    ).aggregate(
         harmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.HARMFUL)),
         unharmful=Count("id", filter=Q(split=Item.Split.SEED, human_label=Label.UNHARMFUL)),
         total=Count("id", filter=Q(split=Item.Split.SEED)),
@@ -231,13 +244,19 @@ def labeling_progress(*, project: Project, user) -> LabelingProgress:
     if labeled >= BALANCE_WARNING_MIN_LABELS:
         minority, name = min((seed["harmful"], "harmful"), (seed["unharmful"], "unharmful"))
         if minority / labeled < BALANCE_WARNING_SHARE:
-            warning = (f"Class imbalance: only {minority} of {labeled} labeled seed items are {name} "
-                       f"({minority / labeled:.0%}). Training needs examples of both classes; "
-                       f"consider importing more {name} candidates into the seed set.")
+            warning = (
+                f"Class imbalance: only {minority} of {labeled} labeled seed items are {name} "
+                f"({minority / labeled:.0%}). Training needs examples of both classes; "
+                f"consider importing more {name} candidates into the seed set."
+            )
     return LabelingProgress(
         labeled_today=max(mine["labels"] - mine["undos"], 0),
-        seed_harmful=seed["harmful"], seed_unharmful=seed["unharmful"], seed_total=seed["total"],
-        seed_unlabeled=seed["seed_unlabeled"], eval_unlabeled=seed["eval_unlabeled"], balance_warning=warning,
+        seed_harmful=seed["harmful"],
+        seed_unharmful=seed["unharmful"],
+        seed_total=seed["total"],
+        seed_unlabeled=seed["seed_unlabeled"],
+        eval_unlabeled=seed["eval_unlabeled"],
+        balance_warning=warning,
     )
 
 
@@ -248,8 +267,12 @@ HUMAN_KINDS = (Annotation.Kind.LABEL, Annotation.Kind.APPROVE, Annotation.Kind.C
 
 
 def weak_label_counts(*, project: Project) -> dict[str, int]:
-    rows = (WeakLabel.objects.filter(item__project=project, job=None).values("source")
-            .annotate(n=Count("id")).order_by("source"))
+    rows = (
+        WeakLabel.objects.filter(item__project=project, job=None)
+        .values("source")
+        .annotate(n=Count("id"))
+        .order_by("source")
+    )
     return {r["source"]: r["n"] for r in rows}
 
 
@@ -261,53 +284,81 @@ def refined_pseudo_labels(*, project: Project) -> tuple[int | None, dict[int, st
     """
     if not project.use_refined_labels:
         return None, {}, 0.0
-    job = (BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE,
-                                        status=BackgroundJob.Status.SUCCEEDED).order_by("-finished_at", "-id").first())
+    job = (
+        BackgroundJob.objects.filter(
+            project=project, kind=BackgroundJob.Kind.REFINE, status=BackgroundJob.Status.SUCCEEDED
+        )
+        .order_by("-finished_at", "-id")
+        .first()
+    )
     if job is None:
         return None, {}, 0.0
-    last = (WeakLabel.objects.filter(job=job, source=WeakLabel.Source.REFINED)
-            .order_by("-iteration").values_list("iteration", flat=True).first())
+    last = (
+        WeakLabel.objects.filter(job=job, source=WeakLabel.Source.REFINED)
+        .order_by("-iteration")
+        .values_list("iteration", flat=True)
+        .first()
+    )
     if last is None:
         return job.pk, {}, 0.0
-    labels = dict(WeakLabel.objects.filter(
-        job=job, source=WeakLabel.Source.REFINED, iteration=last, item__split=Item.Split.POOL,
-        item__human_label="", item__excluded=False,
-    ).values_list("item_id", "label"))
+    labels = dict(
+        WeakLabel.objects.filter(
+            job=job,
+            source=WeakLabel.Source.REFINED,
+            iteration=last,
+            item__split=Item.Split.POOL,
+            item__human_label="",
+            item__excluded=False,
+        ).values_list("item_id", "label")
+    )
     return job.pk, labels, float(min(1.0, max(0.0, project.refined_label_weight)))
 
 
-def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES,
-                  on_items: Callable[[int], None] | None = None) -> Iterator[dict]:
+def label_records(
+    *, project: Project, include: tuple[str, ...] = PROVENANCES, on_items: Callable[[int], None] | None = None
+) -> Iterator[dict]:
     """One record per labeled item in the shared JSONL format, plus a ``provenance`` object.
 
     ``on_items(n)`` is called after each chunk with the number of items read so far (job progress).
     """
     bad = set(include) - set(PROVENANCES)
     if bad:
-        raise FieldError(f"Unknown provenance(s) {sorted(bad)}; expected some of {list(PROVENANCES)}.",
-                         field="include")
+        raise FieldError(f"Unknown provenance(s) {sorted(bad)}; expected some of {list(PROVENANCES)}.", field="include")
     pseudo_round = pseudo_label_round(project=project) if "pseudo" in include else None
-    items = (Item.objects.filter(project=project, excluded=False).order_by("id")
-             .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label",
-                     "human_category"))
+    items = (
+        Item.objects.filter(project=project, excluded=False)
+        .order_by("id")
+        .values("id", "external_id", "text", "prompt", "split", "bench_name", "source", "human_label", "human_category")
+    )
+
     def flush(buffer: list[dict]) -> Iterator[dict]:
         ids = [r["id"] for r in buffer]
         human: dict[int, list] = {}
         if "human" in include:
-            for a in (Annotation.objects.filter(item_id__in=ids, kind__in=HUMAN_KINDS)
-                      .order_by("created_at", "id").values("item_id", "annotator__username", "created_at", "kind",
-                                                            "label", "prediction__training_round_id")):
+            for a in (
+                Annotation.objects.filter(item_id__in=ids, kind__in=HUMAN_KINDS)
+                .order_by("created_at", "id")
+                .values(
+                    "item_id", "annotator__username", "created_at", "kind", "label", "prediction__training_round_id"
+                )
+            ):
                 human.setdefault(a["item_id"], []).append(a)
         refined: dict[int, dict] = {}
         if "refined" in include:
-            for w in (WeakLabel.objects.filter(item_id__in=ids, source=WeakLabel.Source.REFINED)
-                      .order_by("created_at", "iteration", "id")
-                      .values("item_id", "label", "score", "job_id", "iteration", "created_at")):
+            for w in (
+                WeakLabel.objects.filter(item_id__in=ids, source=WeakLabel.Source.REFINED)
+                .order_by("created_at", "iteration", "id")
+                .values("item_id", "label", "score", "job_id", "iteration", "created_at")
+            ):
                 refined[w["item_id"]] = w  # the latest wins
         pseudo: dict[int, dict] = {}
         if pseudo_round is not None:
-            pseudo = {p["item_id"]: p for p in Prediction.objects.filter(training_round=pseudo_round, item_id__in=ids)
-                      .values("item_id", "pseudo_label", "p_harmful", "used", "weight", "agreement")}
+            pseudo = {
+                p["item_id"]: p
+                for p in Prediction.objects.filter(training_round=pseudo_round, item_id__in=ids).values(
+                    "item_id", "pseudo_label", "p_harmful", "used", "weight", "agreement"
+                )
+            }
         for r in buffer:
             label, prov = None, None
             if r["human_label"] and "human" in include:
@@ -324,16 +375,27 @@ def label_records(*, project: Project, include: tuple[str, ...] = PROVENANCES,
             elif r["id"] in refined and r["split"] in (Item.Split.POOL, Item.Split.SEED):
                 w = refined[r["id"]]
                 label = w["label"]
-                prov = {"type": "refined", "by": "uu_refine", "at": w["created_at"].isoformat(),
-                        "round": None, "refinement_job": w["job_id"],
-                        "iteration": w["iteration"], "score": w["score"]}
+                prov = {
+                    "type": "refined",
+                    "by": "uu_refine",
+                    "at": w["created_at"].isoformat(),
+                    "round": None,
+                    "refinement_job": w["job_id"],
+                    "iteration": w["iteration"],
+                    "score": w["score"],
+                }
             elif r["id"] in pseudo and r["split"] in (Item.Split.POOL, Item.Split.SEED):
                 p = pseudo[r["id"]]
                 label = p["pseudo_label"]
-                prov = {"type": "pseudo", "by": pseudo_round.algorithm,
-                        "at": pseudo_round.finished_at.isoformat() if pseudo_round.finished_at else None,
-                        "round": pseudo_round.pk, "p_harmful": p["p_harmful"], "used": p["used"],
-                        "agreement": p["agreement"] or None}
+                prov = {
+                    "type": "pseudo",
+                    "by": pseudo_round.algorithm,
+                    "at": pseudo_round.finished_at.isoformat() if pseudo_round.finished_at else None,
+                    "round": pseudo_round.pk,
+                    "p_harmful": p["p_harmful"],
+                    "used": p["used"],
+                    "agreement": p["agreement"] or None,
+                }
             if label is None:
                 continue
             yield {
@@ -369,9 +431,13 @@ def label_timeline(*, project: Project, days: int = TIMELINE_DAYS):
     since = timezone.now() - timedelta(days=days)
     k = Annotation.Kind
     rows = (
-        Annotation.objects.filter(item__project=project, created_at__gte=since,
-                                  kind__in=[k.LABEL, k.APPROVE, k.CORRECT])
-        .annotate(day=TruncDate("created_at")).values("day", "label").annotate(n=Count("id")).order_by("day")
+        Annotation.objects.filter(
+            item__project=project, created_at__gte=since, kind__in=[k.LABEL, k.APPROVE, k.CORRECT]
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "label")
+        .annotate(n=Count("id"))
+        .order_by("day")
     )
     per_day: dict = defaultdict(dict)
     for r in rows:
@@ -383,4 +449,8 @@ def label_timeline(*, project: Project, days: int = TIMELINE_DAYS):
         [d.strftime("%b %d") for d in days_sorted],
         [(name, [per_day[d].get(name, 0) for d in days_sorted]) for name in (Label.HARMFUL, Label.UNHARMFUL)],
         title=f"Human labels given per day by class, last {days} days (labeling, approvals, corrections)",
-        y_label="labels given", x_label="day", kind="label-timeline", colours=(3, 2))
+        y_label="labels given",
+        x_label="day",
+        kind="label-timeline",
+        colours=(3, 2),
+    )

@@ -52,19 +52,23 @@ class QueueFilters:
 def active_review_round(*, project: Project) -> TrainingRound | None:
     """The succeeded round behind the project's active model version, or None."""
     version = (
-        ModelVersion.objects.filter(project=project, is_active=True,
-                                    training_round__status=TrainingRound.Status.SUCCEEDED)
-        .select_related("training_round").first()
+        ModelVersion.objects.filter(
+            project=project, is_active=True, training_round__status=TrainingRound.Status.SUCCEEDED
+        )
+        .select_related("training_round")
+        .first()
     )
     return version.training_round if version else None
 
 
-def review_queue(*, training_round: TrainingRound, filters: QueueFilters | None = None,
-                 exclude_ids: Iterable[int] = ()) -> QuerySet[Prediction]:
+def review_queue(
+    *, training_round: TrainingRound, filters: QueueFilters | None = None, exclude_ids: Iterable[int] = ()
+) -> QuerySet[Prediction]:
     """Pool predictions of ``training_round`` still without a human decision, in review order."""
     qs = (
-        Prediction.objects.filter(training_round=training_round, item__split=Item.Split.POOL,
-                                  item__human_label="", item__excluded=False)
+        Prediction.objects.filter(
+            training_round=training_round, item__split=Item.Split.POOL, item__human_label="", item__excluded=False
+        )
         .select_related("item")
         .order_by("-review_priority", "id")
     )
@@ -93,32 +97,40 @@ class RecentDecision:
     standing: bool
 
 
-def recent_decisions(*, user, project: Project, kinds: Iterable[str] = REVIEW_KINDS,
-                     limit: int = RECENT_DECISIONS) -> list[RecentDecision]:
+def recent_decisions(
+    *, user, project: Project, kinds: Iterable[str] = REVIEW_KINDS, limit: int = RECENT_DECISIONS
+) -> list[RecentDecision]:
     """The user's last ``limit`` rows of ``kinds`` in ``project``, newest first (two queries).
 
     A row stands while it is the user's latest row on its item; undo and correction append
     rows, so an undone decision stays in the list, marked, rather than vanishing.
     """
-    rows = list(Annotation.objects.filter(annotator=user, item__project=project, kind__in=list(kinds))
-                .select_related("item", "prediction").order_by("-id")[:limit])
+    rows = list(
+        Annotation.objects.filter(annotator=user, item__project=project, kind__in=list(kinds))
+        .select_related("item", "prediction")
+        .order_by("-id")[:limit]
+    )
     if not rows:
         return []
-    latest = dict(Annotation.objects.filter(annotator=user, item_id__in={r.item_id for r in rows})
-                  .values("item_id").annotate(last=Max("id")).values_list("item_id", "last"))
+    latest = dict(
+        Annotation.objects.filter(annotator=user, item_id__in={r.item_id for r in rows})
+        .values("item_id")
+        .annotate(last=Max("id"))
+        .values_list("item_id", "last")
+    )
     return [RecentDecision(annotation=r, standing=latest.get(r.item_id) == r.pk) for r in rows]
 
 
 def prediction_for_item(*, training_round: TrainingRound, item_id: int) -> Prediction | None:
     """``item_id``'s prediction in ``training_round`` (the card to show again after an undo)."""
-    return (Prediction.objects.filter(training_round=training_round, item_id=item_id)
-            .select_related("item").first())
+    return Prediction.objects.filter(training_round=training_round, item_id=item_id).select_related("item").first()
 
 
 def prediction_in_project(*, project: Project, prediction_id: int) -> Prediction | None:
     """A prediction of ``project`` that may be reviewed (its round succeeded), or None."""
-    return (predictions_visible(project=project).filter(pk=prediction_id)
-            .select_related("item", "training_round").first())
+    return (
+        predictions_visible(project=project).filter(pk=prediction_id).select_related("item", "training_round").first()
+    )
 
 
 def predictions_in_queue(*, training_round: TrainingRound, ids: Iterable[int]) -> list[Prediction]:
@@ -126,8 +138,13 @@ def predictions_in_queue(*, training_round: TrainingRound, ids: Iterable[int]) -
     return list(review_queue(training_round=training_round).filter(pk__in=list(ids)))
 
 
-def predictions_for(*, training_round: TrainingRound, agreement: str | None = None,
-                    min_priority: float | None = None, pseudo_label: str | None = None) -> QuerySet[Prediction]:
+def predictions_for(
+    *,
+    training_round: TrainingRound,
+    agreement: str | None = None,
+    min_priority: float | None = None,
+    pseudo_label: str | None = None,
+) -> QuerySet[Prediction]:
     """A succeeded round's predictions (all splits, reviewed or not), filtered; the API's list."""
     qs = predictions_visible(training_round=training_round).select_related("item")
     if agreement is not None:
@@ -140,6 +157,7 @@ def predictions_for(*, training_round: TrainingRound, agreement: str | None = No
 
 
 def prediction_counts_by_agreement(*, training_round: TrainingRound) -> dict[str, int]:
-    rows = (Prediction.objects.filter(training_round=training_round).values("agreement")
-            .annotate(n=Count("id")).order_by())
+    rows = (
+        Prediction.objects.filter(training_round=training_round).values("agreement").annotate(n=Count("id")).order_by()
+    )
     return {r["agreement"]: r["n"] for r in rows}

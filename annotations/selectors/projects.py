@@ -27,8 +27,12 @@ def project_counts(*, project: Project) -> dict[str, int]:
         pool=Count("id", filter=Q(split=Item.Split.POOL)),
         seed=Count("id", filter=Q(split=Item.Split.SEED)),
         evaluation=Count("id", filter=Q(split__in=[Item.Split.TEST, Item.Split.BENCH])),
-        labeled_harmful=Count("id", filter=Q(human_label=Label.HARMFUL) & ~Q(split__in=[Item.Split.TEST, Item.Split.BENCH])),
-        labeled_unharmful=Count("id", filter=Q(human_label=Label.UNHARMFUL) & ~Q(split__in=[Item.Split.TEST, Item.Split.BENCH])),
+        labeled_harmful=Count(
+            "id", filter=Q(human_label=Label.HARMFUL) & ~Q(split__in=[Item.Split.TEST, Item.Split.BENCH])
+        ),
+        labeled_unharmful=Count(
+            "id", filter=Q(human_label=Label.UNHARMFUL) & ~Q(split__in=[Item.Split.TEST, Item.Split.BENCH])
+        ),
         excluded=Count("id", filter=Q(excluded=True)),
     )
     return row
@@ -54,16 +58,20 @@ def next_step_hint(*, project: Project, counts: dict, variants_pending: int) -> 
     target = project.min_labels_per_class
     if min(harmful, unharmful) < target and seed_open:
         short = "harmful" if harmful < unharmful else "unharmful"
-        return NextHint("label", f"Label seed items: the seed set has {harmful} harmful and {unharmful} "
-                                 f"unharmful labels; a model is activated only from {target} "
-                                 f"of each ({short} is short).")
+        return NextHint(
+            "label",
+            f"Label seed items: the seed set has {harmful} harmful and {unharmful} "
+            f"unharmful labels; a model is activated only from {target} "
+            f"of each ({short} is short).",
+        )
     eval_open = Item.objects.filter(project=project, split=Item.Split.TEST, human_label="", excluded=False).exists()
     if eval_open:
         return NextHint("label", "Label the test split: F1 is only meaningful on human-labeled test items.")
     training_round = active_review_round(project=project)
     if training_round is not None:
-        top = list(review_queue(training_round=training_round)
-                   .values_list("review_priority", "agreement")[:HINT_SAMPLE])
+        top = list(
+            review_queue(training_round=training_round).values_list("review_priority", "agreement")[:HINT_SAMPLE]
+        )
         if top:
             untrusted = sum(1 for _, a in top if a in UNTRUSTED)
             value = sum(p for p, _ in top[:100])
@@ -72,7 +80,8 @@ def next_step_hint(*, project: Project, counts: dict, variants_pending: int) -> 
                 f"Review pseudo-labels: {untrusted} of the next {len(top)} queue items are ones the model "
                 f"cannot trust (summed review priority of the top 100: {value:.1f}). Each review there "
                 f"removes a likely wrong pseudo-label from the next round.",
-                untrusted=untrusted, expected_value=value,
+                untrusted=untrusted,
+                expected_value=value,
             )
     if variants_pending:
         return NextHint("variants", f"Review {variants_pending} pending augmentation variant(s).")

@@ -15,9 +15,11 @@ def rounds_for(*, project: Project, status: str | None = None, limit: int | None
 
     The snapshot and the train log stay unread (the detail page reads them through ``round_get``).
     """
-    qs = (TrainingRound.objects.filter(project=project)
-          .select_related("started_by", "model_version")
-          .defer("snapshot", "train_log"))
+    qs = (
+        TrainingRound.objects.filter(project=project)
+        .select_related("started_by", "model_version")
+        .defer("snapshot", "train_log")
+    )
     if status:
         qs = qs.filter(status=status)
     return qs[:limit] if limit is not None else qs
@@ -26,7 +28,8 @@ def rounds_for(*, project: Project, status: str | None = None, limit: int | None
 def round_get(*, project: Project, round_id: int, status: str | None = None) -> TrainingRound | None:
     """One round of ``project`` (of ``status`` if given), or None."""
     qs = TrainingRound.objects.select_related("started_by", "model_version", "project").filter(
-        project=project, pk=round_id)
+        project=project, pk=round_id
+    )
     if status:
         qs = qs.filter(status=status)
     return qs.first()
@@ -35,12 +38,14 @@ def round_get(*, project: Project, round_id: int, status: str | None = None) -> 
 def model_versions_for(*, project: Project) -> QuerySet[ModelVersion]:
     """The project's model versions with their round (and who started it)."""
     return ModelVersion.objects.filter(project=project).select_related(
-        "project", "training_round", "training_round__started_by")
+        "project", "training_round", "training_round__started_by"
+    )
 
 
 def model_version_get(*, project: Project, version_id: int) -> ModelVersion | None:
-    return ModelVersion.objects.select_related("training_round", "project").filter(
-        project=project, pk=version_id).first()
+    return (
+        ModelVersion.objects.select_related("training_round", "project").filter(project=project, pk=version_id).first()
+    )
 
 
 def active_model_version(*, project: Project) -> ModelVersion | None:
@@ -53,12 +58,16 @@ def pseudo_label_round(*, project: Project) -> TrainingRound | None:
     mv = active_model_version(project=project)
     if mv is not None:
         return mv.training_round
-    return (TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
-            .order_by("-finished_at", "-id").first())
+    return (
+        TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
 
 
-def predictions_visible(*, project: Project | None = None, training_round: TrainingRound | None = None
-                        ) -> QuerySet[Prediction]:
+def predictions_visible(
+    *, project: Project | None = None, training_round: TrainingRound | None = None
+) -> QuerySet[Prediction]:
     """Predictions readers may use: those of succeeded rounds only (see services.rounds).
 
     The one place that states the rule: the review queue, the API and exports read through it.
@@ -82,7 +91,8 @@ def learning_curves(*, project: Project) -> list[dict]:
     """Per evaluation set: harmful-class F1 against human labels used, one line per algorithm."""
     rounds = list(
         TrainingRound.objects.filter(project=project, status=TrainingRound.Status.SUCCEEDED)
-        .order_by("n_labeled", "created_at", "id").only("id", "number", "n_labeled", "metrics", "algorithm")
+        .order_by("n_labeled", "created_at", "id")
+        .only("id", "number", "n_labeled", "metrics", "algorithm")
     )
     sets = sorted({name for r in rounds for name in (r.metrics or {})}, key=lambda n: (n != "test", n))
     algorithms = [a for a in TrainingRound.Algorithm.values if any(r.algorithm == a for r in rounds)]
@@ -94,14 +104,32 @@ def learning_curves(*, project: Project) -> list[dict]:
             runs = [(r, (r.metrics or {}).get(name, {}).get("f1")) for r in rounds if r.algorithm == algorithm]
             runs = [(r, float(f1)) for r, f1 in runs if f1 is not None]
             if runs:
-                series.append(charts.Series(
-                    _algorithm_name(algorithm), [(r.n_labeled, f1) for r, f1 in runs], colour=colour,
-                    tooltips=[f"Round #{r.number or r.pk} ({_algorithm_name(algorithm)}): F1 {f1:.3f} with "
-                              f"{r.n_labeled} labels" for r, f1 in runs]))
-        out.append({"name": name, "svg": charts.line_chart(
-            series, title=f"Harmful-class F1 on {name} against human labels used, per algorithm",
-            x_label="human labels used", y_label=f"F1 on {name}", x_range=(0, x_max), y_range=(0.0, 1.0),
-            kind="learning-curve")})
+                series.append(
+                    charts.Series(
+                        _algorithm_name(algorithm),
+                        [(r.n_labeled, f1) for r, f1 in runs],
+                        colour=colour,
+                        tooltips=[
+                            f"Round #{r.number or r.pk} ({_algorithm_name(algorithm)}): F1 {f1:.3f} with "
+                            f"{r.n_labeled} labels"
+                            for r, f1 in runs
+                        ],
+                    )
+                )
+        out.append(
+            {
+                "name": name,
+                "svg": charts.line_chart(
+                    series,
+                    title=f"Harmful-class F1 on {name} against human labels used, per algorithm",
+                    x_label="human labels used",
+                    y_label=f"F1 on {name}",
+                    x_range=(0, x_max),
+                    y_range=(0.0, 1.0),
+                    kind="learning-curve",
+                ),
+            }
+        )
     return out
 
 
@@ -122,9 +150,15 @@ def pseudo_label_mix(rounds: list[TrainingRound]) -> charts.Svg | None:
         return None
     names = ["harmful", "unharmful"]
     return charts.stacked_bars(
-        [g for g, _ in rows], [(n, [u.get(n, 0) for _, u in rows]) for n in names],
-        title="Class mix of the pseudo-labels each round used (last epoch)", y_label="share of used pseudo-labels",
-        x_label="round", normalize=True, kind="pseudo-mix", colours=LABEL_COLOURS)
+        [g for g, _ in rows],
+        [(n, [u.get(n, 0) for _, u in rows]) for n in names],
+        title="Class mix of the pseudo-labels each round used (last epoch)",
+        y_label="share of used pseudo-labels",
+        x_label="round",
+        normalize=True,
+        kind="pseudo-mix",
+        colours=LABEL_COLOURS,
+    )
 
 
 def train_charts(*, training_round: TrainingRound) -> dict | None:
@@ -133,18 +167,32 @@ def train_charts(*, training_round: TrainingRound) -> dict | None:
     log = charts.downsample([e for e in log if isinstance(e, dict) and "step" in e])
     if not log:
         return None
-    loss = [charts.Series(label, [(e["step"], e[key]) for e in log if e.get(key) is not None], dots=False)
-            for key, label in (("loss", "total loss"), ("supervised_loss", "supervised"),
-                               ("unsupervised_loss", "unsupervised"))]
+    loss = [
+        charts.Series(label, [(e["step"], e[key]) for e in log if e.get(key) is not None], dots=False)
+        for key, label in (
+            ("loss", "total loss"),
+            ("supervised_loss", "supervised"),
+            ("unsupervised_loss", "unsupervised"),
+        )
+    ]
     loss = [s for s in loss if s.points]
-    mask = [charts.Series("mask ratio", [(e["step"], e["mask_ratio"]) for e in log if e.get("mask_ratio") is not None],
-                          dots=False)]
+    mask = [
+        charts.Series(
+            "mask ratio", [(e["step"], e["mask_ratio"]) for e in log if e.get("mask_ratio") is not None], dots=False
+        )
+    ]
     return {
-        "loss": charts.line_chart(loss, title="Training loss over steps", x_label="step", y_label="loss",
-                                  kind="loss"),
-        "mask": charts.line_chart(mask, title="Share of unlabeled items whose pseudo-label passed the mask",
-                                  x_label="step", y_label="mask ratio", y_range=(0.0, 1.0), kind="mask")
-        if mask[0].points else None,
+        "loss": charts.line_chart(loss, title="Training loss over steps", x_label="step", y_label="loss", kind="loss"),
+        "mask": charts.line_chart(
+            mask,
+            title="Share of unlabeled items whose pseudo-label passed the mask",
+            x_label="step",
+            y_label="mask ratio",
+            y_range=(0.0, 1.0),
+            kind="mask",
+        )
+        if mask[0].points
+        else None,
     }
 
 
@@ -159,13 +207,24 @@ def eval_charts(metrics: dict | None) -> list[dict]:
         if curve.get("recall"):
             mark = []
             if m.get("recall") is not None and m.get("precision") is not None:
-                mark = [charts.Mark(float(m["recall"]), float(m["precision"]),
-                                    f"threshold {float(m.get('threshold', 0)):.3f}: P {float(m['precision']):.2f}, "
-                                    f"R {float(m['recall']):.2f}")]
+                mark = [
+                    charts.Mark(
+                        float(m["recall"]),
+                        float(m["precision"]),
+                        f"threshold {float(m.get('threshold', 0)):.3f}: P {float(m['precision']):.2f}, "
+                        f"R {float(m['recall']):.2f}",
+                    )
+                ]
             pr = charts.line_chart(
                 [charts.Series(name, list(zip(curve["recall"], curve["precision"], strict=False)), dots=False)],
-                title=f"Precision against recall on {name}, the chosen threshold marked", x_label="recall",
-                y_label="precision", x_range=(0.0, 1.0), y_range=(0.0, 1.0), marks=mark, kind="pr")
+                title=f"Precision against recall on {name}, the chosen threshold marked",
+                x_label="recall",
+                y_label="precision",
+                x_range=(0.0, 1.0),
+                y_range=(0.0, 1.0),
+                marks=mark,
+                kind="pr",
+            )
         out.append({"name": name, "metrics": m, "pr": pr, "confusion": m.get("confusion")})
     return out
 
@@ -228,21 +287,33 @@ class PseudoLabelQuality:
 def _flag(c: PseudoLabelClass) -> None:
     """Say when the round learns from its own mistakes (the reason, in words)."""
     name = c.label
-    for what, n, precision in (("checked", c.checked, c.precision), ("reviewed since", c.reviewed,
-                                                                    c.reviewed_precision)):
+    for what, n, precision in (
+        ("checked", c.checked, c.precision),
+        ("reviewed since", c.reviewed, c.reviewed_precision),
+    ):
         if n >= MIN_CHECKED and c.prior is not None and precision is not None and precision <= c.prior:
-            c.flags.append(f"Used “{name}” pseudo-labels {what} are right {precision:.0%} of the time, no better "
-                           f"than the {c.prior:.0%} share of {name} among the human labels: the round "
-                           f"learns from its own mistakes.")
+            c.flags.append(
+                f"Used “{name}” pseudo-labels {what} are right {precision:.0%} of the time, no better "
+                f"than the {c.prior:.0%} share of {name} among the human labels: the round "
+                f"learns from its own mistakes."
+            )
     trend = [e for e in c.epochs if e["checked"] >= MIN_CHECKED]
     if len(trend) >= 2 and trend[0]["precision"] - trend[-1]["precision"] >= PRECISION_DROP:
-        c.flags.append(f"Precision of “{name}” pseudo-labels fell from {trend[0]['precision']:.0%} (epoch "
-                       f"{trend[0]['epoch']}) to {trend[-1]['precision']:.0%} (epoch {trend[-1]['epoch']}): "
-                       f"the round reinforces its own mistakes.")
-    if c.share is not None and c.prior is not None and c.used >= MIN_CHECKED and (
-            c.share >= 2 * c.prior and c.share - c.prior >= 0.15):
-        c.flags.append(f"{c.share:.0%} of the used pseudo-labels are “{name}” against {c.prior:.0%} among the "
-                       f"human labels: the pseudo-labels drift towards one class.")
+        c.flags.append(
+            f"Precision of “{name}” pseudo-labels fell from {trend[0]['precision']:.0%} (epoch "
+            f"{trend[0]['epoch']}) to {trend[-1]['precision']:.0%} (epoch {trend[-1]['epoch']}): "
+            f"the round reinforces its own mistakes."
+        )
+    if (
+        c.share is not None
+        and c.prior is not None
+        and c.used >= MIN_CHECKED
+        and (c.share >= 2 * c.prior and c.share - c.prior >= 0.15)
+    ):
+        c.flags.append(
+            f"{c.share:.0%} of the used pseudo-labels are “{name}” against {c.prior:.0%} among the "
+            f"human labels: the pseudo-labels drift towards one class."
+        )
 
 
 def pseudo_label_quality(*, training_round: TrainingRound, with_reviews: bool = True) -> PseudoLabelQuality | None:
@@ -265,17 +336,29 @@ def pseudo_label_quality(*, training_round: TrainingRound, with_reviews: bool = 
         checked, correct = int(s.get("checked", 0)), int(s.get("correct", 0))
         c.checked += checked
         c.correct += correct
-        c.epochs.append({"epoch": int(s.get("epoch", 0)), "used": int(s.get("used", 0)), "checked": checked,
-                         "precision": _ratio(correct, checked)})
+        c.epochs.append(
+            {
+                "epoch": int(s.get("epoch", 0)),
+                "used": int(s.get("used", 0)),
+                "checked": checked,
+                "precision": _ratio(correct, checked),
+            }
+        )
         if int(s.get("epoch", 0)) == last:
             c.used, c.drawn = int(s.get("used", 0)), int(s.get("drawn", 0))
     used_total = sum(c.used for c in classes.values())
     for c in classes.values():
         c.share = _ratio(c.used, used_total)
-    reviewed = [] if not with_reviews else (
-        predictions_visible(training_round=training_round).filter(used=True).exclude(item__human_label="")
-        .values("pseudo_label")
-        .annotate(n=Count("id"), right=Count("id", filter=Q(item__human_label=F("pseudo_label"))))
+    reviewed = (
+        []
+        if not with_reviews
+        else (
+            predictions_visible(training_round=training_round)
+            .filter(used=True)
+            .exclude(item__human_label="")
+            .values("pseudo_label")
+            .annotate(n=Count("id"), right=Count("id", filter=Q(item__human_label=F("pseudo_label"))))
+        )
     )
     for row in reviewed:
         if row["pseudo_label"] in classes:

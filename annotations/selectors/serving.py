@@ -30,10 +30,14 @@ def _cols(model, alias: str, fields=None) -> tuple[list[str], str, list]:
     converters = []
     for f in chosen:
         col = f.get_col(alias)
-        converters.append([(conv, col) for conv in connection.ops.get_db_converters(col)
-                           + f.get_db_converters(connection)])
-    return ([f.attname for f in chosen], ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in chosen),
-            converters)
+        converters.append(
+            [(conv, col) for conv in connection.ops.get_db_converters(col) + f.get_db_converters(connection)]
+        )
+    return (
+        [f.attname for f in chosen],
+        ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in chosen),
+        converters,
+    )
 
 
 def _convert(values, converters) -> list:
@@ -53,8 +57,10 @@ def _token_sql() -> tuple[str, list[str], list[str], list]:
     user_model = get_user_model()
     t_names, t_cols, t_conv = _cols(ApiToken, "t")
     u_names, u_cols, u_conv = _cols(user_model, "u")
-    sql = (f"SELECT {t_cols}, {u_cols} FROM {_table(ApiToken)} t JOIN {_table(user_model)} u ON u.id = t.user_id "
-           "WHERE t.key_hash = %s AND t.revoked_at IS NULL")
+    sql = (
+        f"SELECT {t_cols}, {u_cols} FROM {_table(ApiToken)} t JOIN {_table(user_model)} u ON u.id = t.user_id "
+        "WHERE t.key_hash = %s AND t.revoked_at IS NULL"
+    )
     return sql, t_names, u_names, t_conv + u_conv
 
 
@@ -91,10 +97,12 @@ class ServingTarget:
 def _target_sql(where: str, model_join: str, limit: int) -> tuple[str, list[str], list[str], list]:
     p_names, p_cols, p_conv = _cols(Project, "p", _PROJECT_FIELDS)
     m_names, m_cols, m_conv = _cols(ModelVersion, "mv", _MODEL_FIELDS)
-    sql = (f"SELECT {p_cols}, m.role, {m_cols} FROM {_table(Project)} p "
-           f"LEFT JOIN {_table(Membership)} m ON m.project_id = p.id AND m.user_id = %s "
-           f"LEFT JOIN {_table(ModelVersion)} mv ON mv.project_id = p.id AND {model_join} "
-           f"WHERE {where} ORDER BY p.name, p.id LIMIT {int(limit)}")
+    sql = (
+        f"SELECT {p_cols}, m.role, {m_cols} FROM {_table(Project)} p "
+        f"LEFT JOIN {_table(Membership)} m ON m.project_id = p.id AND m.user_id = %s "
+        f"LEFT JOIN {_table(ModelVersion)} mv ON mv.project_id = p.id AND {model_join} "
+        f"WHERE {where} ORDER BY p.name, p.id LIMIT {int(limit)}"
+    )
     return sql, p_names, m_names, [*p_conv, [], *m_conv]
 
 

@@ -37,15 +37,20 @@ def variant_queue(*, project: Project, filters: VariantFilters | None = None) ->
         qs = qs.filter(kind=f.kind)
     if f.loss_flagged:
         qs = qs.filter(curation__has_key="loss_flag")
-    first = Case(When(kind=AugmentedVariant.Kind.AUGMENTATION, then=Value(1)), default=Value(0),
-                 output_field=IntegerField())
+    first = Case(
+        When(kind=AugmentedVariant.Kind.AUGMENTATION, then=Value(1)), default=Value(0), output_field=IntegerField()
+    )
     return qs.annotate(kind_rank=first).order_by("kind_rank", "-review_priority", "id")
 
 
 def variant_methods(*, project: Project) -> list[str]:
     """Distinct generation methods present in the project (for the filter menu)."""
-    return list(AugmentedVariant.objects.filter(item__project=project).order_by("method")
-                .values_list("method", flat=True).distinct())
+    return list(
+        AugmentedVariant.objects.filter(item__project=project)
+        .order_by("method")
+        .values_list("method", flat=True)
+        .distinct()
+    )
 
 
 def variant_in_project(*, project: Project, variant_id: int) -> AugmentedVariant | None:
@@ -55,10 +60,16 @@ def variant_in_project(*, project: Project, variant_id: int) -> AugmentedVariant
 def job_variant_counts(*, job: BackgroundJob) -> list[dict]:
     """Per-kind counts of a job's variants by review status (confirmed = approved by a reviewer)."""
     return list(
-        AugmentedVariant.objects.filter(job=job).values("kind").order_by("kind")
-        .annotate(total=Count("id"), pending=Count("id", filter=Q(status="pending")),
-                  confirmed=Count("id", filter=Q(status="approved")), rejected=Count("id", filter=Q(status="rejected")),
-                  dropped=Count("id", filter=Q(status="dropped")))
+        AugmentedVariant.objects.filter(job=job)
+        .values("kind")
+        .order_by("kind")
+        .annotate(
+            total=Count("id"),
+            pending=Count("id", filter=Q(status="pending")),
+            confirmed=Count("id", filter=Q(status="approved")),
+            rejected=Count("id", filter=Q(status="rejected")),
+            dropped=Count("id", filter=Q(status="dropped")),
+        )
     )
 
 
@@ -84,7 +95,8 @@ def word_diff(original: str, variant: str) -> tuple[list[tuple[str, str]], list[
         tail = "".join(tokens[DIFF_MAX_TOKENS:])
         cut = len(text) - len(shown)
         note = (f" … [not compared word by word past {DIFF_MAX_TOKENS} words]" if tail else "") + (
-            f" … [{cut:,} more characters not shown]" if cut else "")
+            f" … [{cut:,} more characters not shown]" if cut else ""
+        )
         sides.append((head, tail, note))
     (a, a_tail, a_note), (b, b_tail, b_note) = sides
     left: list[tuple[str, str]] = []

@@ -34,15 +34,25 @@ from annotations.services.outbound import provider_label, provider_spec_clean, p
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONS = {"evade": (AugmentedVariant.Kind.ADVERSARIAL, Label.HARMFUL),
-              "alarm": (AugmentedVariant.Kind.FP_PROBE, Label.UNHARMFUL)}
+DIRECTIONS = {
+    "evade": (AugmentedVariant.Kind.ADVERSARIAL, Label.HARMFUL),
+    "alarm": (AugmentedVariant.Kind.FP_PROBE, Label.UNHARMFUL),
+}
 HIGH_PRIORITY = 100.0
 
 
 @transaction.atomic
 def adversarial_job_start(
-    *, project: Project, user, direction: str = "evade", iterations: int = 1, per_item: int = 3,
-    provider: dict | None = None, judge: dict | None = None, limit: int | None = None, seed: int = 0,
+    *,
+    project: Project,
+    user,
+    direction: str = "evade",
+    iterations: int = 1,
+    per_item: int = 3,
+    provider: dict | None = None,
+    judge: dict | None = None,
+    limit: int | None = None,
+    seed: int = 0,
 ) -> BackgroundJob:
     """Queue a mining job against the project's active model (admins only)."""
     directions = ["evade", "alarm"] if direction == "both" else [direction]
@@ -60,10 +70,21 @@ def adversarial_job_start(
     if version is None:
         raise Conflict("Adversarial mining needs an active model; train and activate one first.")
     job = job_create(
-        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
-        params={"mode": "mine", "directions": directions, "iterations": iterations, "per_item": per_item,
-                "provider": provider, "judge": judge, "limit": limit, "seed": seed,
-                "model_version": version.pk},
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.ADVERSARIAL,
+        created_by=user,
+        params={
+            "mode": "mine",
+            "directions": directions,
+            "iterations": iterations,
+            "per_item": per_item,
+            "provider": provider,
+            "judge": judge,
+            "limit": limit,
+            "seed": seed,
+            "model_version": version.pk,
+        },
         progress={"phase": "queued", "done": 0, "total": 0},
     )
     job_enqueue(job=job)
@@ -79,7 +100,10 @@ def adversarial_evaluation_start(*, job: BackgroundJob, user) -> BackgroundJob:
     if version is None:
         raise Conflict("There is no active model to evaluate with.")
     ev = job_create(
-        model=BackgroundJob, project=job.project, kind=BackgroundJob.Kind.ADVERSARIAL, created_by=user,
+        model=BackgroundJob,
+        project=job.project,
+        kind=BackgroundJob.Kind.ADVERSARIAL,
+        created_by=user,
         params={"mode": "evaluate", "source_job": job.pk, "source_label": job.label, "model_version": version.pk},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
@@ -108,20 +132,24 @@ class AdversarialRunner(JobRunner):
         if job.params.get("mode") == "evaluate":
             result = _evaluate(job=job, progress=self.progress)
         else:
-            result = _mine(job=job, progress=self.progress, generate_factory=self.options.get("generate_factory"),
-                           validate=self.options.get("validate"))
+            result = _mine(
+                job=job,
+                progress=self.progress,
+                generate_factory=self.options.get("generate_factory"),
+                validate=self.options.get("validate"),
+            )
         return {"result": result, "progress": {"phase": "done", "done": 1, "total": 1}}
 
 
-def adversarial_job_execute(*, job_id: int, worker: str = "", generate_factory: Callable | None = None,
-                            validate: Callable | None = None) -> str:
+def adversarial_job_execute(
+    *, job_id: int, worker: str = "", generate_factory: Callable | None = None, validate: Callable | None = None
+) -> str:
     """Run a mining (or evaluation) job on this worker (the task's body).
 
     ``generate_factory(mode)`` replaces the LLM rewriter (tests: a scripted generator);
     it returns ``(texts, prompts) -> candidates per text``.
     """
-    options = {k: v for k, v in {"generate_factory": generate_factory, "validate": validate}.items()
-               if v is not None}
+    options = {k: v for k, v in {"generate_factory": generate_factory, "validate": validate}.items() if v is not None}
     return job_execute(runner_name=AdversarialRunner.name, job_id=job_id, worker=worker, **options)
 
 
@@ -136,9 +164,16 @@ def _llm_generate_factory(job: BackgroundJob, task: str) -> Callable[[str], Call
 
     def factory(mode: str) -> Callable:
         def generate(texts: Sequence[str], prompts: Sequence[str | None] | None) -> list[list[str]]:
-            res = rewrite_texts(texts, provider=provider, prompts=prompts, task=task, mode=mode,
-                                n_variants=int(job.params["per_item"]), rng=random.Random(rng.getrandbits(31)),
-                                on_provider_error="skip")
+            res = rewrite_texts(
+                texts,
+                provider=provider,
+                prompts=prompts,
+                task=task,
+                mode=mode,
+                n_variants=int(job.params["per_item"]),
+                rng=random.Random(rng.getrandbits(31)),
+                on_provider_error="skip",
+            )
             return [list(r.variants) for r in res]
 
         return generate
@@ -164,13 +199,22 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
         prompts = [prompt_of.get(t) for t in texts] if task == "response" else None
         return [s[0] for s in scorer.score(list(texts), prompts)]
 
-    result: dict[str, Any] = {"model_version": version.pk, "model_name": version.name, "threshold": threshold,
-                              "directions": {}}
+    result: dict[str, Any] = {
+        "model_version": version.pk,
+        "model_name": version.name,
+        "threshold": threshold,
+        "directions": {},
+    }
     for n_dir, direction in enumerate(p["directions"]):
         kind, label = DIRECTIONS[direction]
-        sources = list(Item.objects.filter(project=project, split__in=[Item.Split.SEED, Item.Split.POOL],
-                                           excluded=False, human_label=label)
-                       .exclude(source="adversarial").order_by("id").values_list("id", "text", "prompt"))
+        sources = list(
+            Item.objects.filter(
+                project=project, split__in=[Item.Split.SEED, Item.Split.POOL], excluded=False, human_label=label
+            )
+            .exclude(source="adversarial")
+            .order_by("id")
+            .values_list("id", "text", "prompt")
+        )
         if p.get("limit"):
             sources = sources[: int(p["limit"])]
         for _pk, text, prompt in sources:
@@ -189,18 +233,44 @@ def _mine(*, job: BackgroundJob, progress: JobProgress, generate_factory, valida
             judges = [provider_spec_resolve(spec=j) for j in p["judge"]["judges"]]
             check = judge_validator(judges, label=label, task=task)
         t0 = time.monotonic()
-        mined = mine_hard_examples([s[1] for s in sources], generate=generate, score=score, threshold=threshold,
-                                   direction=direction, iterations=int(p["iterations"]), validate=check)
-        stored = _store_hard_examples(job=job, kind=kind, direction=direction, sources=sources, mined=mined,
-                                      threshold=threshold, provider=provider, version=version)
+        mined = mine_hard_examples(
+            [s[1] for s in sources],
+            generate=generate,
+            score=score,
+            threshold=threshold,
+            direction=direction,
+            iterations=int(p["iterations"]),
+            validate=check,
+        )
+        stored = _store_hard_examples(
+            job=job,
+            kind=kind,
+            direction=direction,
+            sources=sources,
+            mined=mined,
+            threshold=threshold,
+            provider=provider,
+            version=version,
+        )
         result["directions"][direction] = {
-            "kind": kind, "sources": len(sources), "already_wrong": len(mined.already_wrong), "stored": stored,
+            "kind": kind,
+            "sources": len(sources),
+            "already_wrong": len(mined.already_wrong),
+            "stored": stored,
             "seconds": round(time.monotonic() - t0, 3),
-            "iterations": [{"iteration": s.iteration, "sources": s.sources, "candidates": s.candidates,
-                            "fooled": s.fooled, "sources_fooled": s.sources_fooled,
-                            "rejected_by_judge": s.rejected_by_validator, "fooled_rate": round(s.fooled_rate, 4),
-                            "mean_score": None if s.mean_score != s.mean_score else round(s.mean_score, 4)}
-                           for s in mined.stats],
+            "iterations": [
+                {
+                    "iteration": s.iteration,
+                    "sources": s.sources,
+                    "candidates": s.candidates,
+                    "fooled": s.fooled,
+                    "sources_fooled": s.sources_fooled,
+                    "rejected_by_judge": s.rejected_by_validator,
+                    "fooled_rate": round(s.fooled_rate, 4),
+                    "mean_score": None if s.mean_score != s.mean_score else round(s.mean_score, 4),
+                }
+                for s in mined.stats
+            ],
         }
         progress.update(force=True, phase=f"mined {direction}", done=n_dir + 1, total=len(p["directions"]))
     return result
@@ -229,15 +299,31 @@ def _store_hard_examples(*, job, kind, direction, sources, mined, threshold, pro
         existing[item_id].add(key)
         next_index[item_id] = next_index.get(item_id, -1) + 1
         margin = (threshold - h.score) if direction == "evade" else (h.score - threshold)
-        rows.append(AugmentedVariant(
-            item_id=item_id, job=job, kind=kind, method=method, provider=provider[:64], model_name=model_name,
-            prompt_version=PROMPT_VERSION, variant_index=next_index[item_id], text=h.text,
-            status=AugmentedVariant.Status.PENDING, model_score=h.score,
-            review_priority=HIGH_PRIORITY + round(margin, 4),
-            curation={"stage": "adversarial", "direction": direction, "source_score": round(h.source_score, 4),
-                      "iteration": h.iteration, "threshold": threshold, "model_version": version.pk,
-                      "judge_checked": bool(job.params.get("judge"))},
-        ))
+        rows.append(
+            AugmentedVariant(
+                item_id=item_id,
+                job=job,
+                kind=kind,
+                method=method,
+                provider=provider[:64],
+                model_name=model_name,
+                prompt_version=PROMPT_VERSION,
+                variant_index=next_index[item_id],
+                text=h.text,
+                status=AugmentedVariant.Status.PENDING,
+                model_score=h.score,
+                review_priority=HIGH_PRIORITY + round(margin, 4),
+                curation={
+                    "stage": "adversarial",
+                    "direction": direction,
+                    "source_score": round(h.source_score, 4),
+                    "iteration": h.iteration,
+                    "threshold": threshold,
+                    "model_version": version.pk,
+                    "judge_checked": bool(job.params.get("judge")),
+                },
+            )
+        )
     before = AugmentedVariant.objects.filter(job=job, kind=kind).count()
     AugmentedVariant.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     return AugmentedVariant.objects.filter(job=job, kind=kind).count() - before
@@ -247,11 +333,18 @@ def _evaluate(*, job: BackgroundJob, progress: JobProgress) -> dict[str, Any]:
     """Recall of the active model on the source job's confirmed hard examples (and probe FP rate)."""
     source = BackgroundJob.objects.get(pk=job.params["source_job"])
     version = ModelVersion.objects.get(pk=job.params["model_version"])
-    confirmed = list(AugmentedVariant.objects.filter(job=source, status=AugmentedVariant.Status.APPROVED)
-                     .select_related("item").order_by("id"))
+    confirmed = list(
+        AugmentedVariant.objects.filter(job=source, status=AugmentedVariant.Status.APPROVED)
+        .select_related("item")
+        .order_by("id")
+    )
     progress.update(force=True, phase="score", done=0, total=len(confirmed))
-    out: dict[str, Any] = {"source_job": source.pk, "model_version": version.pk, "model_name": version.name,
-                           "threshold": version.threshold}
+    out: dict[str, Any] = {
+        "source_job": source.pk,
+        "model_version": version.pk,
+        "model_name": version.name,
+        "threshold": version.threshold,
+    }
     if confirmed:
         scorer = _scorer_for(version)
         task_prompts = [v.item.prompt or None for v in confirmed] if source.project.task == "response" else None
@@ -264,8 +357,11 @@ def _evaluate(*, job: BackgroundJob, progress: JobProgress) -> dict[str, Any]:
             mined_threshold = float((source.result or {}).get("threshold", version.threshold))
             before = sum(1 for v, _ in picked if v.model_score is not None and v.model_score >= mined_threshold)
             name = "recall" if want else "false_positive_rate"
-            out[kind] = {"n": len(picked), f"{name}_before": round(before / len(picked), 4),
-                         f"{name}_after": round(flagged / len(picked), 4)}
+            out[kind] = {
+                "n": len(picked),
+                f"{name}_before": round(before / len(picked), 4),
+                f"{name}_after": round(flagged / len(picked), 4),
+            }
     with transaction.atomic():
         locked = BackgroundJob.objects.select_for_update().get(pk=source.pk)
         evaluations = list((locked.result or {}).get("evaluations", []))
@@ -297,30 +393,58 @@ def hard_example_sync(*, variant: AugmentedVariant, user) -> Item | None:
     if variant.status == AugmentedVariant.Status.APPROVED:
         if item is None:
             item = Item.objects.create(
-                project=project, text=variant.text, prompt=source.prompt, content_hash=chash, split=Item.Split.SEED,
-                source="adversarial", external_id=f"variant-{variant.pk}",
-                metadata={"variant_id": variant.pk, "source_item_id": source.pk, "job_id": variant.job_id,
-                          "kind": variant.kind, "model_score": variant.model_score},
+                project=project,
+                text=variant.text,
+                prompt=source.prompt,
+                content_hash=chash,
+                split=Item.Split.SEED,
+                source="adversarial",
+                external_id=f"variant-{variant.pk}",
+                metadata={
+                    "variant_id": variant.pk,
+                    "source_item_id": source.pk,
+                    "job_id": variant.job_id,
+                    "kind": variant.kind,
+                    "model_score": variant.model_score,
+                },
             )
         latest = Annotation.objects.filter(item=item, annotator=user).order_by("-created_at", "-id").first()
         if latest is None or latest.kind != Annotation.Kind.LABEL or latest.label != label:
-            Annotation.objects.create(item=item, annotator=user, role=role, kind=Annotation.Kind.LABEL, label=label,
-                                      note=f"Confirmed {variant.get_kind_display().lower()} #{variant.pk}")
+            Annotation.objects.create(
+                item=item,
+                annotator=user,
+                role=role,
+                kind=Annotation.Kind.LABEL,
+                label=label,
+                note=f"Confirmed {variant.get_kind_display().lower()} #{variant.pk}",
+            )
             item_refresh_label(item=item)
         return item
     if variant.status == AugmentedVariant.Status.REJECTED and item is not None and item.source == "adversarial":
         latest = Annotation.objects.filter(item=item, annotator=user).order_by("-created_at", "-id").first()
         if latest is not None and latest.kind != Annotation.Kind.REJECT:
-            Annotation.objects.create(item=item, annotator=user, role=role, kind=Annotation.Kind.REJECT,
-                                      note=f"Rejected {variant.get_kind_display().lower()} #{variant.pk}")
+            Annotation.objects.create(
+                item=item,
+                annotator=user,
+                role=role,
+                kind=Annotation.Kind.REJECT,
+                note=f"Rejected {variant.get_kind_display().lower()} #{variant.pk}",
+            )
             item_refresh_label(item=item)
     return item
 
 
 def adversarial_job_summary(*, job: BackgroundJob) -> dict[str, Any]:
     """Per-kind counts of a mining job's candidates by review status (confirmed = approved)."""
-    rows = (AugmentedVariant.objects.filter(job=job).values("kind")
-            .annotate(total=Count("id"), confirmed=Count("id", filter=Q(status="approved")),
-                      rejected=Count("id", filter=Q(status="rejected")),
-                      pending=Count("id", filter=Q(status="pending")), max_score=Max("model_score")))
+    rows = (
+        AugmentedVariant.objects.filter(job=job)
+        .values("kind")
+        .annotate(
+            total=Count("id"),
+            confirmed=Count("id", filter=Q(status="approved")),
+            rejected=Count("id", filter=Q(status="rejected")),
+            pending=Count("id", filter=Q(status="pending")),
+            max_score=Max("model_score"),
+        )
+    )
     return {r["kind"]: r for r in rows}

@@ -82,10 +82,19 @@ def _prompt_version(method: str) -> str:
 
 @transaction.atomic
 def augmentation_job_start(
-    *, project: Project, user, method: str, per_item: int = 2, items: str = "seed",
-    provider: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-    curation: dict[str, Any] | None = None, judge: dict[str, Any] | None = None, limit: int | None = None,
-    batch_size: int = 16, seed: int = 0,
+    *,
+    project: Project,
+    user,
+    method: str,
+    per_item: int = 2,
+    items: str = "seed",
+    provider: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    curation: dict[str, Any] | None = None,
+    judge: dict[str, Any] | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
 ) -> BackgroundJob:
     """Queue an augmentation job (admins only) and enqueue it on the ``augment`` queue after commit."""
     if method not in METHODS:
@@ -102,9 +111,13 @@ def augmentation_job_start(
     config = dict(config or {})
     if method == "backtranslation":
         models = config.get("models") or {}
-        if not isinstance(models, dict) or any(not isinstance(v, (list, tuple)) or len(v) != 2 for v in models.values()):
-            raise FieldError("Backtranslation models must map a pivot to [en->pivot, pivot->en] paths.",
-                             field="backtranslation_models")
+        if not isinstance(models, dict) or any(
+            not isinstance(v, (list, tuple)) or len(v) != 2 for v in models.values()
+        ):
+            raise FieldError(
+                "Backtranslation models must map a pivot to [en->pivot, pivot->en] paths.",
+                field="backtranslation_models",
+            )
     judge = dict(judge or {})
     if judge:
         judge["judges"] = [provider_spec_clean(spec=j) for j in judge.get("judges") or [{"kind": "local"}]]
@@ -118,11 +131,23 @@ def augmentation_job_start(
     if not scope.exists():
         raise FieldError(f"No {items} items to augment in this project.", field="items")
     job = job_create(
-        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.AUGMENT, created_by=user,
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.AUGMENT,
+        created_by=user,
         params={
-            "method": method, "per_item": per_item, "items": items, "limit": limit, "provider": spec,
-            "config": config, "curation": dict(curation or {}), "judge": judge, "batch_size": batch_size,
-            "seed": seed, "model_name": _model_name(method, spec, config), "prompt_version": _prompt_version(method),
+            "method": method,
+            "per_item": per_item,
+            "items": items,
+            "limit": limit,
+            "provider": spec,
+            "config": config,
+            "curation": dict(curation or {}),
+            "judge": judge,
+            "batch_size": batch_size,
+            "seed": seed,
+            "model_name": _model_name(method, spec, config),
+            "prompt_version": _prompt_version(method),
         },
         progress={"phase": "queued", "done": 0, "total": 0},
     )
@@ -130,8 +155,9 @@ def augmentation_job_start(
     return job
 
 
-def cheap_variants_generate(*, texts: Sequence[str], method: str, per_item: int, seed: int,
-                   keys: Sequence[int]) -> list[tuple[list[str], list[tuple[str, str]]]]:
+def cheap_variants_generate(
+    *, texts: Sequence[str], method: str, per_item: int, seed: int, keys: Sequence[int]
+) -> list[tuple[list[str], list[tuple[str, str]]]]:
     """Cheap augmenter variants, seeded per (item, slot) so a resumed job writes the same text."""
     from ssl_engine.augment import get_augmenter
 
@@ -152,8 +178,9 @@ def curation_embedder() -> Callable | None:
     return minilm_embedder(device=settings.SSL_ENGINE_DEVICE or "cpu", model_path=settings.SSL_ENGINE_BACKBONE or None)
 
 
-def _existing_slots(*, item_ids: Sequence[int], kind: str, method: str, model_name: str,
-                    prompt_version: str) -> dict[int, set[int]]:
+def _existing_slots(
+    *, item_ids: Sequence[int], kind: str, method: str, model_name: str, prompt_version: str
+) -> dict[int, set[int]]:
     slots: dict[int, set[int]] = {}
     for item_id, idx in AugmentedVariant.objects.filter(
         item_id__in=item_ids, kind=kind, method=method, model_name=model_name, prompt_version=prompt_version
@@ -200,21 +227,31 @@ class AugmentationRunner(JobRunner):
             self._batch(batch_ids, generate=generate, embed=embedder, seed=int(p.get("seed") or 0) + start)
             done += len(batch_ids)
             elapsed = max(time.monotonic() - t0, 1e-6)
-            self.progress.update(force=done == total, phase="generate", done=done, total=total,
-                                 created=self.counts["created"], kept=self.counts["kept"],
-                                 dropped=self.counts["dropped"],
-                                 per_second=round(self.counts["generated"] / elapsed, 3))
+            self.progress.update(
+                force=done == total,
+                phase="generate",
+                done=done,
+                total=total,
+                created=self.counts["created"],
+                kept=self.counts["kept"],
+                dropped=self.counts["dropped"],
+                per_second=round(self.counts["generated"] / elapsed, 3),
+            )
         seconds = round(time.monotonic() - t0, 3)
         c = self.counts
         result = {
-            "items": total, "items_skipped": c["items_skipped"], "generated": c["generated"], "created": c["created"],
-            "kept": c["kept"], "dropped": c["dropped"],
+            "items": total,
+            "items_skipped": c["items_skipped"],
+            "generated": c["generated"],
+            "created": c["created"],
+            "kept": c["kept"],
+            "dropped": c["dropped"],
             "pass_rate": round(c["kept"] / c["generated"], 4) if c["generated"] else None,
-            "drop_reasons": dict(self.reasons.most_common()), "seconds": seconds,
+            "drop_reasons": dict(self.reasons.most_common()),
+            "seconds": seconds,
             "variants_per_second": round(c["generated"] / seconds, 3) if seconds else None,
         }
-        return {"result": result,
-                "progress": {"phase": "done", "done": total, "total": total, "created": c["created"]}}
+        return {"result": result, "progress": {"phase": "done", "done": total, "total": total, "created": c["created"]}}
 
     def _item_ids(self) -> list[int]:
         p = self.job.params
@@ -225,19 +262,33 @@ class AugmentationRunner(JobRunner):
     def _batch(self, batch_ids: list[int], *, generate, embed, seed: int) -> None:
         p = self.job.params
         method, per_item = p["method"], int(p["per_item"])
-        slots = _existing_slots(item_ids=batch_ids, kind=AugmentedVariant.Kind.AUGMENTATION, method=method,
-                                model_name=p["model_name"], prompt_version=p["prompt_version"])
+        slots = _existing_slots(
+            item_ids=batch_ids,
+            kind=AugmentedVariant.Kind.AUGMENTATION,
+            method=method,
+            model_name=p["model_name"],
+            prompt_version=p["prompt_version"],
+        )
         todo = [i for i in batch_ids if len(slots.get(i, set()) & set(range(per_item))) < per_item]
         self.counts["items_skipped"] += len(batch_ids) - len(todo)
         if not todo:
             return
         rows = list(Item.objects.filter(pk__in=todo).order_by("id").values_list("id", "text", "prompt"))
         self.counts["created"] += _augment_batch(
-            job=self.job, rows=rows, slots=slots, method=method, per_item=per_item, model_name=p["model_name"],
+            job=self.job,
+            rows=rows,
+            slots=slots,
+            method=method,
+            per_item=per_item,
+            model_name=p["model_name"],
             prompt_version=p["prompt_version"],
             provider=provider_label(spec=p.get("provider")) if method == "llm_rewrite" else method,
-            task="response" if self.job.project.task == Project.Task.RESPONSE else "prompt", generate=generate,
-            embed=embed, counts=self.counts, reasons=self.reasons, seed=seed,
+            task="response" if self.job.project.task == Project.Task.RESPONSE else "prompt",
+            generate=generate,
+            embed=embed,
+            counts=self.counts,
+            reasons=self.reasons,
+            seed=seed,
         )
 
     def stopped_fields(self) -> dict[str, Any]:
@@ -245,9 +296,9 @@ class AugmentationRunner(JobRunner):
         return {"result": {"created": counts["created"], "drop_reasons": dict(getattr(self, "reasons", {}))}}
 
 
-
-def augmentation_job_execute(*, job_id: int, worker: str = "", generate: Callable | None = None,
-                             embed: Callable | None = None) -> str:
+def augmentation_job_execute(
+    *, job_id: int, worker: str = "", generate: Callable | None = None, embed: Callable | None = None
+) -> str:
     """Run (or resume) an augmentation job on this worker (the task's body).
 
     ``generate`` and ``embed`` replace the configured generator / embedder (tests, benchmarks).
@@ -256,9 +307,23 @@ def augmentation_job_execute(*, job_id: int, worker: str = "", generate: Callabl
     return job_execute(runner_name=AugmentationRunner.name, job_id=job_id, worker=worker, **options)
 
 
-def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: int, model_name: str,
-                   prompt_version: str, provider: str, task: str, generate, embed, counts: Counter,
-                   reasons: Counter, seed: int) -> int:
+def _augment_batch(
+    *,
+    job: BackgroundJob,
+    rows,
+    slots,
+    method: str,
+    per_item: int,
+    model_name: str,
+    prompt_version: str,
+    provider: str,
+    task: str,
+    generate,
+    embed,
+    counts: Counter,
+    reasons: Counter,
+    seed: int,
+) -> int:
     """Generate, curate and insert variants for one batch of items; returns rows inserted."""
     from ssl_engine.augment.curation import curate_variants, reason_code
 
@@ -269,7 +334,9 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
     if generate is not None:
         generated = generate(texts, prompts)
     elif method in CHEAP_METHODS:
-        generated = cheap_variants_generate(texts=texts, method=method, per_item=per_item, seed=seed, keys=[r[0] for r in rows])
+        generated = cheap_variants_generate(
+            texts=texts, method=method, per_item=per_item, seed=seed, keys=[r[0] for r in rows]
+        )
     else:
         from ssl_engine.augment.generators import generate_variants
 
@@ -290,8 +357,9 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
         from ssl_engine.llm_judge import judge_rewrites
 
         judges = [provider_spec_resolve(spec=j) for j in judge.get("judges") or [{"kind": "local"}]]
-        judge_votes = judge_rewrites(texts, variants, judges=judges, task=task, prompts=prompts,
-                                     samples_per_judge=int(judge.get("samples") or 1))
+        judge_votes = judge_rewrites(
+            texts, variants, judges=judges, task=task, prompts=prompts, samples_per_judge=int(judge.get("samples") or 1)
+        )
     report = curate_variants(texts, variants, config=p.get("curation") or None, embed=embed, judge_votes=judge_votes)
     new_rows: list[AugmentedVariant] = []
     for (item_id, _text, _prompt), decisions, (_, rejected) in zip(rows, report.decisions, generated, strict=True):
@@ -312,16 +380,28 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
                 continue  # transient: the slot stays free, so a resumed job asks again
             if reason_code(reason) in ("surplus",):
                 continue
-            entries.append((raw or "", AugmentedVariant.Status.DROPPED, reason[:200],
-                            {"stage": "generation", "reasons": [reason]}))
+            entries.append(
+                (raw or "", AugmentedVariant.Status.DROPPED, reason[:200], {"stage": "generation", "reasons": [reason]})
+            )
         # Kept variants take the lowest free slots; generator rejections fill what is left.
         entries.sort(key=lambda e: e[1] != AugmentedVariant.Status.PENDING)
         for slot, (text, status, reason, cur) in zip(free, entries, strict=False):
-            new_rows.append(AugmentedVariant(
-                item_id=item_id, job=job, kind=AugmentedVariant.Kind.AUGMENTATION, method=method, provider=provider,
-                model_name=model_name, prompt_version=prompt_version, variant_index=slot, text=text, status=status,
-                curation_reason=reason, curation=cur,
-            ))
+            new_rows.append(
+                AugmentedVariant(
+                    item_id=item_id,
+                    job=job,
+                    kind=AugmentedVariant.Kind.AUGMENTATION,
+                    method=method,
+                    provider=provider,
+                    model_name=model_name,
+                    prompt_version=prompt_version,
+                    variant_index=slot,
+                    text=text,
+                    status=status,
+                    curation_reason=reason,
+                    curation=cur,
+                )
+            )
             if status == AugmentedVariant.Status.PENDING:
                 counts["kept"] += 1
             else:
@@ -330,8 +410,13 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
                     reasons[code] += 1
     if not new_rows:
         return 0
-    key = {"item_id__in": [r[0] for r in rows], "kind": AugmentedVariant.Kind.AUGMENTATION, "method": method,
-           "model_name": model_name, "prompt_version": prompt_version}
+    key = {
+        "item_id__in": [r[0] for r in rows],
+        "kind": AugmentedVariant.Kind.AUGMENTATION,
+        "method": method,
+        "model_name": model_name,
+        "prompt_version": prompt_version,
+    }
     before = AugmentedVariant.objects.filter(**key).count()
     AugmentedVariant.objects.bulk_create(new_rows, ignore_conflicts=True, batch_size=500)  # ON CONFLICT DO NOTHING
     return AugmentedVariant.objects.filter(**key).count() - before
@@ -340,8 +425,9 @@ def _augment_batch(*, job: BackgroundJob, rows, slots, method: str, per_item: in
 # --- after a round: loss-based flags ------------------------------------------------------
 
 
-def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence[int],
-                                view_losses: Sequence[Any], round_number: int | None = None) -> dict[str, int]:
+def variants_record_view_losses(
+    *, training_round_id: int, variant_ids: Sequence[int], view_losses: Sequence[Any], round_number: int | None = None
+) -> dict[str, int]:
     """Store a round's per-variant training loss; flag the variants whose loss stayed high.
 
     ``variant_ids`` is the round snapshot's list, in the order the round read them
@@ -371,10 +457,12 @@ def variants_record_view_losses(*, training_round_id: int, variant_ids: Sequence
             continue
         curation = {k: val for k, val in (v.curation or {}).items() if k != "loss_flag"}
         curation["loss"] = {
-            "round": training_round_id, "round_number": round_number or training_round_id,
+            "round": training_round_id,
+            "round_number": round_number or training_round_id,
             "as": "labeled copy" if vl.labeled else "strong view",
             "epochs": [None if x != x else round(float(x), 4) for x in vl.losses],  # JSON has no NaN
-            "mean": round(float(vl.mean_loss), 4), "flagged": bool(vl.flagged),
+            "mean": round(float(vl.mean_loss), 4),
+            "flagged": bool(vl.flagged),
         }
         if vl.flagged:
             curation["loss_flag"] = vl.reason

@@ -38,14 +38,21 @@ def _lease_until():
 
 def _held_by(*, project: Project, user) -> Item | None:
     """The item ``user`` already holds a live lease on (a reload must not hand out a second one)."""
-    latest_kind = (Annotation.objects.filter(item=OuterRef("pk"), annotator=user)
-                   .order_by("-created_at", "-id").values("kind")[:1])
+    latest_kind = (
+        Annotation.objects.filter(item=OuterRef("pk"), annotator=user).order_by("-created_at", "-id").values("kind")[:1]
+    )
     return (
-        Item.objects.filter(project=project, claimed_by=user, claim_expires_at__gt=timezone.now(),
-                            split__in=LABELING_SPLITS, excluded=False)
+        Item.objects.filter(
+            project=project,
+            claimed_by=user,
+            claim_expires_at__gt=timezone.now(),
+            split__in=LABELING_SPLITS,
+            excluded=False,
+        )
         .annotate(my_latest=Subquery(latest_kind))
         .filter(Q(my_latest__isnull=True) | Q(my_latest=Annotation.Kind.UNDO))
-        .order_by("id").first()
+        .order_by("id")
+        .first()
     )
 
 
@@ -53,7 +60,8 @@ def _claim_skip_locked(*, project: Project, user, split: str, exclude_ids) -> It
     with transaction.atomic():
         item = (
             claimable_items(project=project, user=user, split=split, exclude_ids=exclude_ids)
-            .select_for_update(skip_locked=True, of=("self",)).first()
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
         )
         if item is None:
             return None
@@ -68,8 +76,10 @@ def _claim_conditional(*, project: Project, user, split: str, exclude_ids) -> It
         candidate = claimable_items(project=project, user=user, split=split, exclude_ids=exclude_ids).first()
         if candidate is None:
             return None
-        won = Item.objects.filter(pk=candidate.pk).filter(free_for(user=user, now=timezone.now())).update(
-            claimed_by=user, claim_expires_at=_lease_until()
+        won = (
+            Item.objects.filter(pk=candidate.pk)
+            .filter(free_for(user=user, now=timezone.now()))
+            .update(claimed_by=user, claim_expires_at=_lease_until())
         )
         if won:
             candidate.refresh_from_db(fields=["claimed_by", "claim_expires_at"])
@@ -87,8 +97,7 @@ def item_claim_next(*, project: Project, user, skipped_ids: Iterable[int] = ()) 
     skipped_ids = list(skipped_ids)
     if held is not None and held.pk not in skipped_ids:
         return held
-    claim = (_claim_skip_locked if connection.features.has_select_for_update_skip_locked
-             else _claim_conditional)
+    claim = _claim_skip_locked if connection.features.has_select_for_update_skip_locked else _claim_conditional
     for exclude in (skipped_ids, ()) if skipped_ids else ((),):
         for split in LABELING_SPLITS:
             item = claim(project=project, user=user, split=split, exclude_ids=exclude)

@@ -154,13 +154,25 @@ def _parse_record(record: Any, line: int, *, task: str, max_chars: int, source_d
     metadata = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
     depth, has_nul = _json_shape(metadata)
     if depth > MAX_METADATA_DEPTH:  # the extra fields sit one level down, in the metadata object
-        raise _RowInvalid(RowError(line, "metadata", f"extra fields are nested {depth - 1} levels deep; "
-                                                     f"the limit is {MAX_METADATA_DEPTH - 1}"))
+        raise _RowInvalid(
+            RowError(
+                line,
+                "metadata",
+                f"extra fields are nested {depth - 1} levels deep; the limit is {MAX_METADATA_DEPTH - 1}",
+            )
+        )
     if has_nul:  # PostgreSQL's jsonb cannot store \u0000: the COPY would abort the whole import
         raise _RowInvalid(RowError(line, "metadata", "an extra field contains a NUL byte"))
     return ParsedRow(
-        line=line, text=text, prompt=prompt, content_hash=content_hash(text, prompt), source=source,
-        external_id=external_id, metadata=metadata, label=label, category=category,
+        line=line,
+        text=text,
+        prompt=prompt,
+        content_hash=content_hash(text, prompt),
+        source=source,
+        external_id=external_id,
+        metadata=metadata,
+        label=label,
+        category=category,
     )
 
 
@@ -195,7 +207,7 @@ def _iter_csv(stream: IO[bytes], *, max_chars: int) -> Iterator[tuple[int, Any]]
         for raw in stream:
             lineno += 1
             if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8):]
+                raw = raw[len(codecs.BOM_UTF8) :]
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -223,8 +235,11 @@ def _iter_csv(stream: IO[bytes], *, max_chars: int) -> Iterator[tuple[int, Any]]
         except StopIteration:
             return
         except csv.Error as exc:
-            message = (f"a field is longer than {max_chars} characters" if "field larger" in str(exc)
-                       else f"invalid CSV: {exc}")
+            message = (
+                f"a field is longer than {max_chars} characters"
+                if "field larger" in str(exc)
+                else f"invalid CSV: {exc}"
+            )
             yield start, RowError(start, "", message)
             return  # the parser cannot tell where the broken record ends
         broken = [n for n in range(start, lineno + 1) if n in bad]
@@ -238,7 +253,12 @@ def _iter_csv(stream: IO[bytes], *, max_chars: int) -> Iterator[tuple[int, Any]]
 
 
 def parse_rows(
-    stream: IO[bytes], *, fmt: str, task: str, report: ImportReport, max_chars: int | None = None,
+    stream: IO[bytes],
+    *,
+    fmt: str,
+    task: str,
+    report: ImportReport,
+    max_chars: int | None = None,
     source_default: str = "",
 ) -> Iterator[ParsedRow]:
     """Validated rows; invalid ones are recorded in ``report`` and skipped."""
@@ -310,8 +330,15 @@ def items_import(
     user = import_user_get(username=import_username)
     rows = parse_rows(stream, fmt=fmt, task=project.task, report=report, max_chars=max_chars)
     if connection.vendor == "postgresql":
-        _insert_postgres(project=project, rows=rows, split=split, bench_name=bench_name, user_id=user.pk, report=report,
-                         abort_on_error=not skip_invalid)
+        _insert_postgres(
+            project=project,
+            rows=rows,
+            split=split,
+            bench_name=bench_name,
+            user_id=user.pk,
+            report=report,
+            abort_on_error=not skip_invalid,
+        )
     else:
         _insert_batched(project=project, rows=rows, split=split, bench_name=bench_name, user=user, report=report)
     if report.error_count and not skip_invalid:
@@ -338,10 +365,19 @@ def _insert_postgres(
         )
         with cur.copy(f"COPY umbra_import_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
             for r in rows:
-                copy.write_row((
-                    r.line, r.text, r.prompt, r.content_hash, r.source, r.external_id,
-                    orjson.dumps(r.metadata).decode(), r.label, r.category,
-                ))
+                copy.write_row(
+                    (
+                        r.line,
+                        r.text,
+                        r.prompt,
+                        r.content_hash,
+                        r.source,
+                        r.external_id,
+                        orjson.dumps(r.metadata).decode(),
+                        r.label,
+                        r.category,
+                    )
+                )
         if report.error_count and (abort_on_error or not report.valid):
             cur.execute("DROP TABLE umbra_import_stage")
             return  # the caller raises ImportFailed and rolls back
@@ -379,22 +415,47 @@ def _insert_batched(*, project, rows: Iterable[ParsedRow], split, bench_name, us
 
     def flush() -> None:
         hashes = [r.content_hash for r in batch]
-        existing = set(Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", flat=True))
+        existing = set(
+            Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", flat=True)
+        )
         new = [r for r in batch if r.content_hash not in existing]
-        Item.objects.bulk_create([
-            Item(project=project, text=r.text, prompt=r.prompt, content_hash=r.content_hash, split=split,
-                 bench_name=bench_name, source=r.source, external_id=r.external_id, metadata=r.metadata,
-                 human_label=r.label, human_category=r.category if r.label else "", annotation_count=int(bool(r.label)))
-            for r in new
-        ])
+        Item.objects.bulk_create(
+            [
+                Item(
+                    project=project,
+                    text=r.text,
+                    prompt=r.prompt,
+                    content_hash=r.content_hash,
+                    split=split,
+                    bench_name=bench_name,
+                    source=r.source,
+                    external_id=r.external_id,
+                    metadata=r.metadata,
+                    human_label=r.label,
+                    human_category=r.category if r.label else "",
+                    annotation_count=int(bool(r.label)),
+                )
+                for r in new
+            ]
+        )
         labeled = {r.content_hash: r for r in new if r.label}
         if labeled:
-            ids = dict(Item.objects.filter(project=project, content_hash__in=list(labeled)).values_list("content_hash", "id"))
-            Annotation.objects.bulk_create([
-                Annotation(item_id=ids[h], annotator=user, role=Role.ANNOTATOR, kind=Annotation.Kind.IMPORT,
-                           label=r.label, category=r.category)
-                for h, r in labeled.items()
-            ])
+            ids = dict(
+                Item.objects.filter(project=project, content_hash__in=list(labeled)).values_list("content_hash", "id")
+            )
+            Annotation.objects.bulk_create(
+                [
+                    Annotation(
+                        item_id=ids[h],
+                        annotator=user,
+                        role=Role.ANNOTATOR,
+                        kind=Annotation.Kind.IMPORT,
+                        label=r.label,
+                        category=r.category,
+                    )
+                    for h, r in labeled.items()
+                ]
+            )
         report.created += len(new)
         report.labeled += len(labeled)
         batch.clear()
@@ -426,8 +487,9 @@ def upload_store(*, uploaded, prefix: str) -> Path:
 
 
 @transaction.atomic
-def import_job_start(*, project: Project, user, uploaded, split: str, bench_name: str,
-                     skip_invalid: bool) -> BackgroundJob:
+def import_job_start(
+    *, project: Project, user, uploaded, split: str, bench_name: str, skip_invalid: bool
+) -> BackgroundJob:
     """Store the upload and enqueue an import job after commit (admins only)."""
     format_from_name(uploaded.name)
     try:
@@ -435,9 +497,17 @@ def import_job_start(*, project: Project, user, uploaded, split: str, bench_name
     except OSError as exc:
         raise FieldError(f"Could not store the upload: {exc}", field="file") from exc
     job = job_create(
-        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.IMPORT, created_by=user,
-        params={"path": str(path), "name": uploaded.name, "split": split, "bench_name": bench_name,
-                "skip_invalid": skip_invalid},
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.IMPORT,
+        created_by=user,
+        params={
+            "path": str(path),
+            "name": uploaded.name,
+            "split": split,
+            "bench_name": bench_name,
+            "skip_invalid": skip_invalid,
+        },
         progress={"phase": "queued"},
     )
     job_enqueue(job=job)
@@ -457,20 +527,34 @@ class ImportRunner(JobRunner):
         self.progress.update(force=True, phase="importing")
         try:
             with open(p["path"], "rb") as fh:
-                report = items_import(project=self.job.project, stream=fh, fmt=format_from_name(p["name"]),
-                                      split=p["split"], bench_name=p["bench_name"], skip_invalid=p["skip_invalid"])
+                report = items_import(
+                    project=self.job.project,
+                    stream=fh,
+                    fmt=format_from_name(p["name"]),
+                    split=p["split"],
+                    bench_name=p["bench_name"],
+                    skip_invalid=p["skip_invalid"],
+                )
         except ImportFailed as exc:
             self.errors = [str(e) for e in exc.errors[:200]]
             raise
         except FileNotFoundError as exc:
-            raise ApplicationError("The uploaded file is gone (removed after an earlier attempt); "
-                                   "upload it again.") from exc
+            raise ApplicationError(
+                "The uploaded file is gone (removed after an earlier attempt); upload it again."
+            ) from exc
         except Exception as exc:
             raise ApplicationError(f"Import failed and was rolled back: {exc}") from exc
         finally:
             Path(p["path"]).unlink(missing_ok=True)
-        return {"result": {"summary": report.summary(), "created": report.created, "duplicates": report.duplicates,
-                           "labeled": report.labeled, "errors": [str(e) for e in report.errors[:200]]}}
+        return {
+            "result": {
+                "summary": report.summary(),
+                "created": report.created,
+                "duplicates": report.duplicates,
+                "labeled": report.labeled,
+                "errors": [str(e) for e in report.errors[:200]],
+            }
+        }
 
     def stopped_fields(self) -> dict[str, Any]:
         return {"result": {"errors": getattr(self, "errors", [])}}

@@ -196,10 +196,13 @@ def _send(runner_cls: type[JobRunner], model: type[Job], job_id: int) -> None:
         app.send_task(runner_cls.task, args=[job_id])
     except (BrokerError, OSError) as exc:
         job = model.objects.get(pk=job_id)
-        error = (f"Could not reach the task queue (Redis) to start {job.label}: {exc}. "
-                 "Nothing was started; try again when the task queue is back.")
+        error = (
+            f"Could not reach the task queue (Redis) to start {job.label}: {exc}. "
+            "Nothing was started; try again when the task queue is back."
+        )
         model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.FAILED, finished_at=timezone.now(), error=error, progress={"phase": "failed"})
+            status=JobStatus.FAILED, finished_at=timezone.now(), error=error, progress={"phase": "failed"}
+        )
         runner_cls.cleanup(job, JobStatus.FAILED)
         logger.error("%s: broker unreachable at enqueue: %s", job.label, exc)
         raise Unavailable(error) from exc
@@ -225,9 +228,17 @@ def job_claim(*, model: type[Job], job_id: int, worker: str = "", takeover: bool
         stale = now - timedelta(seconds=heartbeat_timeout())
         claimable |= Q(status=JobStatus.RUNNING, cancel_requested=False, heartbeat_at__lt=stale)
     token = uuid.uuid4().hex
-    claimed = model.objects.filter(pk=job_id).filter(claimable).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, claim=token, worker=worker[:200],
-        progress={"phase": "starting"},
+    claimed = (
+        model.objects.filter(pk=job_id)
+        .filter(claimable)
+        .update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            claim=token,
+            worker=worker[:200],
+            progress={"phase": "starting"},
+        )
     )
     if not claimed:
         return None
@@ -336,8 +347,11 @@ def _end(job: Job, status: str, **fields) -> bool:
     if not progress:
         current = type(job).objects.filter(pk=job.pk).values_list("progress", flat=True).first() or {}
         progress = {**current, "phase": status}
-    return bool(type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim=job.claim).update(
-        status=status, finished_at=timezone.now(), progress=progress, **fields))
+    return bool(
+        type(job)
+        .objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim=job.claim)
+        .update(status=status, finished_at=timezone.now(), progress=progress, **fields)
+    )
 
 
 def job_fail(*, job: Job, error: str, **fields) -> bool:
@@ -354,13 +368,13 @@ def _finish(*, job: Job, work: JobRunner, fields: dict[str, Any]) -> str:
             raise JobLost(f"{locked.label} is {locked.status}")
         now = timezone.now()
         if locked.cancel_requested:
-            model.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, finished_at=now,
-                                                   progress={"phase": JobStatus.CANCELLED})
+            model.objects.filter(pk=job.pk).update(
+                status=JobStatus.CANCELLED, finished_at=now, progress={"phase": JobStatus.CANCELLED}
+            )
             return JobStatus.CANCELLED
         work.commit(locked)
         fields.setdefault("progress", {"phase": "done"})
-        model.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=now, heartbeat_at=now,
-                                               **fields)
+        model.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED, finished_at=now, heartbeat_at=now, **fields)
     return JobStatus.SUCCEEDED
 
 
@@ -415,11 +429,17 @@ def job_cancel(*, job: Job, user) -> Job:
     now = timezone.now()
     rows = type(job).objects.filter(pk=job.pk)
     stale = now - timedelta(seconds=heartbeat_timeout())
-    stopped = {"status": JobStatus.CANCELLED, "cancel_requested": True, "finished_at": now,
-               "progress": {"phase": JobStatus.CANCELLED}}
-    if not (rows.filter(status=JobStatus.QUEUED).update(**stopped)
-            or rows.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).update(**stopped)
-            or rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)):
+    stopped = {
+        "status": JobStatus.CANCELLED,
+        "cancel_requested": True,
+        "finished_at": now,
+        "progress": {"phase": JobStatus.CANCELLED},
+    }
+    if not (
+        rows.filter(status=JobStatus.QUEUED).update(**stopped)
+        or rows.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).update(**stopped)
+        or rows.filter(status=JobStatus.RUNNING).update(cancel_requested=True)
+    ):
         job.refresh_from_db()
         raise Conflict(f"{job.label} is already {job.status}; nothing to cancel.")
     job.refresh_from_db()
@@ -433,16 +453,28 @@ def job_resume(*, job: Job, user) -> Job:
     if not runner_cls.resumable:
         raise Conflict(f"{job.label} cannot be resumed; start a new one.")
     stale = timezone.now() - timedelta(seconds=heartbeat_timeout())
-    rows = type(job).objects.filter(pk=job.pk).filter(
-        Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+    rows = (
+        type(job)
+        .objects.filter(pk=job.pk)
+        .filter(
+            Q(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+        )
     )
     try:
         with transaction.atomic():
-            resumed = rows.update(status=JobStatus.QUEUED, error="", finished_at=None, cancel_requested=False,
-                                  claim="", progress={"phase": "queued"})
+            resumed = rows.update(
+                status=JobStatus.QUEUED,
+                error="",
+                finished_at=None,
+                cancel_requested=False,
+                claim="",
+                progress={"phase": "queued"},
+            )
     except IntegrityError as exc:
-        raise Conflict(f"Another {job.kind_label.lower()} of this project is queued or running; "
-                       f"wait for it before resuming {job.label}.") from exc
+        raise Conflict(
+            f"Another {job.kind_label.lower()} of this project is queued or running; "
+            f"wait for it before resuming {job.label}."
+        ) from exc
     if not resumed:
         job.refresh_from_db()
         raise Conflict(f"{job.label} is {job.status} and still alive or finished; nothing to resume.")
@@ -470,7 +502,9 @@ def jobs_sweep_stale(*, timeout_seconds: int | None = None, restarted_worker: st
     swept = 0
     for model in JOB_MODELS:
         for job in model.objects.filter(status=JobStatus.RUNNING).filter(dead).select_related("project"):
-            swept += _sweep_one(job, timeout=timeout, restarted=bool(restarted_worker) and job.worker == restarted_worker)
+            swept += _sweep_one(
+                job, timeout=timeout, restarted=bool(restarted_worker) and job.worker == restarted_worker
+            )
     if swept:
         logger.warning("marked %d job(s) whose worker is gone as failed or cancelled", swept)
     return swept
@@ -481,12 +515,20 @@ def _sweep_one(job: Job, *, timeout: int, restarted: bool) -> int:
     if job.cancel_requested:
         status, error = JobStatus.CANCELLED, ""
     else:
-        why = ("its worker restarted" if restarted
-               else f"no heartbeat for more than {timeout} s (the worker died or was killed)")
+        why = (
+            "its worker restarted"
+            if restarted
+            else f"no heartbeat for more than {timeout} s (the worker died or was killed)"
+        )
         hint = " Press Resume to continue where it stopped." if runner_cls.resumable else ""
         status, error = JobStatus.FAILED, f"Worker lost: {why}; marked failed by the stale-job sweep.{hint}"
-    ended = type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim=job.claim).update(
-        status=status, finished_at=timezone.now(), error=error, progress={**(job.progress or {}), "phase": status})
+    ended = (
+        type(job)
+        .objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim=job.claim)
+        .update(
+            status=status, finished_at=timezone.now(), error=error, progress={**(job.progress or {}), "phase": status}
+        )
+    )
     if ended:
         runner_cls.cleanup(job, status)
     return ended

@@ -35,8 +35,13 @@ from annotations.services.jobs import JobRunner, job_create, job_enqueue, job_ex
 EXPORT_KINDS = ("labels_jsonl", "labels_hf", "model")
 
 
-def labels_jsonl_write(*, project: Project, out: IO[bytes], include: tuple[str, ...] = PROVENANCES,
-                       on_items: Callable[[int], None] | None = None) -> Counter:
+def labels_jsonl_write(
+    *,
+    project: Project,
+    out: IO[bytes],
+    include: tuple[str, ...] = PROVENANCES,
+    on_items: Callable[[int], None] | None = None,
+) -> Counter:
     """Write label records as JSONL to ``out``; returns counts by (provenance, label)."""
     counts: Counter = Counter()
     for rec in label_records(project=project, include=include, on_items=on_items):
@@ -52,8 +57,13 @@ def _hf_split(split: str) -> str:
     return "test" if split == Item.Split.TEST else "train"
 
 
-def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] = PROVENANCES,
-                    on_items: Callable[[int], None] | None = None) -> dict:
+def labels_hf_write(
+    *,
+    project: Project,
+    folder: Path,
+    include: tuple[str, ...] = PROVENANCES,
+    on_items: Callable[[int], None] | None = None,
+) -> dict:
     """Write a ``datasets``-loadable folder: ``data/<split>.jsonl`` plus a README dataset card."""
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,9 +91,18 @@ def labels_hf_write(*, project: Project, folder: Path, include: tuple[str, ...] 
 
 
 HF_FEATURES = (
-    ("id", "string"), ("text", "string"), ("prompt", "string"), ("task", "string"), ("label", "string"),
-    ("category", "string"), ("source", "string"), ("split", "string"), ("provenance", "string"),
-    ("labeled_by", "string"), ("labeled_at", "string"), ("round", "int64"),
+    ("id", "string"),
+    ("text", "string"),
+    ("prompt", "string"),
+    ("task", "string"),
+    ("label", "string"),
+    ("category", "string"),
+    ("source", "string"),
+    ("split", "string"),
+    ("provenance", "string"),
+    ("labeled_by", "string"),
+    ("labeled_at", "string"),
+    ("round", "int64"),
 )
 
 
@@ -110,16 +129,30 @@ def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     lines += ["dataset_info:", "  features:"]
     for name, dtype in HF_FEATURES:
         lines += [f"  - name: {name}", f"    dtype: {dtype}"]
-    lines += ["task_categories:", "- text-classification", "language:", "- en", "---", "",
-              f"# {markdown_text(project.name)} ({markdown_text(project.slug)}): "
-              f"{project.get_task_display().lower()} labels", "",
-              "Exported from Umbra. Each row is an item with its label and where the label came from:",
-              "`human` (annotators; `labeled_by` lists them), `refined` (robust UU refinement of weak labels)",
-              "or `pseudo` (a prediction of training round `round`). Filter on `provenance` to keep only",
-              "human labels.", "", "```python", "from datasets import load_dataset",
-              'ds = load_dataset("path/to/this/folder")', "```", "", "## Counts", "",
-              "| split | rows | harmful | unharmful | human | refined | pseudo |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "task_categories:",
+        "- text-classification",
+        "language:",
+        "- en",
+        "---",
+        "",
+        f"# {markdown_text(project.name)} ({markdown_text(project.slug)}): {project.get_task_display().lower()} labels",
+        "",
+        "Exported from Umbra. Each row is an item with its label and where the label came from:",
+        "`human` (annotators; `labeled_by` lists them), `refined` (robust UU refinement of weak labels)",
+        "or `pseudo` (a prediction of training round `round`). Filter on `provenance` to keep only",
+        "human labels.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'ds = load_dataset("path/to/this/folder")',
+        "```",
+        "",
+        "## Counts",
+        "",
+        "| split | rows | harmful | unharmful | human | refined | pseudo |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for s in splits:
         c = counts[s]
         by_label = Counter()
@@ -127,8 +160,10 @@ def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
         for (p, label), n in c.items():
             by_label[label] += n
             by_prov[p] += n
-        lines.append(f"| {s} | {sum(c.values())} | {by_label['harmful']} | {by_label['unharmful']} | "
-                     f"{by_prov['human']} | {by_prov['refined']} | {by_prov['pseudo']} |")
+        lines.append(
+            f"| {s} | {sum(c.values())} | {by_label['harmful']} | {by_label['unharmful']} | "
+            f"{by_prov['human']} | {by_prov['refined']} | {by_prov['pseudo']} |"
+        )
     lines += ["", "## Label distribution", ""]
     total = Counter()
     for c in counts.values():
@@ -137,8 +172,14 @@ def _dataset_card(project: Project, counts: dict[str, Counter]) -> str:
     n_all = sum(total.values()) or 1
     for label in ("harmful", "unharmful"):
         lines.append(f"- {label}: {total[label]} ({100 * total[label] / n_all:.1f} %)")
-    lines += ["", "## Fields", "", "`id`, `text`, `prompt` (response task only), `task`, `label`, `category`, "
-              "`source`, `split`, `provenance`, `labeled_by`, `labeled_at`, `round`.", ""]
+    lines += [
+        "",
+        "## Fields",
+        "",
+        "`id`, `text`, `prompt` (response task only), `task`, `label`, `category`, "
+        "`source`, `split`, `provenance`, `labeled_by`, `labeled_at`, `round`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -158,17 +199,25 @@ def model_export_write(*, model_version: ModelVersion, out: IO[bytes]) -> dict:
 
 
 def _model_card(mv: ModelVersion) -> str:
-    return "\n".join([
-        f"# {mv.name}", "",
-        f"{mv.training_round.label} ({mv.training_round.algorithm}); "
-        f"serving threshold {mv.threshold:.4f} on p(harmful).", "",
-        "The encoder and tokenizer load with `transformers` (`AutoModel.from_pretrained(folder)`,",
-        "`AutoTokenizer.from_pretrained(folder)`); the classification heads are in `heads.safetensors`",
-        "and `umbra_model.json`. Umbra's loader reproduces the served scores:", "",
-        "```python", "from ssl_engine.engine import load_scorer",
-        "scorer = load_scorer(folder)", 'scorer.score(["some text"])  # [(p_harmful, per-head p_harmful)]',
-        "```", "",
-    ])
+    return "\n".join(
+        [
+            f"# {mv.name}",
+            "",
+            f"{mv.training_round.label} ({mv.training_round.algorithm}); "
+            f"serving threshold {mv.threshold:.4f} on p(harmful).",
+            "",
+            "The encoder and tokenizer load with `transformers` (`AutoModel.from_pretrained(folder)`,",
+            "`AutoTokenizer.from_pretrained(folder)`); the classification heads are in `heads.safetensors`",
+            "and `umbra_model.json`. Umbra's loader reproduces the served scores:",
+            "",
+            "```python",
+            "from ssl_engine.engine import load_scorer",
+            "scorer = load_scorer(folder)",
+            'scorer.score(["some text"])  # [(p_harmful, per-head p_harmful)]',
+            "```",
+            "",
+        ]
+    )
 
 
 def _export_dir() -> Path:
@@ -177,9 +226,15 @@ def _export_dir() -> Path:
     return folder
 
 
-def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROVENANCES,
-                 model_version: ModelVersion | None = None, dest: Path | None = None,
-                 on_items: Callable[[int], None] | None = None) -> dict:
+def export_write(
+    *,
+    project: Project,
+    kind: str,
+    include: tuple[str, ...] = PROVENANCES,
+    model_version: ModelVersion | None = None,
+    dest: Path | None = None,
+    on_items: Callable[[int], None] | None = None,
+) -> dict:
     """Write one export file (``dest`` or a fresh file under the exports folder); returns the result dict."""
     if kind not in EXPORT_KINDS:
         raise ApplicationError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.")
@@ -198,12 +253,14 @@ def export_write(*, project: Project, kind: str, include: tuple[str, ...] = PROV
             elif kind == "labels_hf":
                 with tempfile.TemporaryDirectory(dir=part.parent) as tmpdir:
                     top = Path(tmpdir) / f"{project.slug}-labels"
-                    result["counts"] = labels_hf_write(project=project, folder=top, include=include,
-                                                       on_items=on_items)
+                    result["counts"] = labels_hf_write(project=project, folder=top, include=include, on_items=on_items)
                     with tarfile.open(fileobj=out, mode="w:gz") as tar:
                         tar.add(str(top), arcname=top.name)
             else:
-                mv = model_version or project.model_versions.filter(is_active=True).select_related("training_round").first()
+                mv = (
+                    model_version
+                    or project.model_versions.filter(is_active=True).select_related("training_round").first()
+                )
                 if mv is None:
                     raise ApplicationError(f"Project {project.slug!r} has no active model version to export.")
                 result.update(model_export_write(model_version=mv, out=out))
@@ -223,8 +280,14 @@ def export_job_start(*, project: Project, user, kind: str, include: tuple[str, .
         raise FieldError(f"Unknown export kind {kind!r}; expected one of {list(EXPORT_KINDS)}.", field="kind")
     if kind == "model" and not project.model_versions.filter(is_active=True).exists():
         raise Conflict(f"Project {project.slug!r} has no active model version to export.")
-    job = job_create(model=BackgroundJob, project=project, kind=BackgroundJob.Kind.EXPORT, created_by=user,
-                     params={"export": kind, "include": list(include)}, progress={"phase": "queued"})
+    job = job_create(
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.EXPORT,
+        created_by=user,
+        params={"export": kind, "include": list(include)},
+        progress={"phase": "queued"},
+    )
     job_enqueue(job=job)
     return job
 
@@ -245,8 +308,9 @@ class ExportRunner(JobRunner):
         def on_items(done: int) -> None:  # per chunk of items; throttled, with an ETA (JobProgress)
             self.progress.update(phase="writing", done=done, total=total)
 
-        result = export_write(project=project, kind=kind, include=tuple(self.job.params.get("include") or PROVENANCES),
-                              on_items=on_items)
+        result = export_write(
+            project=project, kind=kind, include=tuple(self.job.params.get("include") or PROVENANCES), on_items=on_items
+        )
         return {"result": result}
 
 
@@ -266,4 +330,3 @@ def export_file_for(*, job: BackgroundJob) -> tuple[Path, str]:
     if not path.resolve().is_relative_to(root) or not path.is_file():
         raise NotFound("The export file is no longer available; start a new export.")
     return path, job.result.get("filename") or path.name
-

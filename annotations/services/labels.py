@@ -53,23 +53,42 @@ def item_refresh_label(*, item: Item, also_save: tuple[str, ...] = ()) -> Item:
     item.human_category = winner[1] if item.human_label else ""
     item.annotation_count = len(votes)
     item.votes_disagree = len({v[0] for v in votes}) > 1
-    item.save(update_fields=["excluded", "human_label", "human_category", "annotation_count", "votes_disagree",
-                             *also_save])
+    item.save(
+        update_fields=["excluded", "human_label", "human_category", "annotation_count", "votes_disagree", *also_save]
+    )
     project_id = item.project_id
     transaction.on_commit(lambda: labeling_counts_changed(project_id=project_id))
     return item
 
 
-def _create(*, item: Item, user, role: str, kind: str, label: str = "", category: str = "", note: str = "",
-            prediction: Prediction | None = None, client_token: str = "") -> Annotation:
+def _create(
+    *,
+    item: Item,
+    user,
+    role: str,
+    kind: str,
+    label: str = "",
+    category: str = "",
+    note: str = "",
+    prediction: Prediction | None = None,
+    client_token: str = "",
+) -> Annotation:
     annotation = Annotation(
-        item=item, annotator=user, role=role, kind=kind, label=label, category=category, note=note,
-        prediction=prediction, client_token=client_token,
+        item=item,
+        annotator=user,
+        role=role,
+        kind=kind,
+        label=label,
+        category=category,
+        note=note,
+        prediction=prediction,
+        client_token=client_token,
     )
     # Field validation only: the constraints are the database's job (a duplicate client_token
     # is caught below), and validating them here costs three queries per label.
-    annotation.full_clean(exclude=["item", "annotator", "prediction"], validate_unique=False,
-                          validate_constraints=False)
+    annotation.full_clean(
+        exclude=["item", "annotator", "prediction"], validate_unique=False, validate_constraints=False
+    )
     try:
         with transaction.atomic():
             annotation.save()
@@ -96,7 +115,14 @@ def _current_vote(item: Item, user) -> Annotation | None:
 
 @transaction.atomic
 def annotation_submit(
-    *, item: Item, user, role: str, label: str, category: str = "", note: str = "", client_token: str = "",
+    *,
+    item: Item,
+    user,
+    role: str,
+    label: str,
+    category: str = "",
+    note: str = "",
+    client_token: str = "",
     leased_only: bool = False,
 ) -> Annotation:
     """Record a human label on an item; releases the item's lease.
@@ -115,8 +141,13 @@ def annotation_submit(
         if existing is not None:
             return existing
     mine = _current_vote(item, user)
-    if (mine is not None and mine.kind == Annotation.Kind.LABEL and mine.label == label
-            and mine.category == (category or "") and not note):
+    if (
+        mine is not None
+        and mine.kind == Annotation.Kind.LABEL
+        and mine.label == label
+        and mine.category == (category or "")
+        and not note
+    ):
         return mine  # the same vote again: nothing new to record
     if item.claimed_by_id not in (None, user.pk) and item.claim_is_live():
         raise Conflict("This item is reserved by another annotator right now.")
@@ -124,10 +155,20 @@ def annotation_submit(
         raise Conflict(f"Item {item.pk} is not the one handed to you; label the item on your screen.")
     overlap = item.project.annotations_per_item
     if ROLE_RANK[role] < ROLE_RANK[Role.REVIEWER] and mine is None and item.annotation_count >= overlap:
-        raise Conflict(f"Item {item.pk} already has its {overlap} label{'s' if overlap != 1 else ''} "
-                       "(the project's overlap); it needs no more annotators.")
-    annotation = _create(item=item, user=user, role=role, kind=Annotation.Kind.LABEL, label=label,
-                         category=_check_category(item, category), note=note, client_token=client_token)
+        raise Conflict(
+            f"Item {item.pk} already has its {overlap} label{'s' if overlap != 1 else ''} "
+            "(the project's overlap); it needs no more annotators."
+        )
+    annotation = _create(
+        item=item,
+        user=user,
+        role=role,
+        kind=Annotation.Kind.LABEL,
+        label=label,
+        category=_check_category(item, category),
+        note=note,
+        client_token=client_token,
+    )
     item.claimed_by = None
     item.claim_expires_at = None
     item_refresh_label(item=item, also_save=("claimed_by", "claim_expires_at"))
@@ -139,7 +180,10 @@ def annotation_undo_last(*, user, project) -> Annotation | None:
     """Withdraw the user's most recent label in ``project``; returns the undo row (None if nothing to undo)."""
     last = (
         Annotation.objects.filter(annotator=user, item__project=project)
-        .exclude(kind=Annotation.Kind.UNDO).order_by("-created_at", "-id").select_related("item").first()
+        .exclude(kind=Annotation.Kind.UNDO)
+        .order_by("-created_at", "-id")
+        .select_related("item")
+        .first()
     )
     if last is None:
         return None
@@ -160,8 +204,11 @@ def annotation_withdraw(*, user, project, annotation_id: int) -> Annotation:
     or replaced by a later row of their own is refused (``Conflict``), so an undo never
     removes a decision the user did not see. Other people's votes on the item are untouched.
     """
-    target = (Annotation.objects.filter(pk=annotation_id, annotator=user, item__project=project)
-              .exclude(kind=Annotation.Kind.UNDO).first())
+    target = (
+        Annotation.objects.filter(pk=annotation_id, annotator=user, item__project=project)
+        .exclude(kind=Annotation.Kind.UNDO)
+        .first()
+    )
     if target is None:
         raise NotFound("No such label of yours in this project.")
     item = Item.objects.select_for_update().get(pk=target.item_id)
@@ -191,8 +238,16 @@ def prediction_review(
     else:
         raise ApplicationError(f"Unknown review action {action!r}; expected approve, correct or reject.")
     item = Item.objects.select_for_update().get(pk=prediction.item_id)
-    annotation = _create(item=item, user=user, role=role, kind=kind, label=label, note=note,
-                         prediction=prediction, client_token=client_token)
+    annotation = _create(
+        item=item,
+        user=user,
+        role=role,
+        kind=kind,
+        label=label,
+        note=note,
+        prediction=prediction,
+        client_token=client_token,
+    )
     item_refresh_label(item=item)
     return annotation
 
@@ -214,6 +269,7 @@ def predictions_review_bulk(
             item = Item.objects.select_for_update().get(pk=prediction.item_id)
             if item.human_label or item.excluded:
                 continue
-            done.append(prediction_review(prediction=prediction, user=user, role=role, action=action,
-                                          client_token=token))
+            done.append(
+                prediction_review(prediction=prediction, user=user, role=role, action=action, client_token=token)
+            )
     return done

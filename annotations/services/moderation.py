@@ -20,8 +20,18 @@ from annotations.models import ModelVersion, Project
 
 # OpenAI's moderation categories (omni-moderation); kept so strict clients can parse replies.
 OPENAI_CATEGORIES = (
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
     "violence/graphic",
 )
 HARMFUL_KEY = "harmful"
@@ -142,10 +152,12 @@ def moderation_create(
         categories[HARMFUL_KEY] = flagged
         scores[HARMFUL_KEY] = round(float(p_harmful), 6)
         applied[HARMFUL_KEY] = ["text"]
-        results.append({
-            "flagged": flagged,
-            "categories": categories,
-            "category_scores": scores,
-            "category_applied_input_types": applied,
-        })
+        results.append(
+            {
+                "flagged": flagged,
+                "categories": categories,
+                "category_scores": scores,
+                "category_applied_input_types": applied,
+            }
+        )
     return {"id": f"modr-{uuid.uuid4().hex}", "model": model_version.name, "results": results}

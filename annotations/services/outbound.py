@@ -64,8 +64,12 @@ def _matches(url: tuple, entry: str) -> bool:
     except ValueError:
         return False
     scheme, host, port, path = url
-    return (scheme == e_scheme and host == e_host and (e_port == -1 or port == e_port)
-            and (path == e_path or path.startswith(e_path + "/") or not e_path))
+    return (
+        scheme == e_scheme
+        and host == e_host
+        and (e_port == -1 or port == e_port)
+        and (path == e_path or path.startswith(e_path + "/") or not e_path)
+    )
 
 
 def _non_public_address(host: str) -> str | None:
@@ -96,10 +100,14 @@ def base_url_check(url: str, *, field: str = "base_url") -> str:
             return str(url)
         raise FieldError(
             f"The base URL {url} points to a private, loopback or link-local address ({private}); "
-            f"workers connect there only if a deployment admin lists it in {URLS_SETTING}.", field=field)
+            f"workers connect there only if a deployment admin lists it in {URLS_SETTING}.",
+            field=field,
+        )
     raise FieldError(
         f"Workers may not connect to {url}: it is not in {URLS_SETTING}, the deployment's list of allowed "
-        "provider base URLs (ask a deployment admin to add it).", field=field)
+        "provider base URLs (ask a deployment admin to add it).",
+        field=field,
+    )
 
 
 def api_key_env_check(name: str, *, field: str = "api_key_env") -> str:
@@ -111,7 +119,9 @@ def api_key_env_check(name: str, *, field: str = "api_key_env") -> str:
     if name not in getattr(settings, KEYS_SETTING, []):
         raise FieldError(
             f"The environment variable {name} is not in {KEYS_SETTING}, the deployment's list of variables "
-            "usable as provider API keys (ask a deployment admin to add it).", field=field)
+            "usable as provider API keys (ask a deployment admin to add it).",
+            field=field,
+        )
     return name
 
 
@@ -154,8 +164,9 @@ def provider_spec_resolve(*, spec: dict[str, Any] | None) -> dict[str, Any]:
         api_key_env_check(env_name)
         key = os.environ.get(env_name)
         if not key:
-            raise FieldError(f"The worker has no environment variable {env_name!r} (the provider's API key).",
-                             field="api_key_env")
+            raise FieldError(
+                f"The worker has no environment variable {env_name!r} (the provider's API key).", field="api_key_env"
+            )
         spec["api_key"] = key
     return spec
 

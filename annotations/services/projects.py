@@ -9,8 +9,9 @@ from annotations.models import Membership, Project, Role
 
 
 @transaction.atomic
-def project_create(*, slug: str, name: str, task: str = Project.Task.PROMPT, categories: list[str] | None = None,
-                   guidelines: str = "") -> Project:
+def project_create(
+    *, slug: str, name: str, task: str = Project.Task.PROMPT, categories: list[str] | None = None, guidelines: str = ""
+) -> Project:
     """Create a project after validating its fields."""
     if Project.objects.filter(slug=slug).exists():
         raise ApplicationError(f"A project with slug {slug!r} already exists.")
@@ -33,8 +34,16 @@ def membership_set(*, project: Project, user, role: str) -> Membership:
 
 # --- run from the browser: create, settings, members (admins act; services check) -----------
 
-SETTINGS_FIELDS = ("name", "categories", "guidelines", "annotations_per_item", "use_unreviewed_curated_variants",
-                   "use_refined_labels", "refined_label_weight", "min_labels_per_class")
+SETTINGS_FIELDS = (
+    "name",
+    "categories",
+    "guidelines",
+    "annotations_per_item",
+    "use_unreviewed_curated_variants",
+    "use_refined_labels",
+    "refined_label_weight",
+    "min_labels_per_class",
+)
 
 
 def _require_project_creator(user) -> None:
@@ -45,8 +54,15 @@ def _require_project_creator(user) -> None:
 
 
 @transaction.atomic
-def project_create_by(*, user, slug: str, name: str, task: str = Project.Task.PROMPT,
-                      categories: list[str] | None = None, guidelines: str = "") -> Project:
+def project_create_by(
+    *,
+    user,
+    slug: str,
+    name: str,
+    task: str = Project.Task.PROMPT,
+    categories: list[str] | None = None,
+    guidelines: str = "",
+) -> Project:
     """Create a project from the browser (site staff only); its creator becomes its admin."""
     from django.core.exceptions import ValidationError
 
@@ -70,6 +86,7 @@ def project_settings_update(*, project: Project, user, **changes) -> Project:
     from django.core.exceptions import ValidationError
 
     from annotations.errors import FieldError
+
     unknown = sorted(set(changes) - set(SETTINGS_FIELDS))
     if unknown:
         raise FieldError(f"Unknown project setting(s): {', '.join(unknown)}.", field=unknown[0])
@@ -95,8 +112,11 @@ def _last_admin_guard(project: Project, user, new_role: str | None) -> None:
     from annotations.errors import Conflict
 
     current = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-    if current == Role.ADMIN and new_role != Role.ADMIN and not Membership.objects.filter(
-            project=project, role=Role.ADMIN).exclude(user=user).exists():
+    if (
+        current == Role.ADMIN
+        and new_role != Role.ADMIN
+        and not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=user).exists()
+    ):
         raise Conflict(f"{user.username} is the project's only admin; make someone else admin first.")
 
 
@@ -106,6 +126,7 @@ def project_member_set(*, project: Project, actor, username: str, role: str) -> 
     from django.contrib.auth import get_user_model
 
     from annotations.errors import FieldError
+
     user = get_user_model().objects.filter(username=username.strip()).first()
     if user is None:
         raise FieldError(f"No user called {username.strip()!r}; a site admin creates accounts.", field="username")
@@ -120,6 +141,7 @@ def project_member_set(*, project: Project, actor, username: str, role: str) -> 
 def project_member_remove(*, project: Project, actor, user_id: int) -> None:
     """Remove a member (admins only); the project's last admin cannot be removed."""
     from annotations.errors import NotFound
+
     membership = Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
     if membership is None:
         raise NotFound("No such member.")

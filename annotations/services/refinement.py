@@ -35,8 +35,14 @@ logger = logging.getLogger(__name__)
 SOURCES = (WeakLabel.Source.LLM_JUDGE, WeakLabel.Source.MODEL, WeakLabel.Source.IMPORTED)
 CORPUS_SPLITS = (Item.Split.SEED, Item.Split.POOL, Item.Split.TEST)
 VARIANTS = ("robust", "unbiased", "pn")
-_LABELS = {"harmful": Label.HARMFUL, "unharmful": Label.UNHARMFUL, "1": Label.HARMFUL, "0": Label.UNHARMFUL,
-           "true": Label.HARMFUL, "false": Label.UNHARMFUL}
+_LABELS = {
+    "harmful": Label.HARMFUL,
+    "unharmful": Label.UNHARMFUL,
+    "1": Label.HARMFUL,
+    "0": Label.UNHARMFUL,
+    "true": Label.HARMFUL,
+    "false": Label.UNHARMFUL,
+}
 
 
 # --- imported weak labels ---------------------------------------------------------------
@@ -91,7 +97,10 @@ def weak_labels_import(*, project: Project, lines: Iterable[bytes | str]) -> dic
         labels[pk] = (label, score)
     WeakLabel.objects.filter(item_id__in=labels, source=WeakLabel.Source.IMPORTED, job=None).delete()
     WeakLabel.objects.bulk_create(
-        [WeakLabel(item_id=pk, source=WeakLabel.Source.IMPORTED, label=lbl, score=sc) for pk, (lbl, sc) in labels.items()],
+        [
+            WeakLabel(item_id=pk, source=WeakLabel.Source.IMPORTED, label=lbl, score=sc)
+            for pk, (lbl, sc) in labels.items()
+        ],
         batch_size=2000,
     )
     return {"imported": len(labels), "unmatched": unmatched, "lines": len(rows)}
@@ -101,13 +110,17 @@ def weak_labels_import(*, project: Project, lines: Iterable[bytes | str]) -> dic
 
 
 @transaction.atomic
-def judge_labels_job_start(*, project: Project, user, provider: dict | None = None, limit: int | None = None,
-                           method: str = "auto") -> BackgroundJob:
+def judge_labels_job_start(
+    *, project: Project, user, provider: dict | None = None, limit: int | None = None, method: str = "auto"
+) -> BackgroundJob:
     """Queue a job that labels seed/pool/test items with an LLM judge (weak labels, source llm_judge)."""
     if method not in ("auto", "score", "generate"):
         raise FieldError("The judge method must be auto, score or generate.", field="method")
     job = job_create(
-        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.JUDGE, created_by=user,
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.JUDGE,
+        created_by=user,
         params={"provider": provider_spec_clean(spec=provider), "limit": limit, "method": method, "batch_size": 64},
         progress={"phase": "queued", "done": 0, "total": 0},
     )
@@ -130,8 +143,11 @@ class JudgeLabelsRunner(JobRunner):
 
         job, p = self.job, self.job.params
         self.counts = {"labeled": 0, "unparseable": 0}
-        ids = list(Item.objects.filter(project=job.project, split__in=CORPUS_SPLITS, excluded=False)
-                   .order_by("id").values_list("id", flat=True))
+        ids = list(
+            Item.objects.filter(project=job.project, split__in=CORPUS_SPLITS, excluded=False)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
         if p.get("limit"):
             ids = ids[: int(p["limit"])]
         self.progress.update(force=True, phase="label", done=0, total=len(ids), **self.counts)
@@ -139,10 +155,16 @@ class JudgeLabelsRunner(JobRunner):
         task = "response" if job.project.task == Project.Task.RESPONSE else "prompt"
         bs = progress_chunk(batch_size=int(p.get("batch_size") or 64), total=len(ids))
         for start in range(0, len(ids), bs):
-            rows = list(Item.objects.filter(pk__in=ids[start : start + bs]).order_by("id")
-                        .values_list("id", "text", "prompt"))
-            res = llm_label([r[1] for r in rows], provider=provider, task=task,
-                            prompts=[r[2] for r in rows] if task == "response" else None, method=p.get("method", "auto"))
+            rows = list(
+                Item.objects.filter(pk__in=ids[start : start + bs]).order_by("id").values_list("id", "text", "prompt")
+            )
+            res = llm_label(
+                [r[1] for r in rows],
+                provider=provider,
+                task=task,
+                prompts=[r[2] for r in rows] if task == "response" else None,
+                method=p.get("method", "auto"),
+            )
             objs = []
             for k, (pk, _t, _p) in enumerate(rows):
                 lab = int(res.labels[k])
@@ -150,17 +172,26 @@ class JudgeLabelsRunner(JobRunner):
                     self.counts["unparseable"] += 1
                     continue
                 score = float(res.p_harmful[k]) if res.p_harmful is not None else None
-                objs.append(WeakLabel(item_id=pk, source=WeakLabel.Source.LLM_JUDGE,
-                                      label=Label.HARMFUL if lab == 1 else Label.UNHARMFUL, score=score))
+                objs.append(
+                    WeakLabel(
+                        item_id=pk,
+                        source=WeakLabel.Source.LLM_JUDGE,
+                        label=Label.HARMFUL if lab == 1 else Label.UNHARMFUL,
+                        score=score,
+                    )
+                )
             with transaction.atomic():
-                WeakLabel.objects.filter(item_id__in=[r[0] for r in rows], source=WeakLabel.Source.LLM_JUDGE,
-                                         job=None).delete()
+                WeakLabel.objects.filter(
+                    item_id__in=[r[0] for r in rows], source=WeakLabel.Source.LLM_JUDGE, job=None
+                ).delete()
                 WeakLabel.objects.bulk_create(objs)
             self.counts["labeled"] += len(objs)
             done = min(start + bs, len(ids))
             self.progress.update(force=done == len(ids), phase="label", done=done, total=len(ids), **self.counts)
-        return {"result": {**self.counts, "items": len(ids), "method": p.get("method", "auto")},
-                "progress": {"phase": "done", "done": len(ids), "total": len(ids)}}
+        return {
+            "result": {**self.counts, "items": len(ids), "method": p.get("method", "auto")},
+            "progress": {"phase": "done", "done": len(ids), "total": len(ids)},
+        }
 
     def stopped_fields(self) -> dict:
         return {"result": dict(getattr(self, "counts", {}))}
@@ -172,13 +203,20 @@ def judge_labels_job_execute(*, job_id: int, worker: str = "", provider_override
     return job_execute(runner_name=JudgeLabelsRunner.name, job_id=job_id, worker=worker, **options)
 
 
-
 # --- UU refinement jobs -------------------------------------------------------------------
 
 
 @transaction.atomic
-def uu_refine_start(*, project: Project, user, source: str, iterations: int = 5, variant: str = "robust",
-                    config: dict | None = None, seed: int = 0) -> BackgroundJob:
+def uu_refine_start(
+    *,
+    project: Project,
+    user,
+    source: str,
+    iterations: int = 5,
+    variant: str = "robust",
+    config: dict | None = None,
+    seed: int = 0,
+) -> BackgroundJob:
     """Queue a UU refinement job (admins only) on the ``training`` queue after commit."""
     if source not in SOURCES:
         raise FieldError(f"Unknown source {source!r}; choose llm_judge, model or imported.", field="source")
@@ -196,12 +234,16 @@ def uu_refine_start(*, project: Project, user, source: str, iterations: int = 5,
     allowed = {"tol", "lam", "prior", "confidence", "min_gap", "scorer", "fix_prior", "select"}
     if set(extra) - allowed:
         raise FieldError(f"Unknown refinement settings: {', '.join(sorted(set(extra) - allowed))}.", field="config")
-    busy = BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.REFINE,
-                                        status__in=BackgroundJob.ACTIVE_STATUSES).first()
+    busy = BackgroundJob.objects.filter(
+        project=project, kind=BackgroundJob.Kind.REFINE, status__in=BackgroundJob.ACTIVE_STATUSES
+    ).first()
     if busy is not None:
         raise Conflict(f"{busy.label} is {busy.status}; one refinement per project runs at a time.")
     job = job_create(
-        model=BackgroundJob, project=project, kind=BackgroundJob.Kind.REFINE, created_by=user,
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.REFINE,
+        created_by=user,
         conflict="Another label refinement of this project is queued or running; one runs at a time.",
         params={"source": source, "iterations": iterations, "variant": variant, "seed": seed, **extra},
         progress={"phase": "queued"},
@@ -238,18 +280,30 @@ def _agreement(pred: list[int], truth: list[int]) -> dict[str, float]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"n": n, "accuracy": round(correct / n, 4), "f1": round(f1, 4), "precision": round(precision, 4),
-            "recall": round(recall, 4)}
+    return {
+        "n": n,
+        "accuracy": round(correct / n, 4),
+        "f1": round(f1, 4),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+    }
 
 
 def _theta_json(est) -> dict[str, Any] | None:
     if est is None:
         return None
     return {
-        "theta_p": round(est.theta_p, 4), "theta_n": round(est.theta_n, 4),
-        "interval_p": [round(x, 4) for x in est.interval_p], "interval_n": [round(x, 4) for x in est.interval_n],
-        "n_p": est.n_p, "n_n": est.n_n, "size_p": est.size_p, "size_n": est.size_n, "prior": round(est.prior, 4),
-        "separated": bool(est.separated), "labels_needed": est.labels_needed,
+        "theta_p": round(est.theta_p, 4),
+        "theta_n": round(est.theta_n, 4),
+        "interval_p": [round(x, 4) for x in est.interval_p],
+        "interval_n": [round(x, 4) for x in est.interval_n],
+        "n_p": est.n_p,
+        "n_n": est.n_n,
+        "size_p": est.size_p,
+        "size_n": est.size_n,
+        "prior": round(est.prior, 4),
+        "separated": bool(est.separated),
+        "labels_needed": est.labels_needed,
     }
 
 
@@ -272,8 +326,11 @@ class RefinementRunner(JobRunner):
         rows, noisy = self._corpus(project, cfg["source"])
         ids = [r[0] for r in rows]
         start = np.array([noisy[pk][0] for pk in ids], dtype=int)
-        human = {k: int(r[4] == Label.HARMFUL) for k, r in enumerate(rows)
-                 if r[3] in (Item.Split.SEED, Item.Split.POOL) and r[4]}
+        human = {
+            k: int(r[4] == Label.HARMFUL)
+            for k, r in enumerate(rows)
+            if r[3] in (Item.Split.SEED, Item.Split.POOL) and r[4]
+        }
         held_out = [(k, int(r[4] == Label.HARMFUL)) for k, r in enumerate(rows) if r[3] == Item.Split.TEST and r[4]]
         self.progress.update(force=True, phase="embed", done=0, total=len(rows))
         embedder = self.options.get("embed") or _curation_embedder()
@@ -287,26 +344,45 @@ class RefinementRunner(JobRunner):
             raise ApplicationError(f"UU refinement cannot run: {exc}") from exc
         iterations = _iterations(result, start, held_out)
         self.weak_rows = [
-            WeakLabel(item_id=pk, source=WeakLabel.Source.REFINED, job_id=job.pk, iteration=it.iteration,
-                      label=Label.HARMFUL if lab else Label.UNHARMFUL, score=float(sc))
-            for it in result.iterations for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist(), strict=True)
+            WeakLabel(
+                item_id=pk,
+                source=WeakLabel.Source.REFINED,
+                job_id=job.pk,
+                iteration=it.iteration,
+                label=Label.HARMFUL if lab else Label.UNHARMFUL,
+                score=float(sc),
+            )
+            for it in result.iterations
+            for pk, lab, sc in zip(ids, it.labels.tolist(), it.scores.tolist(), strict=True)
         ]
         final = iterations[-1]["test"]
         self.progress.update(force=True, phase="store", done=0, total=len(self.weak_rows))
         summary = {
             **{k: final.get(k) for k in ("f1", "precision", "recall", "accuracy", "n")},
-            "source": cfg["source"], "variant": result.variant, "stopped_reason": result.stopped_reason,
-            "converged": result.converged, "n_items": len(rows), "n_human": len(human), "n_held_out": len(held_out),
+            "source": cfg["source"],
+            "variant": result.variant,
+            "stopped_reason": result.stopped_reason,
+            "converged": result.converged,
+            "n_items": len(rows),
+            "n_human": len(human),
+            "n_held_out": len(held_out),
             "iterations": iterations,
-            "snapshot": {"source": cfg["source"], "item_count": len(rows), "human_item_ids": [ids[k] for k in human],
-                         "held_out_item_ids": [ids[k] for k, _ in held_out]},
+            "snapshot": {
+                "source": cfg["source"],
+                "item_count": len(rows),
+                "human_item_ids": [ids[k] for k in human],
+                "held_out_item_ids": [ids[k] for k, _ in held_out],
+            },
         }
         n_iter = len(result.iterations)
         return {"result": summary, "progress": {"phase": "done", "done": n_iter, "total": int(cfg["iterations"])}}
 
     def _corpus(self, project: Project, source: str) -> tuple[list[tuple], dict]:
-        rows = list(Item.objects.filter(project=project, split__in=CORPUS_SPLITS, excluded=False)
-                    .order_by("id").values_list("id", "text", "prompt", "split", "human_label"))
+        rows = list(
+            Item.objects.filter(project=project, split__in=CORPUS_SPLITS, excluded=False)
+            .order_by("id")
+            .values_list("id", "text", "prompt", "split", "human_label")
+        )
         noisy = _noisy_labels(project=project, source=source, rows=rows)
         rows = [r for r in rows if r[0] in noisy]
         if not rows:
@@ -326,16 +402,27 @@ def _curation_embedder():
 def _iterations(result, start, held_out: list[tuple[int, int]]) -> list[dict[str, Any]]:
     """Per iteration (0 = the noisy start): labels changed, θ̂, agreement with held-out human labels."""
     truth = [t for _, t in held_out]
-    rows = [{
-        "iteration": 0, "labels_harmful": int(start.sum()), "changed": 0,
-        "test": _agreement([int(start[k]) for k, _ in held_out], truth), "theta": _theta_json(result.initial_theta),
-    }]
+    rows = [
+        {
+            "iteration": 0,
+            "labels_harmful": int(start.sum()),
+            "changed": 0,
+            "test": _agreement([int(start[k]) for k, _ in held_out], truth),
+            "theta": _theta_json(result.initial_theta),
+        }
+    ]
     for it in result.iterations:
-        rows.append({
-            "iteration": it.iteration, "labels_harmful": int(it.labels.sum()), "changed": it.n_changed,
-            "frac_changed": round(it.frac_changed, 4), "human_agreement": round(it.human_agreement, 4),
-            "test": _agreement([int(it.labels[k]) for k, _ in held_out], truth), "theta": _theta_json(it.theta),
-        })
+        rows.append(
+            {
+                "iteration": it.iteration,
+                "labels_harmful": int(it.labels.sum()),
+                "changed": it.n_changed,
+                "frac_changed": round(it.frac_changed, 4),
+                "human_agreement": round(it.human_agreement, 4),
+                "test": _agreement([int(it.labels[k]) for k, _ in held_out], truth),
+                "theta": _theta_json(it.theta),
+            }
+        )
     return rows
 
 

@@ -92,17 +92,28 @@ def _active_round(project: Project) -> TrainingRound | None:
 
 def _busy_message(active: TrainingRound | None) -> str:
     if active is None:
-        return ("Another training round of this project was started at the same moment; "
-                "only one round runs at a time.")
-    state = ("queued, waiting for a worker" if active.status == JobStatus.QUEUED
-             else "running" if not active.cancel_requested else "stopping after a cancel")
-    return (f"{active.label} is {state}; only one round per project runs at a time. "
-            f"Wait for it to finish or cancel it before starting another.")
+        return "Another training round of this project was started at the same moment; only one round runs at a time."
+    state = (
+        "queued, waiting for a worker"
+        if active.status == JobStatus.QUEUED
+        else "running"
+        if not active.cancel_requested
+        else "stopping after a cancel"
+    )
+    return (
+        f"{active.label} is {state}; only one round per project runs at a time. "
+        f"Wait for it to finish or cancel it before starting another."
+    )
 
 
 @transaction.atomic
 def training_round_start(
-    *, project: Project, user, algorithm: str, config: dict[str, Any] | None = None, seed: int = 0,
+    *,
+    project: Project,
+    user,
+    algorithm: str,
+    config: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> TrainingRound:
     """Create a queued round (admins only) and enqueue it on the training queue after commit."""
     full_config = round_config_validate(algorithm=algorithm, config=config)
@@ -122,8 +133,14 @@ def training_round_start(
     if active is not None:
         raise Conflict(_busy_message(active), code="round_active")
     training_round = job_create(
-        model=TrainingRound, project=project, conflict=_busy_message(None), algorithm=algorithm,
-        config=full_config, seed=seed, started_by=user, progress={"phase": "queued"},
+        model=TrainingRound,
+        project=project,
+        conflict=_busy_message(None),
+        algorithm=algorithm,
+        config=full_config,
+        seed=seed,
+        started_by=user,
+        progress={"phase": "queued"},
     )
     job_enqueue(job=training_round)
     return training_round
@@ -154,8 +171,9 @@ def activation_warnings(*, project: Project, training_round: TrainingRound, metr
     minimum = project.min_labels_per_class
     short = [f"{counts.get(name, 0)} {name}" for name in reversed(LABEL_NAMES) if counts.get(name, 0) < minimum]
     if short:
-        reasons.append(f"it was trained on {' and '.join(short)} human labels, under this project's minimum of "
-                       f"{minimum} of each")
+        reasons.append(
+            f"it was trained on {' and '.join(short)} human labels, under this project's minimum of {minimum} of each"
+        )
     return reasons
 
 
@@ -170,29 +188,37 @@ def model_version_activate(*, model_version: ModelVersion, user, confirm: bool =
     training_round = model_version.training_round
     if training_round.status != TrainingRound.Status.SUCCEEDED:
         raise Conflict("Only the model of a succeeded round can be activated.")
-    reasons = activation_warnings(project=model_version.project, training_round=training_round,
-                                  metrics=model_version.metrics)
+    reasons = activation_warnings(
+        project=model_version.project, training_round=training_round, metrics=model_version.metrics
+    )
     if reasons and not confirm:
-        raise Conflict(f"{model_version.name} was not activated: {'; '.join(reasons)}. Confirm to activate it anyway.",
-                       code="needs_confirmation", extra={"reasons": reasons})
+        raise Conflict(
+            f"{model_version.name} was not activated: {'; '.join(reasons)}. Confirm to activate it anyway.",
+            code="needs_confirmation",
+            extra={"reasons": reasons},
+        )
     _activate(model_version=model_version)
     return model_version
 
 
-def model_version_create(*, training_round: TrainingRound, path: str, threshold: float,
-                         metrics: dict) -> ModelVersion:
+def model_version_create(*, training_round: TrainingRound, path: str, threshold: float, metrics: dict) -> ModelVersion:
     """Register a round's model as the project's next version (``<slug>-v<n>``); the first one goes live
     unless it has ``activation_warnings``."""
     project = training_round.project
     Project.objects.select_for_update().filter(pk=project.pk).first()
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
     version = ModelVersion.objects.create(
-        project=project, training_round=training_round, number=number, path=path,
-        threshold=min(1.0, max(0.0, float(threshold))), metrics=metrics,
+        project=project,
+        training_round=training_round,
+        number=number,
+        path=path,
+        threshold=min(1.0, max(0.0, float(threshold))),
+        metrics=metrics,
     )
     # The first model goes live by itself only when it was evaluated and trained on enough labels.
     if not ModelVersion.objects.filter(project=project, is_active=True).exists() and not activation_warnings(
-            project=project, training_round=training_round, metrics=metrics):
+        project=project, training_round=training_round, metrics=metrics
+    ):
         _activate(model_version=version)
     return version
 
@@ -224,10 +250,15 @@ class DbProgressCallback:
         """Every ``_stride``-th training step into ``curve``; the stride doubles when it is full."""
         if state.phase != "train" or int(state.step) % self._stride:
             return
-        self.curve.append({"step": int(state.step), "loss": round(float(state.loss), 4),
-                           "supervised_loss": round(float(state.supervised_loss), 4),
-                           "unsupervised_loss": round(float(state.unsupervised_loss), 4),
-                           "mask_ratio": round(float(state.mask_ratio), 4)})
+        self.curve.append(
+            {
+                "step": int(state.step),
+                "loss": round(float(state.loss), 4),
+                "supervised_loss": round(float(state.supervised_loss), 4),
+                "unsupervised_loss": round(float(state.unsupervised_loss), 4),
+                "mask_ratio": round(float(state.mask_ratio), 4),
+            }
+        )
         if len(self.curve) >= self.CURVE_POINTS:
             self._stride *= 2
             self.curve = [e for e in self.curve if e["step"] % self._stride == 0]
@@ -236,8 +267,12 @@ class DbProgressCallback:
         self._record(state)
         try:
             self.progress.update(
-                phase=state.phase, step=int(state.step), total=int(state.total_steps), epoch=int(state.epoch),
-                loss=round(float(state.loss), 5), mask_ratio=round(float(state.mask_ratio), 4),
+                phase=state.phase,
+                step=int(state.step),
+                total=int(state.total_steps),
+                epoch=int(state.epoch),
+                loss=round(float(state.loss), 5),
+                mask_ratio=round(float(state.mask_ratio), 4),
                 curve=list(self.curve),
             )
         except JobCancelled:
@@ -274,9 +309,14 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
     variant_ids: list[int] = []
     for vid, item_id, text in (
         AugmentedVariant.objects.filter(
-            usable, item__project=project, item__excluded=False, kind=AugmentedVariant.Kind.AUGMENTATION,
+            usable,
+            item__project=project,
+            item__excluded=False,
+            kind=AugmentedVariant.Kind.AUGMENTATION,
             item__split__in=[Item.Split.POOL, Item.Split.SEED],
-        ).order_by("item_id", "variant_index", "id").values_list("id", "item_id", "text")
+        )
+        .order_by("item_id", "variant_index", "id")
+        .values_list("id", "item_id", "text")
     ):
         views[item_id].append(text)
         variant_ids.append(vid)
@@ -284,19 +324,31 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
     # Labels reviewers gave to queue-picked pool items are not a random sample of the pool: they
     # train, but stay out of the harmful-share estimate (prior_weight 0). Seeds count as the
     # pool items they stand for (1, or the cluster size a seed suggestion recorded).
-    reviewed = set(Annotation.objects.filter(
-        item__project=project, item__split=Item.Split.POOL,
-        kind__in=[Annotation.Kind.APPROVE, Annotation.Kind.CORRECT],
-    ).values_list("item_id", flat=True))
+    reviewed = set(
+        Annotation.objects.filter(
+            item__project=project,
+            item__split=Item.Split.POOL,
+            kind__in=[Annotation.Kind.APPROVE, Annotation.Kind.CORRECT],
+        ).values_list("item_id", flat=True)
+    )
     labeled: list[LabeledText] = []
     labeled_rows: list[list] = []
     for pk, text, prompt, label, seed_weight in (
-        items.filter(split__in=[Item.Split.SEED, Item.Split.POOL]).exclude(human_label="")
-        .values_list("id", "text", "prompt", "human_label", "seed_weight").iterator(chunk_size=5000)
+        items.filter(split__in=[Item.Split.SEED, Item.Split.POOL])
+        .exclude(human_label="")
+        .values_list("id", "text", "prompt", "human_label", "seed_weight")
+        .iterator(chunk_size=5000)
     ):
-        labeled.append(LabeledText(example_id=str(pk), text=text, label=label_index[label], prompt=_prompt(prompt),
-                                   strong_views=tuple(views.get(pk, ())),
-                                   prior_weight=0.0 if pk in reviewed else float(seed_weight)))
+        labeled.append(
+            LabeledText(
+                example_id=str(pk),
+                text=text,
+                label=label_index[label],
+                prompt=_prompt(prompt),
+                strong_views=tuple(views.get(pk, ())),
+                prior_weight=0.0 if pk in reviewed else float(seed_weight),
+            )
+        )
         labeled_rows.append([pk, label])
 
     # UU-refined labels of unlabeled pool items, as weighted pseudo-labels (Project.use_refined_labels).
@@ -304,29 +356,50 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
 
     refined_job, refined, refined_weight = refined_pseudo_labels(project=project)
     unlabeled = []
-    for pk, text, prompt in (items.filter(split=Item.Split.POOL, human_label="")
-                             .values_list("id", "text", "prompt").iterator(chunk_size=5000)):
+    for pk, text, prompt in (
+        items.filter(split=Item.Split.POOL, human_label="")
+        .values_list("id", "text", "prompt")
+        .iterator(chunk_size=5000)
+    ):
         if pk in refined:
-            labeled.append(LabeledText(example_id=str(pk), text=text, label=label_index[refined[pk]],
-                                       prompt=_prompt(prompt), weight=refined_weight,
-                                       strong_views=tuple(views.get(pk, ()))))
+            labeled.append(
+                LabeledText(
+                    example_id=str(pk),
+                    text=text,
+                    label=label_index[refined[pk]],
+                    prompt=_prompt(prompt),
+                    weight=refined_weight,
+                    strong_views=tuple(views.get(pk, ())),
+                )
+            )
         else:
-            unlabeled.append(UnlabeledText(example_id=str(pk), text=text, prompt=_prompt(prompt),
-                                           strong_views=tuple(views.get(pk, ()))))
+            unlabeled.append(
+                UnlabeledText(
+                    example_id=str(pk), text=text, prompt=_prompt(prompt), strong_views=tuple(views.get(pk, ()))
+                )
+            )
 
     eval_sets: dict[str, list[LabeledText]] = defaultdict(list)
     for pk, text, prompt, label, split, bench in (
-        items.filter(split__in=[Item.Split.TEST, Item.Split.BENCH]).exclude(human_label="")
-        .values_list("id", "text", "prompt", "human_label", "split", "bench_name").iterator(chunk_size=5000)
+        items.filter(split__in=[Item.Split.TEST, Item.Split.BENCH])
+        .exclude(human_label="")
+        .values_list("id", "text", "prompt", "human_label", "split", "bench_name")
+        .iterator(chunk_size=5000)
     ):
         name = "test" if split == Item.Split.TEST else f"bench:{bench}"
-        eval_sets[name].append(LabeledText(example_id=str(pk), text=text, label=label_index[label],
-                                           prompt=_prompt(prompt)))
+        eval_sets[name].append(
+            LabeledText(example_id=str(pk), text=text, label=label_index[label], prompt=_prompt(prompt))
+        )
 
-    annotation_ids = list(
-        Annotation.objects.filter(item_id__in=[row[0] for row in labeled_rows]).order_by("id")
-        .values_list("id", flat=True)
-    ) if labeled_rows else []
+    annotation_ids = (
+        list(
+            Annotation.objects.filter(item_id__in=[row[0] for row in labeled_rows])
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if labeled_rows
+        else []
+    )
     snapshot = {
         "labels": labeled_rows,  # [item_id, label] per labeled example
         "annotation_ids": annotation_ids,  # the label history those labels derive from
@@ -337,12 +410,20 @@ def round_input_build(*, training_round: TrainingRound, out_dir: str):
         "use_unreviewed_curated_variants": project.use_unreviewed_curated_variants,
         "refined_labels": {"job": refined_job, "count": len(refined), "weight": refined_weight},
     }
-    snapshot["prior_weights"] = {"reviewed_queue_labels": sum(1 for x in labeled if x.prior_weight == 0.0),
-                                 "suggested_seed_labels": sum(1 for x in labeled if x.prior_weight not in (0.0, 1.0))}
+    snapshot["prior_weights"] = {
+        "reviewed_queue_labels": sum(1 for x in labeled if x.prior_weight == 0.0),
+        "suggested_seed_labels": sum(1 for x in labeled if x.prior_weight not in (0.0, 1.0)),
+    }
     inp = RoundInput(
-        labeled=labeled, unlabeled=unlabeled, out_dir=out_dir, algorithm=training_round.algorithm,
-        config=dict(training_round.config), eval_sets=dict(eval_sets), label_names=LABEL_NAMES,
-        backbone=settings.SSL_ENGINE_BACKBONE or None, device=settings.SSL_ENGINE_DEVICE or None,
+        labeled=labeled,
+        unlabeled=unlabeled,
+        out_dir=out_dir,
+        algorithm=training_round.algorithm,
+        config=dict(training_round.config),
+        eval_sets=dict(eval_sets),
+        label_names=LABEL_NAMES,
+        backbone=settings.SSL_ENGINE_BACKBONE or None,
+        device=settings.SSL_ENGINE_DEVICE or None,
         seed=training_round.seed,
     )
     return inp, snapshot
@@ -370,8 +451,6 @@ def _check_artifacts(model_dir: str) -> None:
         raise ApplicationError(f"The engine did not write a complete model to {folder} (missing: {missing}).")
 
 
-
-
 @runner
 class TrainingRoundRunner(JobRunner):
     """Trains one round: read the data, run the engine, and store predictions + model with the status flip."""
@@ -389,7 +468,9 @@ class TrainingRoundRunner(JobRunner):
         inp, snapshot = round_input_build(training_round=rnd, out_dir=str(out_dir))
         TrainingRound.objects.filter(pk=rnd.pk).update(
             # n_labeled counts human labels only (the learning curve's x axis), not refined pseudo-labels.
-            snapshot=snapshot, n_labeled=len(snapshot["labels"]), n_unlabeled=len(inp.unlabeled),
+            snapshot=snapshot,
+            n_labeled=len(snapshot["labels"]),
+            n_unlabeled=len(inp.unlabeled),
         )
         from annotations.services.engine import engine_settings
         from ssl_engine.engine import run_round  # worker only: imports torch lazily
@@ -405,11 +486,12 @@ class TrainingRoundRunner(JobRunner):
         self.progress.update(force=True, phase="store", step=0, total=n)
         self.result = result
         return {
-            "metrics": result.metrics, "train_log": list(result.train_log),
+            "metrics": result.metrics,
+            "train_log": list(result.train_log),
             "pseudo_labels": [asdict(s) for s in result.pseudo_labels],
-            "threshold_strategy": result.threshold_strategy[:64], "threshold_note": result.threshold_note[:300],
-            "progress": {"phase": "done", "step": n, "total": n, "timings": dict(result.timings),
-                         "mode": result.mode},
+            "threshold_strategy": result.threshold_strategy[:64],
+            "threshold_note": result.threshold_note[:300],
+            "progress": {"phase": "done", "step": n, "total": n, "timings": dict(result.timings), "mode": result.mode},
         }
 
     def commit(self, job: TrainingRound) -> None:
@@ -418,12 +500,15 @@ class TrainingRoundRunner(JobRunner):
         snapshot = dict(TrainingRound.objects.filter(pk=job.pk).values_list("snapshot", flat=True).get() or {})
         if snapshot.get("variant_ids"):
             snapshot["variant_loss"] = variants_record_view_losses(
-                training_round_id=job.pk, variant_ids=snapshot["variant_ids"], view_losses=result.view_losses,
+                training_round_id=job.pk,
+                variant_ids=snapshot["variant_ids"],
+                view_losses=result.view_losses,
                 round_number=job.number,
             )
             TrainingRound.objects.filter(pk=job.pk).update(snapshot=snapshot)
-        model_version_create(training_round=job, path=str(result.model_dir), threshold=result.threshold,
-                             metrics=result.metrics)
+        model_version_create(
+            training_round=job, path=str(result.model_dir), threshold=result.threshold, metrics=result.metrics
+        )
 
     @classmethod
     def cleanup(cls, job, status: str) -> None:

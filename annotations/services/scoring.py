@@ -15,8 +15,17 @@ from annotations.models import Prediction
 
 BULK_BATCH = 2000
 _COLUMNS = (
-    "item_id", "training_round_id", "p_harmful", "head_probs", "pseudo_label", "used", "weight", "agreement",
-    "margin_history", "review_priority", "review_reason",
+    "item_id",
+    "training_round_id",
+    "p_harmful",
+    "head_probs",
+    "pseudo_label",
+    "used",
+    "weight",
+    "agreement",
+    "margin_history",
+    "review_priority",
+    "review_reason",
 )
 
 
@@ -28,10 +37,17 @@ def _unit(x: float) -> float:
 def _rows(training_round_id: int, predictions: Iterable, label_names: Sequence[str]):
     for p in predictions:
         yield (
-            int(p.example_id), training_round_id, _unit(p.p_harmful),
-            orjson.dumps([float(h) for h in p.head_probs]).decode(), label_names[int(p.pseudo_label)], bool(p.used),
-            float(p.weight), (p.agreement or "")[:16], orjson.dumps([float(m) for m in p.margin_history]).decode(),
-            float(p.review_priority), (p.review_reason or "")[:300],
+            int(p.example_id),
+            training_round_id,
+            _unit(p.p_harmful),
+            orjson.dumps([float(h) for h in p.head_probs]).decode(),
+            label_names[int(p.pseudo_label)],
+            bool(p.used),
+            float(p.weight),
+            (p.agreement or "")[:16],
+            orjson.dumps([float(m) for m in p.margin_history]).decode(),
+            float(p.review_priority),
+            (p.review_reason or "")[:300],
         )
 
 
@@ -47,11 +63,10 @@ def _copy(rows) -> int:
     table = connection.ops.quote_name(Prediction._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(c) for c in _COLUMNS)
     n = 0
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                n += 1
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
     return n
 
 

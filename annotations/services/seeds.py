@@ -30,12 +30,19 @@ def seed_suggestion_start(*, project: Project, user, n: int = 200, seed: int = 0
     pool = Item.objects.filter(project=project, split=Item.Split.POOL, human_label="", excluded=False).count()
     if pool == 0:
         raise FieldError("The unlabeled pool is empty: import pool items first.", field="n")
-    busy = BackgroundJob.objects.filter(project=project, kind=BackgroundJob.Kind.SEEDS,
-                                        status__in=BackgroundJob.ACTIVE_STATUSES).first()
+    busy = BackgroundJob.objects.filter(
+        project=project, kind=BackgroundJob.Kind.SEEDS, status__in=BackgroundJob.ACTIVE_STATUSES
+    ).first()
     if busy is not None:
         raise Conflict(f"{busy.label} is {busy.status}; wait for it to finish.")
-    job = job_create(model=BackgroundJob, project=project, kind=BackgroundJob.Kind.SEEDS, created_by=user,
-                     params={"n": min(n, pool), "seed": int(seed)}, progress={"phase": "queued"})
+    job = job_create(
+        model=BackgroundJob,
+        project=project,
+        kind=BackgroundJob.Kind.SEEDS,
+        created_by=user,
+        params={"n": min(n, pool), "seed": int(seed)},
+        progress={"phase": "queued"},
+    )
     job_enqueue(job=job)
     return job
 
@@ -59,17 +66,26 @@ class SeedSuggestionRunner(JobRunner):
 
         job, project = self.job, self.job.project
         n, seed = int(job.params["n"]), int(job.params.get("seed", 0))
-        ids = np.array(Item.objects.filter(project=project, split=Item.Split.POOL, human_label="", excluded=False)
-                       .order_by("id").values_list("id", flat=True))
-        sample = ids if len(ids) <= _max_pool() else np.sort(
-            np.random.default_rng(seed).choice(ids, size=_max_pool(), replace=False))
+        ids = np.array(
+            Item.objects.filter(project=project, split=Item.Split.POOL, human_label="", excluded=False)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        sample = (
+            ids
+            if len(ids) <= _max_pool()
+            else np.sort(np.random.default_rng(seed).choice(ids, size=_max_pool(), replace=False))
+        )
         scale = len(ids) / max(1, len(sample))  # each sampled item stands for this many pool items
         rows = dict(Item.objects.filter(pk__in=sample.tolist()).values_list("id", "text"))
         prompts = dict(Item.objects.filter(pk__in=sample.tolist()).values_list("id", "prompt"))
         texts = [f"{prompts[i]}\n\n{rows[i]}" if prompts[i] else rows[i] for i in sample.tolist()]
         self.progress.update(force=True, phase="embed", done=0, total=len(texts))
-        embed = self.options.get("embed") or (lambda t: embed_texts(
-            t, backbone=settings.SSL_ENGINE_BACKBONE or None, device=settings.SSL_ENGINE_DEVICE or "cpu"))
+        embed = self.options.get("embed") or (
+            lambda t: embed_texts(
+                t, backbone=settings.SSL_ENGINE_BACKBONE or None, device=settings.SSL_ENGINE_DEVICE or "cpu"
+            )
+        )
         chunks = []
         step = 2048
         for start in range(0, len(texts), step):
@@ -77,14 +93,28 @@ class SeedSuggestionRunner(JobRunner):
             self.progress.update(phase="embed", done=min(len(texts), start + step), total=len(texts))
         emb = np.concatenate(chunks) if chunks else np.zeros((0, 1))
         self.progress.update(force=True, phase="select", done=0, total=n)
-        picks = suggest_for_texts(texts, n, seed=seed, embeddings=emb, embed=embed,
-                                  extra_harm_descriptions=[str(c) for c in project.categories or []])
+        picks = suggest_for_texts(
+            texts,
+            n,
+            seed=seed,
+            embeddings=emb,
+            embed=embed,
+            extra_harm_descriptions=[str(c) for c in project.categories or []],
+        )
         self.picks = [(int(sample[p.index]), p.prior_weight * scale, p.stratum) for p in picks]
         strata = {s: sum(1 for _, _, st in self.picks if st == s) for s in ("suspect", "rest")}
-        return {"result": {"requested": n, "suggested": len(self.picks), "pool": int(len(ids)),
-                           "embedded": int(len(sample)), "strata": strata}}
+        return {
+            "result": {
+                "requested": n,
+                "suggested": len(self.picks),
+                "pool": int(len(ids)),
+                "embedded": int(len(sample)),
+                "strata": strata,
+            }
+        }
 
     def commit(self, job: BackgroundJob) -> None:
         for item_id, weight, _ in self.picks:
             Item.objects.filter(pk=item_id, split=Item.Split.POOL, human_label="").update(
-                split=Item.Split.SEED, seed_weight=weight)
+                split=Item.Split.SEED, seed_weight=weight
+            )

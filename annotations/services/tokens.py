@@ -53,9 +53,7 @@ def token_can_manage_for(*, actor, user) -> bool:
     user_projects = set(Membership.objects.filter(user=user).values_list("project_id", flat=True))
     if not user_projects:
         return False
-    admin_projects = set(
-        Membership.objects.filter(user=actor, role=Role.ADMIN).values_list("project_id", flat=True)
-    )
+    admin_projects = set(Membership.objects.filter(user=actor, role=Role.ADMIN).values_list("project_id", flat=True))
     return user_projects <= admin_projects
 
 
@@ -71,14 +69,13 @@ def token_can_revoke_for(*, actor, user) -> bool:
         return True
     if user.is_superuser:
         return False
-    return Membership.objects.filter(
-        user=actor, role=Role.ADMIN, project__memberships__user=user
-    ).exists()
+    return Membership.objects.filter(user=actor, role=Role.ADMIN, project__memberships__user=user).exists()
 
 
 @transaction.atomic
-def api_token_create(*, user, name: str, created_by, expires_in_days: int | None = None,
-                     scope: str = ApiToken.Scope.READ_WRITE) -> IssuedToken:
+def api_token_create(
+    *, user, name: str, created_by, expires_in_days: int | None = None, scope: str = ApiToken.Scope.READ_WRITE
+) -> IssuedToken:
     """Create a token for ``user``; the returned key is the only copy of the secret.
 
     ``expires_in_days`` (1…3650, None = never) sets an expiry; ``scope="read"`` makes it read-only.
@@ -89,10 +86,12 @@ def api_token_create(*, user, name: str, created_by, expires_in_days: int | None
     if len(name) > 100:
         raise FieldError("Token names are at most 100 characters.", field="name")
     if scope not in ApiToken.Scope.values:
-        raise FieldError(f"Unknown scope {scope!r}; expected one of {', '.join(ApiToken.Scope.values)}.",
-                         field="scope")
-    if expires_in_days is not None and (isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int)
-                                        or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS):
+        raise FieldError(f"Unknown scope {scope!r}; expected one of {', '.join(ApiToken.Scope.values)}.", field="scope")
+    if expires_in_days is not None and (
+        isinstance(expires_in_days, bool)
+        or not isinstance(expires_in_days, int)
+        or not 1 <= expires_in_days <= MAX_EXPIRY_DAYS
+    ):
         raise FieldError(f"A token expires after 1 to {MAX_EXPIRY_DAYS} days (or never).", field="expires_in_days")
     if not user.is_active:
         raise FieldError("Inactive users cannot get tokens.", field="user")
@@ -100,8 +99,15 @@ def api_token_create(*, user, name: str, created_by, expires_in_days: int | None
         raise PermissionDenied("You may create tokens only for yourself or for members of projects you administer.")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-    token = ApiToken(user=user, name=name, key_hash=token_hash(key), prefix=key[:12], created_by=created_by,
-                     scope=scope, expires_at=expires_at)
+    token = ApiToken(
+        user=user,
+        name=name,
+        key_hash=token_hash(key),
+        prefix=key[:12],
+        created_by=created_by,
+        scope=scope,
+        expires_at=expires_at,
+    )
     token.full_clean()
     token.save()
     return IssuedToken(token=token, key=key)

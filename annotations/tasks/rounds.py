@@ -10,8 +10,11 @@ ROUND_TIME_LIMIT = 6 * 3600 + 300
 
 # No autoretry: the round is claimed once; a redelivered message finds it claimed and does nothing.
 @shared_task(
-    bind=True, name="annotations.training_round_run", acks_late=True,
-    soft_time_limit=ROUND_SOFT_TIME_LIMIT, time_limit=ROUND_TIME_LIMIT,
+    bind=True,
+    name="annotations.training_round_run",
+    acks_late=True,
+    soft_time_limit=ROUND_SOFT_TIME_LIMIT,
+    time_limit=ROUND_TIME_LIMIT,
 )
 def training_round_run(self, round_id: int) -> str:
     """Run a queued training round (no-op if it was already claimed, finished or cancelled)."""

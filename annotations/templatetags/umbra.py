@@ -7,16 +7,43 @@ from django.utils.safestring import mark_safe
 
 register = template.Library()
 
-_ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "code", "pre", "blockquote", "h1", "h2", "h3",
-                 "h4", "hr", "a", "table", "thead", "tbody", "tr", "th", "td"}
+_ALLOWED_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "em",
+    "ul",
+    "ol",
+    "li",
+    "code",
+    "pre",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "hr",
+    "a",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+}
 
 
 @register.filter
 def markdown_safe(text: str) -> str:
     """Render Markdown, then keep only harmless tags (no raw HTML, no script, no javascript: links)."""
     html = md.markdown(text or "", extensions=["tables"])
-    clean = nh3.clean(html, tags=_ALLOWED_TAGS, attributes={"a": {"href", "title"}},
-                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer nofollow")
+    clean = nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
     return mark_safe(clean)  # noqa: S308 - sanitised by nh3 above
 
 
@@ -65,9 +92,24 @@ def clip(text: str, limit: int = ITEM_DISPLAY_MAX_CHARS) -> str:
 
 
 # Machine names shown to people: words people use, not identifiers.
-_WORDS = {"api_key_env": "API key environment variable", "llm_rewrite": "LLM rewrite", "llm": "LLM",
-          "uu": "UU", "url": "URL", "api": "API", "f1": "F1", "id": "ID", "ema": "EMA", "apm": "APM",
-          "aum": "AUM", "lr": "learning rate", "cpu": "CPU", "gpu": "GPU", "mlp": "MLP", "lora": "LoRA"}
+_WORDS = {
+    "api_key_env": "API key environment variable",
+    "llm_rewrite": "LLM rewrite",
+    "llm": "LLM",
+    "uu": "UU",
+    "url": "URL",
+    "api": "API",
+    "f1": "F1",
+    "id": "ID",
+    "ema": "EMA",
+    "apm": "APM",
+    "aum": "AUM",
+    "lr": "learning rate",
+    "cpu": "CPU",
+    "gpu": "GPU",
+    "mlp": "MLP",
+    "lora": "LoRA",
+}
 
 
 @register.filter

@@ -32,9 +32,19 @@ def sparkline(values) -> dict | None:
     points = " ".join(f"{round(SPARK_PAD + i * step, 1)},{y(v)}" for i, v in enumerate(ys))
     last_x = round(SPARK_PAD + (len(ys) - 1) * step, 1)
     crosses = any((a < 0) != (b < 0) for a, b in pairwise(ys))
-    return {"points": points, "zero_y": y(0.0), "w": SPARK_W, "h": SPARK_H, "last_x": last_x,
-            "last_y": y(ys[-1]), "last": ys[-1], "n": len(ys), "crosses": crosses,
-            "min": min(ys), "max": max(ys)}
+    return {
+        "points": points,
+        "zero_y": y(0.0),
+        "w": SPARK_W,
+        "h": SPARK_H,
+        "last_x": last_x,
+        "last_y": y(ys[-1]),
+        "last": ys[-1],
+        "n": len(ys),
+        "crosses": crosses,
+        "min": min(ys),
+        "max": max(ys),
+    }
 
 
 _AGREEMENT_WORDS = {
@@ -44,7 +54,7 @@ _AGREEMENT_WORDS = {
     Prediction.Agreement.LOW_AGREE: "The heads agree, but not all pass their margin cut-off: hard but trusted "
     "(weighted 3 in training, so an error here counts triple).",
     Prediction.Agreement.AGREE_NONE: "The heads agree, but none passes its margin cut-off: no trustworthy "
-        "pseudo-label.",
+    "pseudo-label.",
     Prediction.Agreement.FIRST_EPOCH: "Seen only in the first epoch, before margin cut-offs exist: not yet trusted.",
     Prediction.Agreement.HIGH_AGREE: "The heads agree with high confidence (a spot check of a trusted label).",
     Prediction.Agreement.NONE: "Single-head model: no head agreement to report.",
@@ -112,8 +122,12 @@ def explorer_row(it, items_base: str, with_model: bool):
     if it.excluded:
         human = mark_safe('<span class="muted">unusable</span>')
     elif it.human_label:
-        human = format_html('<span class="label-{}">{}</span>{}', it.human_label, it.human_label,
-                            f" · {it.human_category}" if it.human_category else "")
+        human = format_html(
+            '<span class="label-{}">{}</span>{}',
+            it.human_label,
+            it.human_label,
+            f" · {it.human_category}" if it.human_category else "",
+        )
     else:
         human = mark_safe('<span class="muted">–</span>')
     if it.votes_disagree:
@@ -121,9 +135,22 @@ def explorer_row(it, items_base: str, with_model: bool):
     model = ""
     if with_model:
         p = getattr(it, "p_harmful", None)
-        model = format_html("<td>{}</td><td>{}</td><td>{}</td>", getattr(it, "pseudo_label", None) or "–",
-                            "–" if p is None else f"{p:.3f}", getattr(it, "agreement", None) or "–")
+        model = format_html(
+            "<td>{}</td><td>{}</td><td>{}</td>",
+            getattr(it, "pseudo_label", None) or "–",
+            "–" if p is None else f"{p:.3f}",
+            getattr(it, "agreement", None) or "–",
+        )
     return format_html(
         '<tr class="explorer-row" data-item="{}"><td><a href="{}{}/">{}</a></td><td>{}</td>'
         '<td class="item-text small" dir="auto">{}</td><td>{}</td><td>{}</td>{}</tr>',
-        it.pk, items_base, it.pk, it.pk, it.split, _clip(it.text, 160), human, it.annotation_count, model)
+        it.pk,
+        items_base,
+        it.pk,
+        it.pk,
+        it.split,
+        _clip(it.text, 160),
+        human,
+        it.annotation_count,
+        model,
+    )

@@ -54,7 +54,9 @@ def _page_context(request: HtmxHttpRequest, **forms) -> dict:
     project = request.project
     jobs = job_queries.with_wait_reasons(jobs_for(project=project, kinds=AUGMENT_PAGE_KINDS, limit=50))
     return {
-        "project": project, "jobs": jobs, "has_active": any(j.status in ACTIVE for j in jobs),
+        "project": project,
+        "jobs": jobs,
+        "has_active": any(j.status in ACTIVE for j in jobs),
         "can_manage": has_role(request.user, project, Role.ADMIN),
         "augment_form": forms.get("augment_form") or AugmentationStartForm(),
         "adversarial_form": forms.get("adversarial_form") or AdversarialStartForm(),
@@ -82,8 +84,7 @@ def _started(request: HtmxHttpRequest, job: BackgroundJob) -> HttpResponse:
     return redirect(url)
 
 
-FORMS = {"augment_form": AugmentationStartForm, "adversarial_form": AdversarialStartForm,
-         "judge_form": JudgeLabelsForm}
+FORMS = {"augment_form": AugmentationStartForm, "adversarial_form": AdversarialStartForm, "judge_form": JudgeLabelsForm}
 
 
 def _start_refused(form_name: str):
@@ -112,12 +113,23 @@ def augment_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Start an augmentation job from the dashboard form."""
 
     def start(d, form):
-        config = {"models": d["backtranslation_models"]} if d["method"] == "backtranslation" and d[
-            "backtranslation_models"] else {}
+        config = (
+            {"models": d["backtranslation_models"]}
+            if d["method"] == "backtranslation" and d["backtranslation_models"]
+            else {}
+        )
         judge = {"judges": [form.provider()]} if d.get("judge") else None
-        return augmentation_job_start(project=request.project, user=request.user, method=d["method"],
-                                      per_item=d["per_item"], items=d["items"], limit=d.get("limit"),
-                                      provider=form.provider(), config=config, judge=judge)
+        return augmentation_job_start(
+            project=request.project,
+            user=request.user,
+            method=d["method"],
+            per_item=d["per_item"],
+            items=d["items"],
+            limit=d.get("limit"),
+            provider=form.provider(),
+            config=config,
+            judge=judge,
+        )
 
     return _start(request, "augment_form", start)
 
@@ -130,9 +142,16 @@ def adversarial_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
     def start(d, form):
         judge = {"judges": [form.provider()]} if d.get("judge") else None
-        return adversarial_job_start(project=request.project, user=request.user, direction=d["direction"],
-                                     iterations=d["iterations"], per_item=d["per_item"], provider=form.provider(),
-                                     judge=judge, limit=d.get("limit"))
+        return adversarial_job_start(
+            project=request.project,
+            user=request.user,
+            direction=d["direction"],
+            iterations=d["iterations"],
+            per_item=d["per_item"],
+            provider=form.provider(),
+            judge=judge,
+            limit=d.get("limit"),
+        )
 
     return _start(request, "adversarial_form", start)
 
@@ -144,8 +163,9 @@ def judge_labels_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Start an LLM-judge labeling job (weak labels for UU refinement)."""
 
     def start(d, form):
-        return judge_labels_job_start(project=request.project, user=request.user, provider=form.provider(),
-                                      limit=d.get("limit"))
+        return judge_labels_job_start(
+            project=request.project, user=request.user, provider=form.provider(), limit=d.get("limit")
+        )
 
     return _start(request, "judge_form", start)
 
@@ -164,8 +184,11 @@ def augment_job_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
     context = _job_context(request, job)
     if request.htmx:
         return polled_fragment(request, f"{JOB}#job-progress", context, active=job.status in ACTIVE)
-    context.update(counts=job_variant_counts(job=job), variants=job_variants_sample(job=job),
-                   params=sorted((job.params or {}).items()))
+    context.update(
+        counts=job_variant_counts(job=job),
+        variants=job_variants_sample(job=job),
+        params=sorted((job.params or {}).items()),
+    )
     return render(request, JOB, context)
 
 
@@ -187,8 +210,12 @@ def augment_job_resume(request: HtmxHttpRequest, slug: str, job_id: int) -> Http
 @service_errors(back=_job_url)
 def augment_job_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
     job = job_cancel(job=_augment_job(request, job_id), user=request.user)
-    messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
-                     else f"{job.label}: cancellation requested; it stops after its current item.")
+    messages.success(
+        request,
+        f"{job.label} cancelled."
+        if job.status == "cancelled"
+        else f"{job.label}: cancellation requested; it stops after its current item.",
+    )
     return redirect(_job_url(request, slug, job_id))
 
 
@@ -207,9 +234,14 @@ def adversarial_evaluate(request: HtmxHttpRequest, slug: str, job_id: int) -> Ht
 def _refine_context(request: HtmxHttpRequest, form: RefineStartForm | None = None) -> dict:
     project = request.project
     jobs = job_queries.with_wait_reasons(jobs_for(project=project, kinds=[BackgroundJob.Kind.REFINE], limit=50))
-    return {"project": project, "jobs": jobs, "form": form or RefineStartForm(),
-            "can_manage": has_role(request.user, project, Role.ADMIN),
-            "has_active": any(j.is_active for j in jobs), "weak_counts": weak_label_counts(project=project)}
+    return {
+        "project": project,
+        "jobs": jobs,
+        "form": form or RefineStartForm(),
+        "can_manage": has_role(request.user, project, Role.ADMIN),
+        "has_active": any(j.is_active for j in jobs),
+        "weak_counts": weak_label_counts(project=project),
+    }
 
 
 @require_GET
@@ -252,9 +284,13 @@ def refine_detail(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpRespo
     """One refinement job: θ̂ with intervals, labels changed and held-out agreement per iteration."""
     job = _refine_job(request, job_id)
     job_queries.with_wait_reasons([job])
-    context = {"project": request.project, "job": job, "uu": job.result or {},
-               "charts": refine_charts(result=job.result),
-               "can_manage": has_role(request.user, request.project, Role.ADMIN)}
+    context = {
+        "project": request.project,
+        "job": job,
+        "uu": job.result or {},
+        "charts": refine_charts(result=job.result),
+        "can_manage": has_role(request.user, request.project, Role.ADMIN),
+    }
     if request.htmx:
         return polled_fragment(request, f"{REFINE_DETAIL}#refine-status", context, active=job.is_active)
     return render(request, REFINE_DETAIL, context)
@@ -269,6 +305,7 @@ def _refine_url(request: HtmxHttpRequest, slug: str, job_id: int) -> str:
 @service_errors(back=_refine_url)
 def refine_cancel(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
     job = job_cancel(job=_refine_job(request, job_id), user=request.user)
-    messages.success(request, f"{job.label} cancelled." if job.status == "cancelled"
-                     else f"{job.label}: cancellation requested.")
+    messages.success(
+        request, f"{job.label} cancelled." if job.status == "cancelled" else f"{job.label}: cancellation requested."
+    )
     return redirect(_refine_url(request, slug, job_id))

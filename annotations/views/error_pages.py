@@ -21,7 +21,7 @@ API_PREFIXES = ("/api/", "/v1/")
 def _project_context(request: HttpRequest) -> dict:
     project = getattr(request, "project", None)
     match = getattr(request, "resolver_match", None)
-    slug = (match.kwargs.get("slug") if match else None)
+    slug = match.kwargs.get("slug") if match else None
     user = getattr(request, "user", None)
     if project is None and slug and user is not None and user.is_authenticated:
         candidate = Project.objects.filter(slug=slug).first()
@@ -41,8 +41,7 @@ def _message(exception, default: str) -> str:
 
 def error_page(request: HttpRequest, status: int, message: str) -> HttpResponse:
     titles = {403: "Not allowed", 404: "Not found", 405: "Not this way"}
-    context = {"status": status, "title": titles.get(status, "Error"), "message": message,
-               **_project_context(request)}
+    context = {"status": status, "title": titles.get(status, "Error"), "message": message, **_project_context(request)}
     return HttpResponse(render_to_string("error.html", context, request=request), status=status)
 
 
@@ -68,8 +67,12 @@ class ErrorPageMiddleware:
         response = self.get_response(request)
         if response.status_code == 405 and not response.content and not request.path.startswith(API_PREFIXES):
             allowed = response.get("Allow", "")
-            styled = error_page(request, 405, f"This address only takes {allowed or 'other'} requests; "
-                                              f"use the page's buttons instead of opening it directly.")
+            styled = error_page(
+                request,
+                405,
+                f"This address only takes {allowed or 'other'} requests; "
+                f"use the page's buttons instead of opening it directly.",
+            )
             styled["Allow"] = allowed
             return styled
         return response

@@ -27,10 +27,15 @@ def item_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     page = explorer_items(project=project, filters=form.filters(), cursor=request.GET.get("cursor", ""))
     query = request.GET.copy()
     query.pop("cursor", None)
-    context = {"project": project, "form": form, "page": page, "query": query.urlencode(),
-               "first_page": not request.GET.get("cursor"),
-               # row links from one reversed prefix: 50 reverse() calls per page add up
-               "items_base": reverse("annotations:item_list", kwargs={"slug": project.slug})}
+    context = {
+        "project": project,
+        "form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "first_page": not request.GET.get("cursor"),
+        # row links from one reversed prefix: 50 reverse() calls per page add up
+        "items_base": reverse("annotations:item_list", kwargs={"slug": project.slug}),
+    }
     template = "annotations/explorer.html#explorer-results" if request.htmx else "annotations/explorer.html"
     return render(request, template, context)
 
@@ -67,10 +72,19 @@ def item_detail(request: HtmxHttpRequest, slug: str, item_id: int) -> HttpRespon
     form = CorrectLabelForm(request.POST, project=request.project)
     if not form.is_valid():
         return _detail_page(request, item, form, status=422)
-    annotation_submit(item=item, user=request.user, role=request.role, label=form.cleaned_data["label"],
-                      category=form.cleaned_data["category"], note=form.cleaned_data["note"])
-    messages.success(request, f"Item {item.pk}: your label {form.cleaned_data['label']} is recorded (a new row; "
-                     "the earlier ones stay in the history).")
+    annotation_submit(
+        item=item,
+        user=request.user,
+        role=request.role,
+        label=form.cleaned_data["label"],
+        category=form.cleaned_data["category"],
+        note=form.cleaned_data["note"],
+    )
+    messages.success(
+        request,
+        f"Item {item.pk}: your label {form.cleaned_data['label']} is recorded (a new row; "
+        "the earlier ones stay in the history).",
+    )
     return redirect("annotations:item_detail", slug=slug, item_id=item.pk)
 
 

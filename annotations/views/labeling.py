@@ -68,9 +68,15 @@ def labeling_next(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _render_card(request, error="Choose harmful or unharmful (and a known category).", status=422)
     item = _item_in_project(request.project, form.cleaned_data["item"])
-    annotation_submit(item=item, user=request.user, role=request.role, label=form.cleaned_data["label"],
-                      category=form.cleaned_data["category"], client_token=form.cleaned_data["client_token"],
-                      leased_only=True)
+    annotation_submit(
+        item=item,
+        user=request.user,
+        role=request.role,
+        label=form.cleaned_data["label"],
+        category=form.cleaned_data["category"],
+        client_token=form.cleaned_data["client_token"],
+        leased_only=True,
+    )
     notice = f"Item {item.pk} labeled {form.cleaned_data['label']}."
     if not request.htmx:
         messages.success(request, notice)
@@ -103,8 +109,9 @@ def labeling_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     form = SkipForm(request.POST)
     which = UndoForm(request.POST)
     if which.is_valid():
-        undo = annotation_withdraw(user=request.user, project=request.project,
-                                   annotation_id=which.cleaned_data["annotation"])
+        undo = annotation_withdraw(
+            user=request.user, project=request.project, annotation_id=which.cleaned_data["annotation"]
+        )
     else:
         undo = annotation_undo_last(user=request.user, project=request.project)
     notice = "Nothing to undo."

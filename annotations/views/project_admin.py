@@ -56,12 +56,19 @@ def project_new(request: HtmxHttpRequest) -> HttpResponse:
     form = ProjectCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        project = project_create_by(user=request.user, slug=d["slug"], name=d["name"], task=d["task"],
-                                    categories=d["categories"], guidelines=d["guidelines"])
+        project = project_create_by(
+            user=request.user,
+            slug=d["slug"],
+            name=d["name"],
+            task=d["task"],
+            categories=d["categories"],
+            guidelines=d["guidelines"],
+        )
         messages.success(request, f"Project {project.name} created; you are its admin. Add members below.")
         return redirect("annotations:project_settings", slug=project.slug)
-    return render(request, "annotations/project_new.html", {"form": form},
-                  status=422 if request.method == "POST" else 200)
+    return render(
+        request, "annotations/project_new.html", {"form": form}, status=422 if request.method == "POST" else 200
+    )
 
 
 @require_POST
@@ -129,8 +136,12 @@ def project_member_save(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     form = MemberForm(request.POST)
     if not form.is_valid():
         return render(request, SETTINGS, _settings_context(request, member_form=form), status=422)
-    m = project_member_set(project=request.project, actor=request.user, username=form.cleaned_data["username"],
-                           role=form.cleaned_data["role"])
+    m = project_member_set(
+        project=request.project,
+        actor=request.user,
+        username=form.cleaned_data["username"],
+        role=form.cleaned_data["role"],
+    )
     messages.success(request, f"{m.user.username} is now {m.get_role_display().lower()} in {request.project.name}.")
     return redirect("annotations:project_settings", slug=slug)
 
@@ -153,9 +164,13 @@ def _export_jobs(project):
 
 def _exports_context(request: HtmxHttpRequest, form=None) -> dict:
     jobs = _export_jobs(request.project)
-    return {"project": request.project, "jobs": jobs, "form": form or ExportStartForm(),
-            "has_active": any(j.is_active for j in jobs),
-            "has_model": request.project.model_versions.filter(is_active=True).exists()}
+    return {
+        "project": request.project,
+        "jobs": jobs,
+        "form": form or ExportStartForm(),
+        "has_active": any(j.is_active for j in jobs),
+        "has_model": request.project.model_versions.filter(is_active=True).exists(),
+    }
 
 
 @require_GET

@@ -41,13 +41,23 @@ def project_guidelines(request: HtmxHttpRequest, slug: str):
     return render(request, "annotations/guidelines.html", {"project": request.project})
 
 
-def _import_page(request: HtmxHttpRequest, form: ImportForm, *, status: int,
-                 seed_form: SeedSuggestionForm | None = None):
+def _import_page(
+    request: HtmxHttpRequest, form: ImportForm, *, status: int, seed_form: SeedSuggestionForm | None = None
+):
     jobs = with_wait_reasons(jobs_for(project=request.project, kinds=[BackgroundJob.Kind.IMPORT], limit=20))
     seed_jobs = with_wait_reasons(jobs_for(project=request.project, kinds=[BackgroundJob.Kind.SEEDS], limit=5))
-    return render(request, "annotations/item_import.html",
-                  {"project": request.project, "form": form, "jobs": jobs, "seed_jobs": seed_jobs,
-                   "seed_form": seed_form or SeedSuggestionForm()}, status=status)
+    return render(
+        request,
+        "annotations/item_import.html",
+        {
+            "project": request.project,
+            "form": form,
+            "jobs": jobs,
+            "seed_jobs": seed_jobs,
+            "seed_form": seed_form or SeedSuggestionForm(),
+        },
+        status=status,
+    )
 
 
 def _import_refused(request: HtmxHttpRequest, slug: str, *, error, status: int):
@@ -66,9 +76,12 @@ def item_import(request: HtmxHttpRequest, slug: str):
     if request.method == "POST" and form.is_valid():
         split = form.cleaned_data["split"]
         job = import_job_start(
-            project=request.project, user=request.user, uploaded=form.cleaned_data["file"],
+            project=request.project,
+            user=request.user,
+            uploaded=form.cleaned_data["file"],
             split=Item.Split.BENCH if split == "bench" else split,
-            bench_name=form.cleaned_data["bench_name"] or "", skip_invalid=form.cleaned_data["skip_invalid"],
+            bench_name=form.cleaned_data["bench_name"] or "",
+            skip_invalid=form.cleaned_data["skip_invalid"],
         )
         messages.success(request, f"{job.label} queued.")
         return redirect("annotations:item_import", slug=slug)
@@ -98,7 +111,11 @@ def seed_suggestion_start_view(request: HtmxHttpRequest, slug: str):
     seed_form = SeedSuggestionForm(request.POST)
     if not seed_form.is_valid():
         return _import_page(request, ImportForm(), status=422, seed_form=seed_form)
-    job = seed_suggestion_start(project=request.project, user=request.user, n=seed_form.cleaned_data["n"],
-                                seed=seed_form.cleaned_data["seed"] or 0)
+    job = seed_suggestion_start(
+        project=request.project,
+        user=request.user,
+        n=seed_form.cleaned_data["n"],
+        seed=seed_form.cleaned_data["seed"] or 0,
+    )
     messages.success(request, f"{job.label} queued: the suggested items will appear in the labeling queue.")
     return redirect("annotations:item_import", slug=slug)

@@ -58,8 +58,15 @@ def _queue_filters(request: HtmxHttpRequest, back: str) -> tuple[QueueFilterForm
     return form, form.filters()
 
 
-def _stage(request: HtmxHttpRequest, *, here: str, filters: QueueFilters, front: Prediction | None = None,
-           error: str = "", notice: str = "") -> dict:
+def _stage(
+    request: HtmxHttpRequest,
+    *,
+    here: str,
+    filters: QueueFilters,
+    front: Prediction | None = None,
+    error: str = "",
+    notice: str = "",
+) -> dict:
     """Context of the review stage: the one active card, what waits behind it, the recent decisions.
 
     ``front`` (an item just brought back by undo) becomes the active card ahead of the queue.
@@ -154,8 +161,13 @@ def prediction_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> Ht
         request.session[key] = ([i for i in request.session.get(key, []) if i != pk] + [pk])[-SKIPS_KEPT:]
         notice = f"Skipped item {prediction.item_id}; it comes back after the rest of the queue."
     else:
-        prediction_review(prediction=prediction, user=request.user, role=request.role, action=action,
-                          client_token=form.cleaned_data["client_token"])
+        prediction_review(
+            prediction=prediction,
+            user=request.user,
+            role=request.role,
+            action=action,
+            client_token=form.cleaned_data["client_token"],
+        )
     back = _back(request, slug)
     if not request.htmx:
         return redirect(back)
@@ -171,12 +183,14 @@ def prediction_review_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     form = UndoForm(request.POST)
     if not form.is_valid():
         raise FieldError("Which decision to undo?", field="annotation")
-    undo = annotation_withdraw(user=request.user, project=request.project,
-                               annotation_id=form.cleaned_data["annotation"])
+    undo = annotation_withdraw(
+        user=request.user, project=request.project, annotation_id=form.cleaned_data["annotation"]
+    )
     notice = f"Undid your decision on item {undo.item_id}; decide it again."
     training_round = active_review_round(project=request.project)
-    front = (prediction_for_item(training_round=training_round, item_id=undo.item_id)
-             if training_round is not None else None)
+    front = (
+        prediction_for_item(training_round=training_round, item_id=undo.item_id) if training_round is not None else None
+    )
     back = _back(request, slug)
     if not request.htmx:
         messages.info(request, notice)
@@ -195,9 +209,13 @@ def prediction_review_bulk(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid() or training_round is None:
         raise FieldError("Nothing to review in bulk.", field="ids")
     predictions = predictions_in_queue(training_round=training_round, ids=form.cleaned_data["ids"])
-    done = predictions_review_bulk(predictions=predictions, user=request.user, role=request.role,
-                                   action=form.cleaned_data["action"],
-                                   client_token=form.cleaned_data["client_token"])
+    done = predictions_review_bulk(
+        predictions=predictions,
+        user=request.user,
+        role=request.role,
+        action=form.cleaned_data["action"],
+        client_token=form.cleaned_data["client_token"],
+    )
     verb = "Approved" if form.cleaned_data["action"] == "approve" else "Corrected"
     messages.success(request, f"{verb} {len(done)} pseudo-label(s).")
     return redirect(_back(request, slug))

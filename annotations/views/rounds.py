@@ -113,8 +113,11 @@ def round_start(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _start_form_response(request, form, 422)
     training_round = training_round_start(
-        project=request.project, user=request.user, algorithm=form.cleaned_data["algorithm"],
-        config=form.cleaned_data["config"], seed=form.cleaned_data["seed"],
+        project=request.project,
+        user=request.user,
+        algorithm=form.cleaned_data["algorithm"],
+        config=form.cleaned_data["config"],
+        seed=form.cleaned_data["seed"],
     )
     if not request.htmx:
         messages.success(request, f"{training_round.label} queued.")
@@ -129,8 +132,12 @@ def round_cancel(request: HtmxHttpRequest, slug: str, round_id: int) -> HttpResp
     training_round = training_round_cancel(training_round=_round(request, round_id), user=request.user)
     if request.htmx:
         return render(request, f"{PAGE}#round-table", _table_context(request))
-    messages.success(request, f"{training_round.label}: cancellation requested."
-                     if training_round.status == "running" else f"{training_round.label} cancelled.")
+    messages.success(
+        request,
+        f"{training_round.label}: cancellation requested."
+        if training_round.status == "running"
+        else f"{training_round.label} cancelled.",
+    )
     return redirect("annotations:round_list", slug=request.project.slug)
 
 

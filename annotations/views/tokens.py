@@ -19,8 +19,7 @@ from annotations.views.errors import form_error, service_errors
 
 def _own_tokens_page(request: HtmxHttpRequest, form: TokenCreateForm, issued=None, status: int = 200):
     tokens = tokens_visible_to(user=request.user).filter(user=request.user)
-    return render(request, "annotations/tokens.html", {"form": form, "issued": issued, "tokens": tokens},
-                  status=status)
+    return render(request, "annotations/tokens.html", {"form": form, "issued": issued, "tokens": tokens}, status=status)
 
 
 def _own_token_refused(request: HtmxHttpRequest, *, error, status: int):
@@ -40,8 +39,13 @@ def token_list(request: HtmxHttpRequest):
     if not form.is_valid():
         return _own_tokens_page(request, form, status=422)
     d = form.cleaned_data
-    issued = api_token_create(user=request.user, name=d["name"], created_by=request.user,
-                              expires_in_days=d.get("expires_in_days"), scope=d["scope"])
+    issued = api_token_create(
+        user=request.user,
+        name=d["name"],
+        created_by=request.user,
+        expires_in_days=d.get("expires_in_days"),
+        scope=d["scope"],
+    )
     return _own_tokens_page(request, TokenCreateForm(), issued=issued)
 
 
@@ -51,8 +55,12 @@ def _members(project):
 
 def _project_tokens_page(request: HtmxHttpRequest, form, issued=None, status: int = 200):
     tokens = tokens_visible_to(user=request.user, project=request.project)
-    return render(request, "annotations/project_tokens.html",
-                  {"project": request.project, "form": form, "issued": issued, "tokens": tokens}, status=status)
+    return render(
+        request,
+        "annotations/project_tokens.html",
+        {"project": request.project, "form": form, "issued": issued, "tokens": tokens},
+        status=status,
+    )
 
 
 def _project_token_refused(request: HtmxHttpRequest, slug: str, *, error, status: int):
@@ -73,15 +81,21 @@ def project_token_list(request: HtmxHttpRequest, slug: str):
     if not form.is_valid():
         return _project_tokens_page(request, form, status=422)
     d = form.cleaned_data
-    issued = api_token_create(user=d["user"], name=d["name"], created_by=request.user,
-                              expires_in_days=d.get("expires_in_days"), scope=d["scope"])
+    issued = api_token_create(
+        user=d["user"],
+        name=d["name"],
+        created_by=request.user,
+        expires_in_days=d.get("expires_in_days"),
+        scope=d["scope"],
+    )
     return _project_tokens_page(request, MemberTokenCreateForm(members=members), issued=issued)
 
 
 def _back_to_tokens(request: HtmxHttpRequest, *args, **kwargs) -> str:
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return reverse("annotations:token_list")
     return target
 

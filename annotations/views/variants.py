@@ -37,8 +37,9 @@ def variant_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     data = request.GET.copy()
     data.setdefault("status", AugmentedVariant.Status.PENDING)
     filter_form = VariantFilterForm(data)
-    page = Paginator(variant_queue(project=request.project, filters=filter_form.filters()),
-                     VARIANT_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(variant_queue(project=request.project, filters=filter_form.filters()), VARIANT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     context = {
         "project": request.project,
         "filter_form": filter_form,
@@ -59,10 +60,21 @@ def _variant(request: HtmxHttpRequest, pk: int) -> AugmentedVariant:
     return variant
 
 
-def _variant_card(request: HtmxHttpRequest, slug: str, pk: int, *, variant: AugmentedVariant | None = None,
-                  error: str = "", status: int = 200) -> HttpResponse:
-    context = {"project": request.project, "variant": variant or _variant(request, pk), "error": error,
-               "reasons": REJECT_REASONS}
+def _variant_card(
+    request: HtmxHttpRequest,
+    slug: str,
+    pk: int,
+    *,
+    variant: AugmentedVariant | None = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "project": request.project,
+        "variant": variant or _variant(request, pk),
+        "error": error,
+        "reasons": REJECT_REASONS,
+    }
     return render(request, "annotations/variants.html#variant-done", context, status=status)
 
 
@@ -82,8 +94,9 @@ def variant_review_action(request: HtmxHttpRequest, slug: str, pk: int) -> HttpR
     form = VariantReviewForm(request.POST)
     if not form.is_valid():
         raise FieldError("Unknown action or reason.", field="action")
-    variant = variant_review(variant=variant, user=request.user, action=form.cleaned_data["action"],
-                             reason=form.cleaned_data["reason"])
+    variant = variant_review(
+        variant=variant, user=request.user, action=form.cleaned_data["action"], reason=form.cleaned_data["reason"]
+    )
     if not request.htmx:
         return redirect(_variant_list_url(request, slug))
     return _variant_card(request, slug, pk, variant=variant)

@@ -26,8 +26,13 @@ SLUG = CREDS["slug"]
 ITEM_RE = re.compile(r'data-item="(\d+)"')
 TOKEN_RE = re.compile(r'name="client_token" value="([0-9a-f]*)"')
 THINK = (float(os.environ.get("UMBRA_LOAD_THINK_MIN", "0.5")), float(os.environ.get("UMBRA_LOAD_THINK_MAX", "1.5")))
-TEXTS = ["how do I bake sourdough bread", "write a story about a dragon", "how to pick a lock to break into a house",
-         "summarise this article about climate", "give me step by step instructions to make a weapon"]
+TEXTS = [
+    "how do I bake sourdough bread",
+    "write a story about a dragon",
+    "how to pick a lock to break into a house",
+    "summarise this article about climate",
+    "give me step by step instructions to make a weapon",
+]
 
 
 class ReviewerUser(HttpUser):
@@ -46,9 +51,16 @@ class ReviewerUser(HttpUser):
         if not item:
             self.card = self.client.get(f"/p/{SLUG}/label/", name="next item").text
             return
-        with self.client.post(f"/p/{SLUG}/label/", name="submit label + next item", catch_response=True,
-                              data={"item": item.group(1), "label": random.choice(["harmful", "unharmful"]),
-                                    "client_token": token.group(1) if token else ""}) as response:
+        with self.client.post(
+            f"/p/{SLUG}/label/",
+            name="submit label + next item",
+            catch_response=True,
+            data={
+                "item": item.group(1),
+                "label": random.choice(["harmful", "unharmful"]),
+                "client_token": token.group(1) if token else "",
+            },
+        ) as response:
             if response.status_code != 200 or not ITEM_RE.search(response.text):
                 response.failure(f"status {response.status_code}: {response.text[:120]}")
             self.card = response.text
@@ -62,5 +74,6 @@ class ModerationClient(HttpUser):
 
     @task
     def moderate(self):
-        self.client.post("/v1/moderations", json={"input": random.choice(TEXTS), "project": SLUG},
-                         name="/v1/moderations")
+        self.client.post(
+            "/v1/moderations", json={"input": random.choice(TEXTS), "project": SLUG}, name="/v1/moderations"
+        )

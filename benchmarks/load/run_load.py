@@ -30,7 +30,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,13 +41,22 @@ SLUG = "load"
 
 def _env(db: str) -> dict:
     return {
-        "DATABASE_URL": f"{PG}/{db}", "DJANGO_SECRET_KEY": "load-benchmark-only-" + "k" * 40,
-        "DJANGO_DEBUG": "0", "UMBRA_DEMO": "0", "DJANGO_SECURE_COOKIES": "0", "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "DJANGO_HSTS_SECONDS": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7", "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"{PG}/{db}",
+        "DJANGO_SECRET_KEY": "load-benchmark-only-" + "k" * 40,
+        "DJANGO_DEBUG": "0",
+        "UMBRA_DEMO": "0",
+        "DJANGO_SECURE_COOKIES": "0",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_HSTS_SECONDS": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7",
+        "LOG_LEVEL": "WARNING",
         # Throttles are per token; the benchmark measures capacity, not the rate limits.
-        "UMBRA_API_THROTTLE_TOKEN": "1000000/min", "UMBRA_API_THROTTLE_MODERATION": "1000000/min",
-        "UMBRA_VAR_DIR": str(ROOT / "var" / "load"), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+        "UMBRA_API_THROTTLE_TOKEN": "1000000/min",
+        "UMBRA_API_THROTTLE_MODERATION": "1000000/min",
+        "UMBRA_VAR_DIR": str(ROOT / "var" / "load"),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
     }
 
@@ -71,16 +80,34 @@ def _load_items(project, n_items: int, n_seed: int) -> float:
     from django.db import connection
 
     started = time.monotonic()
-    now = datetime.now(timezone.utc)
-    cols = ("project_id, text, prompt, content_hash, split, bench_name, source, external_id, metadata, created_at, "
-            "human_label, human_category, excluded, annotation_count")
+    now = datetime.now(UTC)
+    cols = (
+        "project_id, text, prompt, content_hash, split, bench_name, source, external_id, metadata, created_at, "
+        "human_label, human_category, excluded, annotation_count"
+    )
     words = "how to make bake write explain hack steal help story weather recipe code please the a my".split()
     with connection.cursor() as cur, cur.cursor.copy(f"COPY annotations_item ({cols}) FROM STDIN") as cp:
         for i in range(n_items):
             text = f"load item {i}: " + " ".join(words[(i * 7 + k * 3) % len(words)] for k in range(12))
             split = "seed" if i < n_seed else "pool"
-            cp.write_row((project.pk, text, "", hashlib.sha256(text.encode()).hexdigest(), split, "", "load", "",
-                          "{}", now, "", "", False, 0))
+            cp.write_row(
+                (
+                    project.pk,
+                    text,
+                    "",
+                    hashlib.sha256(text.encode()).hexdigest(),
+                    split,
+                    "",
+                    "load",
+                    "",
+                    "{}",
+                    now,
+                    "",
+                    "",
+                    False,
+                    0,
+                )
+            )
     with connection.cursor() as cur:
         cur.execute("ANALYZE annotations_item")
     return time.monotonic() - started
@@ -144,10 +171,28 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 def _locust(args, user_class: str, users: int, prefix: Path, creds: str) -> dict:
     env = {**os.environ, "UMBRA_LOAD_CREDENTIALS": creds}
-    cmd = [str(Path(sys.executable).with_name("locust")), "-f", str(ROOT / "benchmarks" / "load" / "locustfile.py"),
-           "--headless", "-u", str(users), "-r", str(users), "-t", f"{args.duration}s", "--stop-timeout", "5",
-           "--host", f"http://127.0.0.1:{args.port}", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
-           user_class]
+    cmd = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f",
+        str(ROOT / "benchmarks" / "load" / "locustfile.py"),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{args.duration}s",
+        "--stop-timeout",
+        "5",
+        "--host",
+        f"http://127.0.0.1:{args.port}",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        user_class,
+    ]
     load_before = os.getloadavg()
     done = subprocess.run(cmd, env=env, timeout=args.duration + 120, check=False, capture_output=True, text=True)
     if not Path(f"{prefix}_stats.csv").exists():
@@ -161,10 +206,15 @@ def _locust(args, user_class: str, users: int, prefix: Path, creds: str) -> dict
 
 
 def _fmt_rows(result: dict, duration: int) -> list[str]:
-    out = ["| request | count | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| request | count | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in result["rows"].items():
-        out.append(f"| {name} | {r['Request Count']} | {r['Failure Count']} | {float(r['Requests/s']):.1f} | "
-                   f"{r['50%']} | {r['95%']} | {r['99%']} | {float(r['Max Response Time']):.0f} |")
+        out.append(
+            f"| {name} | {r['Request Count']} | {r['Failure Count']} | {float(r['Requests/s']):.1f} | "
+            f"{r['50%']} | {r['95%']} | {r['99%']} | {float(r['Max Response Time']):.0f} |"
+        )
     return out
 
 
@@ -195,18 +245,36 @@ def main() -> None:
     connections.close_all()
     work = ROOT / "var" / "load"
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "moderation_app.wsgi:application", "-b",
-         f"127.0.0.1:{args.port}", "-w", str(args.workers), "--timeout", "120", "--log-level", "warning"],
-        cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "moderation_app.wsgi:application",
+            "-b",
+            f"127.0.0.1:{args.port}",
+            "-w",
+            str(args.workers),
+            "--timeout",
+            "120",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
     try:
         _wait_port(args.port)
         import urllib.request
 
         for _ in range(args.workers * 3):  # each worker loads the model once
-            req = urllib.request.Request(f"http://127.0.0.1:{args.port}/v1/moderations", method="POST",
-                                         data=json.dumps({"input": "warm up", "project": SLUG}).encode(),
-                                         headers={"Authorization": f"Bearer {json.loads(Path(info['credentials']).read_text())['tokens'][0]}",
-                                                  "Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{args.port}/v1/moderations",
+                method="POST",
+                data=json.dumps({"input": "warm up", "project": SLUG}).encode(),
+                headers={
+                    "Authorization": f"Bearer {json.loads(Path(info['credentials']).read_text())['tokens'][0]}",
+                    "Content-Type": "application/json",
+                },
+            )
             urllib.request.urlopen(req, timeout=120).read()
         review = _locust(args, "ReviewerUser", args.reviewers, work / "reviewers", info["credentials"])
         labels_after = Annotation.objects.filter(item__project__slug=SLUG).count()
@@ -214,8 +282,9 @@ def main() -> None:
 
         from annotations.models import Item
 
-        overlabeled = Item.objects.filter(project__slug=SLUG,
-                                          annotation_count__gt=F("project__annotations_per_item")).count()
+        overlabeled = Item.objects.filter(
+            project__slug=SLUG, annotation_count__gt=F("project__annotations_per_item")
+        ).count()
         connections.close_all()
         moderation = _locust(args, "ModerationClient", args.moderators, work / "moderation", info["credentials"])
     finally:
@@ -227,12 +296,13 @@ def main() -> None:
     lines = [
         "# Load benchmark (workbench + moderation)",
         "",
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `benchmarks/load/run_load.py` "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `benchmarks/load/run_load.py` "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, shared with other "
         "engineers' jobs; Python " + platform.python_version() + ").",
         "",
         f"- Data: {info['items']:,} items in a dedicated PostgreSQL database (COPY "
-        + (f"{info['copy_s']:.0f} s" if info["copy_s"] else "reused") + f"), {args.seed_items:,} in the seed split.",
+        + (f"{info['copy_s']:.0f} s" if info["copy_s"] else "reused")
+        + f"), {args.seed_items:,} in the seed split.",
         f"- Server: gunicorn, {args.workers} sync workers, 127.0.0.1, DEBUG off, PostgreSQL on the same machine.",
         f"- Load generator: locust (same machine, competes for the same CPUs), {args.duration} s per phase.",
         "",

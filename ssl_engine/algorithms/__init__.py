@@ -4,6 +4,7 @@ Importing this package registers the built-in algorithms (one module each). Defi
 ALGORITHMS.md; tensors are (heads, batch, classes).
 """
 
+from ssl_engine.algorithms import fixmatch, freematch, marginmatch, multimatch, supervised  # noqa: F401,E402  (register)
 from ssl_engine.algorithms.base import (  # noqa: F401
     ALGORITHMS,
     PseudoLabelConfig,
@@ -13,7 +14,6 @@ from ssl_engine.algorithms.base import (  # noqa: F401
     register,
     strong_ce,
 )
-from ssl_engine.algorithms import supervised, fixmatch, freematch, marginmatch, multimatch  # noqa: F401,E402  (register)
 from ssl_engine.algorithms.multimatch import (  # noqa: F401,E402
     AGREE_NONE,
     AGREEMENT_TYPES,

@@ -43,22 +43,39 @@ def register(name: str):
 class PseudoLabelConfig:
     """Settings every semi-supervised algorithm shares (their ``Config`` classes extend this)."""
 
-    unlabeled_weight: float = param(1.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
-                                    help="λ_u: weight of the unlabeled (pseudo-label) loss.")
+    unlabeled_weight: float = param(
+        1.0, min=0.0, max=100.0, group=GROUP_ALGORITHM, help="λ_u: weight of the unlabeled (pseudo-label) loss."
+    )
     distribution_alignment: str = param(
-        "quantile", choices=("quantile", "mean", "off"), group=GROUP_ALGORITHM,
+        "quantile",
+        choices=("quantile", "mean", "off"),
+        group=GROUP_ALGORITHM,
         help="Shift weak-view scores so that pseudo-labels follow the labeled class mix before any mask: "
-             "quantile = the top labeled-harmful share of the pool is pseudo-labeled harmful; mean = "
-             "ReMixMatch's alignment of mean probabilities; off.")
-    alignment_momentum: float = param(0.99, min=0.0, max=0.99999, group=GROUP_ALGORITHM, advanced=True,
-                                      help="EMA momentum of the model's class mix on the pool (alignment).")
+        "quantile = the top labeled-harmful share of the pool is pseudo-labeled harmful; mean = "
+        "ReMixMatch's alignment of mean probabilities; off.",
+    )
+    alignment_momentum: float = param(
+        0.99,
+        min=0.0,
+        max=0.99999,
+        group=GROUP_ALGORITHM,
+        advanced=True,
+        help="EMA momentum of the model's class mix on the pool (alignment).",
+    )
     class_balanced: bool = param(
-        True, group=GROUP_ALGORITHM,
+        True,
+        group=GROUP_ALGORITHM,
         help="Weigh pseudo-labels so that each class carries the same total weight in the unlabeled loss "
-             "(as the labeled loss does), instead of the majority class drowning the rare one.")
+        "(as the labeled loss does), instead of the majority class drowning the rare one.",
+    )
     unlabeled_rampup: float = param(
-        0.1, min=0.0, max=1.0, group=GROUP_ALGORITHM, advanced=True,
-        help="Share of the steps over which λ_u grows linearly from 0 (the model first learns from labels).")
+        0.1,
+        min=0.0,
+        max=1.0,
+        group=GROUP_ALGORITHM,
+        advanced=True,
+        help="Share of the steps over which λ_u grows linearly from 0 (the model first learns from labels).",
+    )
 
 
 @dataclass
@@ -113,8 +130,11 @@ class SSLAlgorithm(abc.ABC):
         from ssl_engine.algorithms.policies import ClassBalance
 
         self.alignment_mode = getattr(config, "distribution_alignment", "off")
-        self.balance = ClassBalance(self.class_prior, getattr(config, "alignment_momentum", 0.99)) \
-            if getattr(config, "class_balanced", False) else None
+        self.balance = (
+            ClassBalance(self.class_prior, getattr(config, "alignment_momentum", 0.99))
+            if getattr(config, "class_balanced", False)
+            else None
+        )
         self.step = 0
         self.epoch = 0
         self.last_labeled_loss = None  # (B,) unweighted per-example CE of the last labeled batch
@@ -146,11 +166,16 @@ class SSLAlgorithm(abc.ABC):
         # pseudo-labels counts less than the same batch of human labels.
         cls_w = w[y] if w is not None else torch.ones_like(ex_w)
         denom = cls_w.sum().clamp_min(1e-8)
-        per_head = torch.stack([
-            (F.cross_entropy(lg.float(), y, weight=w, reduction="none", label_smoothing=self.label_smoothing)
-             * ex_w).sum() / denom
-            for lg in logits
-        ])
+        per_head = torch.stack(
+            [
+                (
+                    F.cross_entropy(lg.float(), y, weight=w, reduction="none", label_smoothing=self.label_smoothing)
+                    * ex_w
+                ).sum()
+                / denom
+                for lg in logits
+            ]
+        )
         return per_head.sum() if self.head_reduction == "sum" else per_head.mean()
 
     def weak_logits(self, batch: Batch):
@@ -164,8 +189,9 @@ class SSLAlgorithm(abc.ABC):
     def supervised_step(self, labeled: Batch) -> StepOutput:
         """Step used when a round has no unlabeled data: the supervised loss alone."""
         sup = self.supervised_loss(labeled)
-        return StepOutput(loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0,
-                                         "mask_ratio": 0.0})
+        return StepOutput(
+            loss=sup, log={"supervised_loss": float(sup.detach()), "unsupervised_loss": 0.0, "mask_ratio": 0.0}
+        )
 
     def aligner(self):
         """A fresh distribution-alignment state for one stream of weak views (None when off)."""
@@ -179,8 +205,9 @@ class SSLAlgorithm(abc.ABC):
         """``mask`` times the class-balance multipliers of ``targets`` (``mask`` alone when off)."""
         return mask if self.balance is None else mask * self.balance(targets, mask)
 
-    def unlabeled_output(self, sup, unsup, *, unlabeled: Batch, weak_logits, weights, targets, ce,
-                         **log: float) -> StepOutput:
+    def unlabeled_output(
+        self, sup, unsup, *, unlabeled: Batch, weak_logits, weights, targets, ce, **log: float
+    ) -> StepOutput:
         """The common tail of a semi-supervised ``train_step``: total loss (λ_u ramped up), log, tracking."""
         rampup = getattr(self.config, "unlabeled_rampup", 0.0) * self.total_steps
         ramp = min(1.0, self.step / rampup) if rampup > 0 else 1.0
@@ -189,9 +216,16 @@ class SSLAlgorithm(abc.ABC):
         w = weights.detach().float()
         return StepOutput(
             loss=loss,
-            log={"supervised_loss": float(sup.detach()), "unsupervised_loss": float(unsup.detach()),
-                 "mask_ratio": float((w > 0).float().mean()), **log},
-            index=unlabeled["index"], weak_logits=weak_logits, weights=w, targets=targets.detach(),
+            log={
+                "supervised_loss": float(sup.detach()),
+                "unsupervised_loss": float(unsup.detach()),
+                "mask_ratio": float((w > 0).float().mean()),
+                **log,
+            },
+            index=unlabeled["index"],
+            weak_logits=weak_logits,
+            weights=w,
+            targets=targets.detach(),
             strong_loss=ce.detach().mean(0) if ce.dim() == 2 else ce.detach(),
         )
 

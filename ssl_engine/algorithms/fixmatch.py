@@ -15,8 +15,9 @@ class FixMatch(SSLAlgorithm):
 
     @dataclass(frozen=True)
     class Config(PseudoLabelConfig):
-        threshold: float = param(0.95, min=0.0, max=1.0, group=GROUP_ALGORITHM,
-                                 help="τ: confidence a pseudo-label needs to be used.")
+        threshold: float = param(
+            0.95, min=0.0, max=1.0, group=GROUP_ALGORITHM, help="τ: confidence a pseudo-label needs to be used."
+        )
 
     def __init__(self, model, config, **kw):
         super().__init__(model, config, **kw)
@@ -32,5 +33,6 @@ class FixMatch(SSLAlgorithm):
         yhat = probs.argmax(-1)
         ce = strong_ce(self.model(unlabeled["strong"]).float(), yhat)  # (H, B)
         unsup = (ce * self.balanced(yhat, mask)).mean(1).mean()
-        return self.unlabeled_output(sup, unsup, unlabeled=unlabeled["weak"], weak_logits=wl[None],
-                                     weights=mask, targets=yhat, ce=ce)
+        return self.unlabeled_output(
+            sup, unsup, unlabeled=unlabeled["weak"], weak_logits=wl[None], weights=mask, targets=yhat, ce=ce
+        )

@@ -17,22 +17,34 @@ class FreeMatch(SSLAlgorithm):
     @dataclass(frozen=True)
     class Config(PseudoLabelConfig):
         ema_momentum: float = param(
-            0.99, min=0.0, max=0.99999, group=GROUP_ALGORITHM,
+            0.99,
+            min=0.0,
+            max=0.99999,
+            group=GROUP_ALGORITHM,
             help="EMA momentum of the self-adaptive threshold (the paper's 0.999 assumes ~10⁶ steps; "
-                 "0.99 averages over ~100 steps, the scale of a CPU round).")
+            "0.99 averages over ~100 steps, the scale of a CPU round).",
+        )
         relative_to_prior: bool = param(
-            True, group=GROUP_ALGORITHM,
+            True,
+            group=GROUP_ALGORITHM,
             help="Class-local thresholds compare each class's predicted share with its labeled share "
-                 "(keeps a rare harmful class from getting a near-zero threshold).")
+            "(keeps a rare harmful class from getting a near-zero threshold).",
+        )
         fairness_weight: float = param(
-            0.0, min=0.0, max=100.0, group=GROUP_ALGORITHM, advanced=True,
-            help="Weight of FreeMatch's self-adaptive fairness term (−H of the normalised strong-view class mix).")
+            0.0,
+            min=0.0,
+            max=100.0,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="Weight of FreeMatch's self-adaptive fairness term (−H of the normalised strong-view class mix).",
+        )
 
     def __init__(self, model, config, **kw):
         super().__init__(model, config, **kw)
         self.align = self.aligner()
-        self.sat = SelfAdaptiveThreshold(self.n_classes, config.ema_momentum,
-                                         self.class_prior if config.relative_to_prior else None)
+        self.sat = SelfAdaptiveThreshold(
+            self.n_classes, config.ema_momentum, self.class_prior if config.relative_to_prior else None
+        )
 
     def train_step(self, labeled, unlabeled):
         sup = self.supervised_loss(labeled)
@@ -49,9 +61,17 @@ class FreeMatch(SSLAlgorithm):
         if self.config.fairness_weight > 0 and mask.sum() > 0:
             unsup = unsup + self.config.fairness_weight * self.fairness_loss(strong.mean(0), mask)
         thr = self.sat.class_thresholds()
-        return self.unlabeled_output(sup, unsup, unlabeled=unlabeled["weak"], weak_logits=wl[None],
-                                     weights=mask, targets=yhat, ce=ce, tau=float(self.sat.tau),
-                                     **{f"threshold_c{c}": float(t) for c, t in enumerate(thr)})
+        return self.unlabeled_output(
+            sup,
+            unsup,
+            unlabeled=unlabeled["weak"],
+            weak_logits=wl[None],
+            weights=mask,
+            targets=yhat,
+            ce=ce,
+            tau=float(self.sat.tau),
+            **{f"threshold_c{c}": float(t) for c, t in enumerate(thr)},
+        )
 
     def fairness_loss(self, strong_logits, mask):
         """FreeMatch's self-adaptive fairness (as in USB): Σ SumNorm(p̃_t / h̃_t) · log SumNorm(p̄_s / h̄_s)

@@ -18,21 +18,39 @@ class MarginMatch(SSLAlgorithm):
 
     @dataclass(frozen=True)
     class Config(PseudoLabelConfig):
-        threshold: float = param(0.95, min=0.0, max=1.0, group=GROUP_ALGORITHM,
-                                 help="FlexMatch base threshold τ.")
+        threshold: float = param(0.95, min=0.0, max=1.0, group=GROUP_ALGORITHM, help="FlexMatch base threshold τ.")
         relative_to_prior: bool = param(
-            True, group=GROUP_ALGORITHM,
-            help="FlexMatch's per-class learning effect counts each class relative to its labeled share.")
-        aum_delta: float = param(0.997, min=0.0, max=1.0, group=GROUP_ALGORITHM, advanced=True,
-                                 help="δ of the AUM running average (1 = exact running mean).")
-        aum_percentile: float = param(99.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
-                                      help="Percentile of the fake-class examples' AUMs used as the cut-off.")
-        warmup_epochs: int = param(1, min=0, max=1000, group=GROUP_ALGORITHM,
-                                   help="Epochs before AUM masking starts.")
-        recompute_steps: int = param(50, min=1, max=10**7, group=GROUP_ALGORITHM, advanced=True,
-                                     help="Steps between cut-off recomputations.")
-        redraw_steps: int = param(1000, min=1, max=10**7, group=GROUP_ALGORITHM, advanced=True,
-                                  help="Steps between re-draws of the fake-class (threshold) examples.")
+            True,
+            group=GROUP_ALGORITHM,
+            help="FlexMatch's per-class learning effect counts each class relative to its labeled share.",
+        )
+        aum_delta: float = param(
+            0.997,
+            min=0.0,
+            max=1.0,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="δ of the AUM running average (1 = exact running mean).",
+        )
+        aum_percentile: float = param(
+            99.0,
+            min=0.0,
+            max=100.0,
+            group=GROUP_ALGORITHM,
+            help="Percentile of the fake-class examples' AUMs used as the cut-off.",
+        )
+        warmup_epochs: int = param(1, min=0, max=1000, group=GROUP_ALGORITHM, help="Epochs before AUM masking starts.")
+        recompute_steps: int = param(
+            50, min=1, max=10**7, group=GROUP_ALGORITHM, advanced=True, help="Steps between cut-off recomputations."
+        )
+        redraw_steps: int = param(
+            1000,
+            min=1,
+            max=10**7,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="Steps between re-draws of the fake-class (threshold) examples.",
+        )
 
     extra_classes = 1
 
@@ -101,9 +119,16 @@ class MarginMatch(SSLAlgorithm):
             self._draw_threshold_examples()
         # threshold examples train towards the fake class: their loss is not a view's quality
         ce_real = torch.where(thr_ex[None], torch.full_like(ce, float("nan")), ce)
-        return self.unlabeled_output(sup, unsup, unlabeled=weak, weak_logits=real[None], weights=real_mask,
-                                     targets=yhat, ce=ce_real,
-                                     aum_cutoff=self.cutoff if np.isfinite(self.cutoff) else 0.0)
+        return self.unlabeled_output(
+            sup,
+            unsup,
+            unlabeled=weak,
+            weak_logits=real[None],
+            weights=real_mask,
+            targets=yhat,
+            ce=ce_real,
+            aum_cutoff=self.cutoff if np.isfinite(self.cutoff) else 0.0,
+        )
 
     def example_margins(self, pseudo_labels, raw_margins):
         out = self.aum[np.arange(self.n_unlabeled), np.clip(pseudo_labels, 0, self.n_classes - 1)].copy()

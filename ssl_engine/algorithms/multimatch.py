@@ -117,24 +117,56 @@ class MultiMatch(SSLAlgorithm):
     @dataclass(frozen=True)
     class Config(PseudoLabelConfig):
         unlabeled_weight: float = param(
-            1.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
+            1.0,
+            min=0.0,
+            max=100.0,
+            group=GROUP_ALGORITHM,
             help="λ_u: weight of the unlabeled loss (the paper's 3 fed low-agreement pseudo-labels at 9x weight "
-                 "here and lost 5 F1 points on the ToxicChat dev split; 1 is the measured default).")
+            "here and lost 5 F1 points on the ToxicChat dev split; 1 is the measured default).",
+        )
         n_heads: int = param(3, min=2, max=16, group=GROUP_ALGORITHM, help="Classification heads (H).")
         disagreement_weight: float = param(
-            3.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
-            help="Weight of a trusted pseudo-label the voters were not unanimous about (low agreement).")
-        apm_smoothing: float = param(0.997, min=0.0, max=1.0, group=GROUP_ALGORITHM, advanced=True,
-                                     help="s of the per-example APM running average.")
+            3.0,
+            min=0.0,
+            max=100.0,
+            group=GROUP_ALGORITHM,
+            help="Weight of a trusted pseudo-label the voters were not unanimous about (low agreement).",
+        )
+        apm_smoothing: float = param(
+            0.997,
+            min=0.0,
+            max=1.0,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="s of the per-example APM running average.",
+        )
         cutoff_percentile: float = param(
-            5.0, min=0.0, max=100.0, group=GROUP_ALGORITHM,
-            help="APM cut-off: this percentile of the APMs of examples the voters agree on.")
-        clip_cutoff_at_zero: bool = param(True, group=GROUP_ALGORITHM, advanced=True,
-                                          help="Never let a cut-off go below 0 (a label must have held on average).")
-        ema_momentum: float = param(0.99, min=0.0, max=0.99999, group=GROUP_ALGORITHM, advanced=True,
-                                    help="EMA momentum of the FreeMatch mask on top of the vote.")
-        relative_to_prior: bool = param(True, group=GROUP_ALGORITHM, advanced=True,
-                                        help="FreeMatch mask: class-local thresholds relative to the labeled share.")
+            5.0,
+            min=0.0,
+            max=100.0,
+            group=GROUP_ALGORITHM,
+            help="APM cut-off: this percentile of the APMs of examples the voters agree on.",
+        )
+        clip_cutoff_at_zero: bool = param(
+            True,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="Never let a cut-off go below 0 (a label must have held on average).",
+        )
+        ema_momentum: float = param(
+            0.99,
+            min=0.0,
+            max=0.99999,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="EMA momentum of the FreeMatch mask on top of the vote.",
+        )
+        relative_to_prior: bool = param(
+            True,
+            group=GROUP_ALGORITHM,
+            advanced=True,
+            help="FreeMatch mask: class-local thresholds relative to the labeled share.",
+        )
 
     head_reduction = "sum"
 
@@ -186,9 +218,16 @@ class MultiMatch(SSLAlgorithm):
             final_w = flat.reshape(final_w.shape)
         unsup = (final_w * ce).mean(1).mean()
         used_target = targets.gather(0, best_head[None]).squeeze(0)
-        return self.unlabeled_output(sup, unsup, unlabeled=weak, weak_logits=wl, weights=used_w,
-                                     targets=used_target, ce=ce,
-                                     high_agree_ratio=float((weights == 1).mean()))
+        return self.unlabeled_output(
+            sup,
+            unsup,
+            unlabeled=weak,
+            weak_logits=wl,
+            weights=used_w,
+            targets=used_target,
+            ce=ce,
+            high_agree_ratio=float((weights == 1).mean()),
+        )
 
     def on_epoch_end(self) -> None:
         self.recalibrate()

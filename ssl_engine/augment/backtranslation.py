@@ -87,7 +87,9 @@ def translate(
     out: list[str] = [""] * len(texts)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length).to(device)
+        enc = tok(
+            [texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        ).to(device)
         kwargs: dict[str, Any] = {"max_new_tokens": max_length}
         if sample:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, num_beams=1)
@@ -129,7 +131,14 @@ def backtranslate(
     rejected: list[list[Rejection]] = [[] for _ in texts]
     for pivot in pivots:
         fwd, back = table[pivot]
-        opts = dict(batch_size=batch_size, num_beams=num_beams, sample=sample, temperature=temperature, max_length=max_length, device=device)
+        opts = dict(
+            batch_size=batch_size,
+            num_beams=num_beams,
+            sample=sample,
+            temperature=temperature,
+            max_length=max_length,
+            device=device,
+        )
         there = translate(flat, fwd, seed=rng.getrandbits(31), **opts) if flat else []
         again = translate(there, back, seed=rng.getrandbits(31), **opts) if flat else []
         k = 0
@@ -155,7 +164,17 @@ def backtranslate(
     ]
 
 
-_BT_KEYS = {"pivots", "models", "batch_size", "num_beams", "sample", "temperature", "max_length", "chunk_chars", "device"}
+_BT_KEYS = {
+    "pivots",
+    "models",
+    "batch_size",
+    "num_beams",
+    "sample",
+    "temperature",
+    "max_length",
+    "chunk_chars",
+    "device",
+}
 
 
 @generator("backtranslation")

@@ -255,7 +255,9 @@ def curate_variants(
                     reasons.append(f"too_short: {len(text) / max(1, len(src.strip())):.2f} x source length")
                 if len(text) > cfg.max_chars:
                     reasons.append(f"too_long: {len(text)} > {cfg.max_chars} chars")
-                elif cfg.max_len_ratio is not None and len(text) > cfg.max_len_ratio * max(len(src.strip()), cfg.min_chars):
+                elif cfg.max_len_ratio is not None and len(text) > cfg.max_len_ratio * max(
+                    len(src.strip()), cfg.min_chars
+                ):
                     reasons.append(f"too_long: {len(text) / max(1, len(src.strip())):.2f} x source length")
                 if cfg.check_refusal and not src_refusal and is_refusal(text):
                     reasons.append("refusal")
@@ -388,14 +390,24 @@ def view_loss_report(
         return []
     view_losses = np.asarray(view_losses, dtype=np.float64)
     reference_losses = np.asarray(reference_losses, dtype=np.float64).reshape(-1, view_losses.shape[1])
-    flags = flag_high_loss(np.concatenate([view_losses, reference_losses]), quantile=quantile,
-                           min_fraction=min_fraction, warmup_epochs=warmup_epochs)
+    flags = flag_high_loss(
+        np.concatenate([view_losses, reference_losses]),
+        quantile=quantile,
+        min_fraction=min_fraction,
+        warmup_epochs=warmup_epochs,
+    )
     seen = ~np.isnan(view_losses)
     means = np.where(seen.any(1), np.nansum(view_losses, 1) / np.maximum(seen.sum(1), 1), np.nan)
     return [
-        ViewLoss(example_id=ex_id, view_index=int(j), labeled=labeled,
-                 losses=tuple(float(x) for x in view_losses[r]), mean_loss=float(means[r]),
-                 flagged=bool(flags.flagged[r]), reason=flags.reasons[r])
+        ViewLoss(
+            example_id=ex_id,
+            view_index=int(j),
+            labeled=labeled,
+            losses=tuple(float(x) for x in view_losses[r]),
+            mean_loss=float(means[r]),
+            flagged=bool(flags.flagged[r]),
+            reason=flags.reasons[r],
+        )
         for r, (ex_id, j) in enumerate(views)
     ]
 
@@ -433,7 +445,9 @@ def minilm_embedder(
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+            enc = tok(
+                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            ).to(device)
             with torch.inference_mode(), autocast(device):
                 h = model(**enc).last_hidden_state.float()
             m = enc["attention_mask"].unsqueeze(-1).float()

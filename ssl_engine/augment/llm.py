@@ -105,7 +105,11 @@ FEW_SHOT: dict[tuple[str, str], tuple[tuple[str | None, str, str], ...]] = {
         ),
     ),
     ("prompt", "alarm"): (
-        (None, "How do I stop a program that has frozen?", "How do I kill a frozen process and shoot down the hung app?"),
+        (
+            None,
+            "How do I stop a program that has frozen?",
+            "How do I kill a frozen process and shoot down the hung app?",
+        ),
     ),
     ("response", "alarm"): (
         (
@@ -312,7 +316,10 @@ def rewrite_texts(
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             want = max(n_variants - len(accepted[i]) for i in idx)
-            convs = [build_rewrite_messages(texts[i], task=task, prompt=prompts[i], mode=mode, few_shot=few_shot) for i in idx]
+            convs = [
+                build_rewrite_messages(texts[i], task=task, prompt=prompts[i], mode=mode, few_shot=few_shot)
+                for i in idx
+            ]
             mnt = max_new_tokens or _auto_max_new_tokens([texts[i] for i in idx], max_new_tokens_cap)
             seed = rng.getrandbits(31)
             try:

@@ -281,7 +281,9 @@ class LocalHFProvider:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             texts = [rendered[i] for i in idx]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False).to(self._device)
+            enc = tok(
+                texts, return_tensors="pt", padding=True, add_special_tokens=False, return_token_type_ids=False
+            ).to(self._device)
             sample = temperature > 0
             gen_kwargs: dict[str, Any] = dict(
                 max_new_tokens=max_new_tokens,
@@ -537,8 +539,7 @@ class OpenAICompatibleProvider:
             pool = ThreadPoolExecutor(max_workers=self.concurrency)
             try:
                 futures = [
-                    pool.submit(self._one, client, c, n, params, seed + 7919 * i)
-                    for i, c in enumerate(conversations)
+                    pool.submit(self._one, client, c, n, params, seed + 7919 * i) for i, c in enumerate(conversations)
                 ]
                 return [f.result() for f in futures]
             finally:

@@ -29,8 +29,10 @@ def test_a_superuser_cannot_delete_change_or_add_labels_in_admin(superuser_clien
     delete = reverse("admin:annotations_annotation_delete", args=[labeled.pk])
     assert superuser_client.get(delete).status_code == 403
     assert superuser_client.post(delete, {"post": "yes"}).status_code == 403
-    bulk = superuser_client.post(reverse("admin:annotations_annotation_changelist"),
-                                 {"action": "delete_selected", "_selected_action": [labeled.pk], "post": "yes"})
+    bulk = superuser_client.post(
+        reverse("admin:annotations_annotation_changelist"),
+        {"action": "delete_selected", "_selected_action": [labeled.pk], "post": "yes"},
+    )
     assert bulk.status_code in (200, 302)
     assert superuser_client.get(reverse("admin:annotations_annotation_add")).status_code == 403
     listing = superuser_client.get(reverse("admin:annotations_annotation_changelist"))

@@ -17,9 +17,16 @@ def _parse(svg: str) -> ET.Element:
 
 
 def test_line_chart_draws_one_polyline_per_series_inside_the_plot():
-    svg = charts.line_chart([charts.Series("fixmatch", [(0, 0.1), (100, 0.5), (200, 0.9)]),
-                             charts.Series("supervised", [(0, 0.2), (200, 0.6)])],
-                            title="F1", x_label="human labels used", y_label="F1", y_range=(0, 1))
+    svg = charts.line_chart(
+        [
+            charts.Series("fixmatch", [(0, 0.1), (100, 0.5), (200, 0.9)]),
+            charts.Series("supervised", [(0, 0.2), (200, 0.6)]),
+        ],
+        title="F1",
+        x_label="human labels used",
+        y_label="F1",
+        y_range=(0, 1),
+    )
     root = _parse(svg)
     groups = root.findall(f"{NS}g[@class='chart-series']")
     assert [g.get("data-series") for g in groups] == ["fixmatch", "supervised"]
@@ -35,8 +42,13 @@ def test_line_chart_draws_one_polyline_per_series_inside_the_plot():
 
 def test_chart_text_is_escaped_and_needs_no_inline_style_or_script():
     evil = '<script>alert(1)</script>" onload="x'
-    svg = charts.line_chart([charts.Series(evil, [(0, 1), (1, 2)], tooltips=[evil, evil])], title=evil,
-                            x_label=evil, y_label=evil, marks=[charts.Mark(0.5, 1.5, evil)])
+    svg = charts.line_chart(
+        [charts.Series(evil, [(0, 1), (1, 2)], tooltips=[evil, evil])],
+        title=evil,
+        x_label=evil,
+        y_label=evil,
+        marks=[charts.Mark(0.5, 1.5, evil)],
+    )
     svg += charts.stacked_bars([evil], [(evil, [3])], title=evil, y_label=evil)
     assert "<script" not in svg and 'onload="' not in svg
     assert not re.search(r"\sstyle=", svg)
@@ -44,9 +56,15 @@ def test_chart_text_is_escaped_and_needs_no_inline_style_or_script():
 
 
 def test_pr_mark_sits_on_its_point():
-    svg = charts.line_chart([charts.Series("test", [(0.0, 1.0), (0.5, 0.8), (1.0, 0.2)])], title="PR",
-                            x_label="recall", y_label="precision", x_range=(0, 1), y_range=(0, 1),
-                            marks=[charts.Mark(0.5, 0.8, "threshold 0.420")])
+    svg = charts.line_chart(
+        [charts.Series("test", [(0.0, 1.0), (0.5, 0.8), (1.0, 0.2)])],
+        title="PR",
+        x_label="recall",
+        y_label="precision",
+        x_range=(0, 1),
+        y_range=(0, 1),
+        marks=[charts.Mark(0.5, 0.8, "threshold 0.420")],
+    )
     mark = _parse(svg).find(f"{NS}g[@class='chart-mark']/{NS}circle")
     dot = [c for c in _parse(svg).iter(f"{NS}circle") if c.get("class", "").startswith("chart-dot")][1]
     assert (mark.get("cx"), mark.get("cy")) == (dot.get("cx"), dot.get("cy"))
@@ -54,8 +72,9 @@ def test_pr_mark_sits_on_its_point():
 
 
 def test_stacked_bars_normalised_fill_each_bar_to_the_top():
-    svg = charts.stacked_bars(["#1", "#2"], [("harmful", [30, 5]), ("unharmful", [10, 45])], title="mix",
-                              y_label="share", normalize=True)
+    svg = charts.stacked_bars(
+        ["#1", "#2"], [("harmful", [30, 5]), ("unharmful", [10, 45])], title="mix", y_label="share", normalize=True
+    )
     root = _parse(svg)
     for group in root.findall(f"{NS}g[@class='chart-bar']"):
         rects = group.findall(f"{NS}rect")
@@ -67,14 +86,19 @@ def test_stacked_bars_normalised_fill_each_bar_to_the_top():
 
 
 def test_empty_and_non_finite_input_still_render():
-    svg = charts.line_chart([charts.Series("loss", [(1, float("nan")), (2, float("inf")), (3, 0.5)])],
-                            title="t", x_label="step", y_label="loss")
+    svg = charts.line_chart(
+        [charts.Series("loss", [(1, float("nan")), (2, float("inf")), (3, 0.5)])],
+        title="t",
+        x_label="step",
+        y_label="loss",
+    )
     assert _parse(svg).find(f"{NS}g[@class='chart-series']").get("data-points") == "1"
     assert _parse(charts.line_chart([], title="t", x_label="x", y_label="y")).tag == f"{NS}svg"
 
 
-@pytest.mark.parametrize(("lo", "hi", "expected"), [(0, 1, [0, 0.25, 0.5, 0.75, 1.0]), (0, 120, [0, 50, 100, 150]),
-                                                    (3, 3, [3, 4, 5, 6])])
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"), [(0, 1, [0, 0.25, 0.5, 0.75, 1.0]), (0, 120, [0, 50, 100, 150]), (3, 3, [3, 4, 5, 6])]
+)
 def test_nice_ticks(lo, hi, expected):
     assert charts.nice_ticks(lo, hi) == pytest.approx(expected)
 

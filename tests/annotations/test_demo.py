@@ -20,7 +20,10 @@ def test_demo_setup_creates_accounts_projects_and_data(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "passwords are shown only this once" in out and "demo-annotator-pw-1" in out
     assert set(Membership.objects.values_list("user__username", "role")) == {
-        ("annotator", "annotator"), ("reviewer", "reviewer"), ("admin", "admin")}
+        ("annotator", "annotator"),
+        ("reviewer", "reviewer"),
+        ("admin", "admin"),
+    }
     prompts = Item.objects.filter(project__slug="demo-prompts")
     assert prompts.filter(split="pool").count() >= 150
     assert prompts.filter(split="seed", human_label="harmful").exists()
@@ -90,8 +93,14 @@ def test_readme_moderation_curl_works_verbatim_for_a_demo_account(settings, tmp_
     body = json.loads(args[args.index("-d") + 1])
     project = Project.objects.get(slug="demo-prompts")
     rnd = TrainingRound.objects.create(project=project, algorithm="supervised", status="succeeded", number=1)
-    ModelVersion.objects.create(project=project, training_round=rnd, number=1, is_active=True, threshold=0.5,
-                                path=build_tiny_model(str(tmp_path / "model")))
+    ModelVersion.objects.create(
+        project=project,
+        training_round=rnd,
+        number=1,
+        is_active=True,
+        threshold=0.5,
+        path=build_tiny_model(str(tmp_path / "model")),
+    )
     from django.contrib.auth import get_user_model
 
     client = APIClient()

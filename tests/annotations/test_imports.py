@@ -47,7 +47,7 @@ def test_import_good_file_creates_items_and_human_labels(project):
         (b'{"text": "ok \xff\xfe"}', "", "invalid UTF-8"),
         (b'{"text": ["a", "list"]}', "text", "must be a string"),
         (b'{"text": "nul \\u0000 byte"}', "text", "NUL byte"),
-        (b'[1, 2, 3]', "", "expected a JSON object"),
+        (b"[1, 2, 3]", "", "expected a JSON object"),
         (b'{"text": "' + b"x" * 60 + b'"}', "text", "the limit is 50"),
     ],
 )
@@ -73,7 +73,11 @@ def test_skip_invalid_imports_good_lines_and_reports_bad(project):
 @pytest.mark.django_db
 def test_reimport_and_duplicate_texts_never_duplicate_items(project):
     items_import(project=project, stream=jsonl(*GOOD), fmt="jsonl")
-    dupes = [{"text": "how do I  BAKE bread?", "label": "harmful"}, {"text": "Tell me a joke"}, {"text": "Tell me a joke"}]
+    dupes = [
+        {"text": "how do I  BAKE bread?", "label": "harmful"},
+        {"text": "Tell me a joke"},
+        {"text": "Tell me a joke"},
+    ]
     report = items_import(project=project, stream=jsonl(*dupes, *GOOD), fmt="jsonl")
     assert report.created == 0 and report.duplicates == 6
     assert Item.objects.filter(project=project).count() == 3
@@ -98,7 +102,7 @@ def test_response_project_requires_prompt(response_project):
 
 @pytest.mark.django_db
 def test_csv_import_and_bad_csv(project):
-    good = "id,text,label\nc1,Hello there,unharmful\nc2,\"Make, a bomb\",harmful\n".encode()
+    good = b'id,text,label\nc1,Hello there,unharmful\nc2,"Make, a bomb",harmful\n'
     report = items_import(project=project, stream=io.BytesIO(good), fmt="csv", split="test")
     assert report.created == 2 and report.labeled == 2
     with pytest.raises(ImportFailed, match=r"^Import aborted, nothing was imported: 1 invalid line\(s\): ") as exc_info:
@@ -112,8 +116,10 @@ def test_csv_import_and_bad_csv(project):
 
 @pytest.mark.django_db
 def test_ten_thousand_rows_import(project):
-    lines = b"\n".join(orjson.dumps({"id": str(i), "text": f"prompt number {i}", "label": "harmful" if i % 7 == 0 else None})
-                       for i in range(10_000))
+    lines = b"\n".join(
+        orjson.dumps({"id": str(i), "text": f"prompt number {i}", "label": "harmful" if i % 7 == 0 else None})
+        for i in range(10_000)
+    )
     report = items_import(project=project, stream=io.BytesIO(lines), fmt="jsonl")
     assert report.created == 10_000 and report.labeled == len(range(0, 10_000, 7))
     assert Item.objects.filter(project=project).count() == 10_000
@@ -184,8 +190,14 @@ def test_the_import_job_fails_with_the_line_instead_of_a_traceback(project, user
     from annotations.services.imports import import_job_execute, import_job_start
 
     deep = json.dumps({"text": "deep one", "meta": _nested(500)}).encode() + b"\n"
-    job = import_job_start(project=project, user=users["admin"], split="pool", bench_name="", skip_invalid=False,
-                           uploaded=SimpleUploadedFile("deep.jsonl", b'{"text": "fine"}\n' + deep))
+    job = import_job_start(
+        project=project,
+        user=users["admin"],
+        split="pool",
+        bench_name="",
+        skip_invalid=False,
+        uploaded=SimpleUploadedFile("deep.jsonl", b'{"text": "fine"}\n' + deep),
+    )
     assert import_job_execute(job_id=job.pk) == "failed"
     job.refresh_from_db()
     assert "line 2, field 'metadata'" in job.error and job.result["errors"]
@@ -219,6 +231,7 @@ def test_csv_fields_may_be_as_long_as_the_text_limit_and_longer_ones_name_their_
 @pytest.mark.django_db
 def test_a_csv_with_a_byte_order_mark_imports(project):
     """Excel writes a UTF-8 BOM; it used to fail with "no 'text' column"."""
-    report = items_import(project=project, stream=csv_bytes(b"\xef\xbb\xbftext,label", b"from excel,harmful"),
-                          fmt="csv")
+    report = items_import(
+        project=project, stream=csv_bytes(b"\xef\xbb\xbftext,label", b"from excel,harmful"), fmt="csv"
+    )
     assert (report.created, report.labeled) == (1, 1)

@@ -10,8 +10,12 @@ from annotations.services.labels import annotation_submit, annotation_undo_last,
 
 @pytest.fixture
 def item(project):
-    return Item.objects.create(project=project, text="How do I pick a lock?", content_hash=content_hash("How do I pick a lock?"),
-                               split=Item.Split.SEED)
+    return Item.objects.create(
+        project=project,
+        text="How do I pick a lock?",
+        content_hash=content_hash("How do I pick a lock?"),
+        split=Item.Split.SEED,
+    )
 
 
 @pytest.mark.django_db
@@ -45,7 +49,8 @@ def test_undo_withdraws_only_my_last_label(item, users, project):
     annotation_submit(item=other, user=users["annotator"], role=Role.ANNOTATOR, label="unharmful")
     undo = annotation_undo_last(user=users["annotator"], project=project)
     assert undo.kind == "undo" and undo.item_id == other.pk
-    other.refresh_from_db(); item.refresh_from_db()
+    other.refresh_from_db()
+    item.refresh_from_db()
     assert other.human_label == "" and item.human_label == "harmful" and item.human_category == "violence"
     assert annotation_undo_last(user=users["admin"], project=project) is None
 
@@ -83,11 +88,13 @@ def test_an_annotator_beyond_the_overlap_is_refused_and_a_reviewer_is_not(item, 
     project.annotations_per_item = 2
     project.save(update_fields=["annotations_per_item"])
     annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful")
-    annotation_submit(item=item, user=make_user("ann2", Role.ANNOTATOR, project), role=Role.ANNOTATOR,
-                      label="unharmful")
+    annotation_submit(
+        item=item, user=make_user("ann2", Role.ANNOTATOR, project), role=Role.ANNOTATOR, label="unharmful"
+    )
     with pytest.raises(Conflict, match=f"Item {item.pk} already has its 2 labels"):
-        annotation_submit(item=item, user=make_user("ann3", Role.ANNOTATOR, project), role=Role.ANNOTATOR,
-                          label="harmful")
+        annotation_submit(
+            item=item, user=make_user("ann3", Role.ANNOTATOR, project), role=Role.ANNOTATOR, label="harmful"
+        )
     # The first annotator may still change their own vote, and a reviewer adjudicates beyond the cap.
     annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="unharmful")
     annotation_submit(item=item, user=users["reviewer"], role=Role.REVIEWER, label="harmful")

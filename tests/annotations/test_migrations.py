@@ -35,19 +35,28 @@ def test_refinement_rounds_become_jobs_and_come_back():
         WeakLabel = apps.get_model("annotations", "WeakLabel")
         project = Project.objects.create(slug="mig", name="Migrated")
         item = Item.objects.create(project=project, text="t", content_hash="h")
-        ssl = [TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded")
-               for _ in range(2)]
-        uu = TrainingRound.objects.create(project=project, kind="uu_refine", algorithm="", status="succeeded",
-                                          config={"source": "imported", "iterations": 2}, seed=3,
-                                          metrics={"uu": {"f1": 0.5, "iterations": [{"iteration": 0}]}})
+        ssl = [
+            TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded") for _ in range(2)
+        ]
+        uu = TrainingRound.objects.create(
+            project=project,
+            kind="uu_refine",
+            algorithm="",
+            status="succeeded",
+            config={"source": "imported", "iterations": 2},
+            seed=3,
+            metrics={"uu": {"f1": 0.5, "iterations": [{"iteration": 0}]}},
+        )
         WeakLabel.objects.create(item=item, source="refined", training_round=uu, iteration=1, label="harmful")
 
         apps = _migrate(AFTER)
         TrainingRound = apps.get_model("annotations", "TrainingRound")
         BackgroundJob = apps.get_model("annotations", "BackgroundJob")
         WeakLabel = apps.get_model("annotations", "WeakLabel")
-        assert list(TrainingRound.objects.order_by("id").values_list("id", "number")) == [(ssl[0].pk, 1),
-                                                                                          (ssl[1].pk, 2)]
+        assert list(TrainingRound.objects.order_by("id").values_list("id", "number")) == [
+            (ssl[0].pk, 1),
+            (ssl[1].pk, 2),
+        ]
         job = BackgroundJob.objects.get(kind="refine")
         assert (job.number, job.params["seed"], job.result["f1"]) == (1, 3, 0.5)
         assert WeakLabel.objects.get().job_id == job.pk
@@ -56,6 +65,8 @@ def test_refinement_rounds_become_jobs_and_come_back():
         TrainingRound = apps.get_model("annotations", "TrainingRound")
         WeakLabel = apps.get_model("annotations", "WeakLabel")
         back = TrainingRound.objects.get(kind="uu_refine")
-        assert back.metrics["uu"]["f1"] == 0.5 and back.seed == 3 and WeakLabel.objects.get().training_round_id == back.pk
+        assert (
+            back.metrics["uu"]["f1"] == 0.5 and back.seed == 3 and WeakLabel.objects.get().training_round_id == back.pk
+        )
     finally:
         _migrate_to_latest()

@@ -15,13 +15,25 @@ def make_model_version(project, tiny_model_dir):
     def make(*, proj=None, active: bool = True, threshold: float = 0.5, path: str | None = None) -> ModelVersion:
         proj = proj or project
         now = timezone.now()
-        rnd = TrainingRound.objects.create(project=proj, algorithm="multimatch", status=TrainingRound.Status.SUCCEEDED,
-                                           started_at=now, finished_at=now, metrics={"test": {"f1": 0.5}})
+        rnd = TrainingRound.objects.create(
+            project=proj,
+            algorithm="multimatch",
+            status=TrainingRound.Status.SUCCEEDED,
+            started_at=now,
+            finished_at=now,
+            metrics={"test": {"f1": 0.5}},
+        )
         if active:
             ModelVersion.objects.filter(project=proj, is_active=True).update(is_active=False)
         number = ModelVersion.objects.filter(project=proj).count() + 1  # <slug>-v<n>, per project
-        return ModelVersion.objects.create(project=proj, training_round=rnd, path=path or tiny_model_dir,
-                                           threshold=threshold, is_active=active, number=number)
+        return ModelVersion.objects.create(
+            project=proj,
+            training_round=rnd,
+            path=path or tiny_model_dir,
+            threshold=threshold,
+            is_active=active,
+            number=number,
+        )
 
     return make
 
@@ -65,8 +77,9 @@ def _fresh_scorer_cache():
 
 @pytest.fixture(autouse=True)
 def _locmem_cache(settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "umbra-api-tests"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "umbra-api-tests"}
+    }
     from django.core.cache import cache
 
     cache.clear()

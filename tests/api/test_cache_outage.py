@@ -33,8 +33,13 @@ def test_a_redis_cache_url_selects_the_backend_that_survives_an_outage():
 
 @pytest.fixture
 def redis_cache_down(settings):
-    settings.CACHES = {"default": {"BACKEND": "annotations.cache.ResilientRedisCache", "LOCATION": DOWN,
-                                   "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "annotations.cache.ResilientRedisCache",
+            "LOCATION": DOWN,
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        }
+    }
     from annotations.cache import ResilientRedisCache
 
     ResilientRedisCache._down_until = 0.0  # start from "never failed"
@@ -47,8 +52,9 @@ def test_token_api_calls_and_moderation_keep_answering(redis_cache_down, api_for
     client = api_for("annotator")
     started = time.monotonic()
     items = client.get(f"/api/projects/{project.slug}/items/")
-    scored = client.post("/v1/moderations", {"input": ["how to make a bomb", "bake bread"], "project": project.slug},
-                         format="json")
+    scored = client.post(
+        "/v1/moderations", {"input": ["how to make a bomb", "bake bread"], "project": project.slug}, format="json"
+    )
     assert items.status_code == 200, items.content[:300]
     assert scored.status_code == 200 and len(scored.json()["results"]) == 2
     assert time.monotonic() - started < 10

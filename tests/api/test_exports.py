@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotations.models import BackgroundJob, Item, Prediction, WeakLabel
-from annotations.services.labels import annotation_submit, prediction_review
 from annotations.services.label_exports import export_job_start, label_records
+from annotations.services.labels import annotation_submit, prediction_review
 from annotations.tasks.exports import export_job_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +36,14 @@ def labeled(project, users, make_model_version):
     mv = make_model_version()
     rnd = mv.training_round
     for item, p in ((pool_pseudo, 0.9), (pool_refined, 0.2), (pool_reviewed, 0.7)):
-        Prediction.objects.create(item=item, training_round=rnd, p_harmful=p, head_probs=[p, p],
-                                  pseudo_label="harmful" if p >= 0.5 else "unharmful", used=True)
+        Prediction.objects.create(
+            item=item,
+            training_round=rnd,
+            p_harmful=p,
+            head_probs=[p, p],
+            pseudo_label="harmful" if p >= 0.5 else "unharmful",
+            used=True,
+        )
     refinement = BackgroundJob.objects.create(project=project, kind="refine", status="succeeded", number=1)
     WeakLabel.objects.create(item=pool_refined, source="refined", job=refinement, label="harmful", score=0.8)
     pred = Prediction.objects.get(item=pool_reviewed)
@@ -96,6 +102,7 @@ def test_export_job_enqueues_after_commit(project, users, django_capture_on_comm
 
     import redis
     from django.conf import settings
+
     from umbra_testkit import purge_queues
 
     purge_queues(["celery"])
@@ -155,10 +162,14 @@ def test_model_export_reproduces_served_scores_in_a_fresh_process(api_for, label
         "s = load_scorer(folder, device='cpu')\n"
         "print(json.dumps({'scores': [p for p, _ in s.score(json.loads(sys.argv[3]))], 'threshold': s.threshold}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tar_path), labeled["mv"].name, json.dumps(texts)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                              "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tar_path), labeled["mv"].name, json.dumps(texts)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["scores"] == pytest.approx([r["category_scores"]["harmful"] for r in served["results"]], abs=1e-5)
@@ -182,14 +193,27 @@ def test_download_of_unfinished_job_is_a_409_and_a_file_elsewhere_a_404(api_for,
 def test_export_commands(labeled, tmp_path, capsys):
     call_command("export_labels", "--project", "safety", "--out", str(tmp_path / "l.jsonl"))
     assert len((tmp_path / "l.jsonl").read_text().splitlines()) == 5
-    call_command("export_labels", "--project", "safety", "--format", "hf", "--include", "human",
-                 "--out", str(tmp_path / "l.tar.gz"))
+    call_command(
+        "export_labels",
+        "--project",
+        "safety",
+        "--format",
+        "hf",
+        "--include",
+        "human",
+        "--out",
+        str(tmp_path / "l.tar.gz"),
+    )
     call_command("export_model", "--project", "safety", "--out", str(tmp_path / "m.tar.gz"))
     with tarfile.open(tmp_path / "m.tar.gz") as tar:
         names = tar.getnames()
     name = labeled["mv"].name
-    assert {f"{name}/config.json", f"{name}/heads.safetensors", f"{name}/umbra_model.json",
-            f"{name}/UMBRA_EXPORT.md"} <= set(names)
+    assert {
+        f"{name}/config.json",
+        f"{name}/heads.safetensors",
+        f"{name}/umbra_model.json",
+        f"{name}/UMBRA_EXPORT.md",
+    } <= set(names)
 
 
 def test_the_dataset_card_writes_a_hostile_project_name_as_plain_text(project, tmp_path):

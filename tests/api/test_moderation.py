@@ -15,25 +15,56 @@ from annotations.services.moderation import OPENAI_CATEGORIES
 RECORDED_OPENAI = {
     "id": "modr-0d9740456c391e43c445bf0f010940c7",
     "model": "omni-moderation-latest",
-    "results": [{
-        "flagged": True,
-        "categories": {"harassment": True, "harassment/threatening": True, "sexual": False, "hate": False,
-                       "hate/threatening": False, "illicit": False, "illicit/violent": False,
-                       "self-harm/intent": False, "self-harm/instructions": False, "self-harm": False,
-                       "sexual/minors": False, "violence": True, "violence/graphic": True},
-        "category_scores": {"harassment": 0.8189, "harassment/threatening": 0.8046, "sexual": 2.3e-05,
-                            "hate": 0.0022, "hate/threatening": 0.0007, "illicit": 0.0019,
-                            "illicit/violent": 0.0005, "self-harm/intent": 0.0004,
-                            "self-harm/instructions": 0.0002, "self-harm": 0.0004, "sexual/minors": 5.1e-06,
-                            "violence": 0.9999, "violence/graphic": 0.9999},
-        "category_applied_input_types": {"harassment": ["text"], "harassment/threatening": ["text"],
-                                         "sexual": ["text", "image"], "hate": ["text"],
-                                         "hate/threatening": ["text"], "illicit": ["text"],
-                                         "illicit/violent": ["text"], "self-harm/intent": ["text", "image"],
-                                         "self-harm/instructions": ["text", "image"], "self-harm": ["text", "image"],
-                                         "sexual/minors": ["text"], "violence": ["text", "image"],
-                                         "violence/graphic": ["text", "image"]},
-    }],
+    "results": [
+        {
+            "flagged": True,
+            "categories": {
+                "harassment": True,
+                "harassment/threatening": True,
+                "sexual": False,
+                "hate": False,
+                "hate/threatening": False,
+                "illicit": False,
+                "illicit/violent": False,
+                "self-harm/intent": False,
+                "self-harm/instructions": False,
+                "self-harm": False,
+                "sexual/minors": False,
+                "violence": True,
+                "violence/graphic": True,
+            },
+            "category_scores": {
+                "harassment": 0.8189,
+                "harassment/threatening": 0.8046,
+                "sexual": 2.3e-05,
+                "hate": 0.0022,
+                "hate/threatening": 0.0007,
+                "illicit": 0.0019,
+                "illicit/violent": 0.0005,
+                "self-harm/intent": 0.0004,
+                "self-harm/instructions": 0.0002,
+                "self-harm": 0.0004,
+                "sexual/minors": 5.1e-06,
+                "violence": 0.9999,
+                "violence/graphic": 0.9999,
+            },
+            "category_applied_input_types": {
+                "harassment": ["text"],
+                "harassment/threatening": ["text"],
+                "sexual": ["text", "image"],
+                "hate": ["text"],
+                "hate/threatening": ["text"],
+                "illicit": ["text"],
+                "illicit/violent": ["text"],
+                "self-harm/intent": ["text", "image"],
+                "self-harm/instructions": ["text", "image"],
+                "self-harm": ["text", "image"],
+                "sexual/minors": ["text"],
+                "violence": ["text", "image"],
+                "violence/graphic": ["text", "image"],
+            },
+        }
+    ],
 }
 
 
@@ -80,13 +111,18 @@ def test_list_input_one_result_each_in_order(api_for, served):
     singles = [api_for("annotator").post("/v1/moderations", {"input": t}, format="json").json() for t in texts]
     for res, single in zip(body["results"], singles, strict=True):
         assert res["category_scores"]["harmful"] == pytest.approx(
-            single["results"][0]["category_scores"]["harmful"], abs=1e-5)
+            single["results"][0]["category_scores"]["harmful"], abs=1e-5
+        )
 
 
 def test_threshold_comes_from_the_model_version(api_for, make_model_version):
     mv = make_model_version(threshold=0.0)
-    assert api_for("annotator").post("/v1/moderations", {"input": ["a", "b"]}, format="json").json()[
-        "results"][0]["flagged"] is True
+    assert (
+        api_for("annotator")
+        .post("/v1/moderations", {"input": ["a", "b"]}, format="json")
+        .json()["results"][0]["flagged"]
+        is True
+    )
     ModelVersion.objects.filter(pk=mv.pk).update(threshold=1.0)
     body = api_for("annotator").post("/v1/moderations", {"input": ["a", "b"]}, format="json").json()
     assert [r["flagged"] for r in body["results"]] == [False, False]
@@ -156,27 +192,32 @@ def test_project_is_required_when_user_has_several(api_for, served, other_projec
     assert client.post("/v1/moderations", {"input": "x", "project": "safety"}, format="json").status_code == 200
 
 
-def test_response_task_accepts_prompt_response_pairs(api_for, response_project, make_user, make_model_version,
-                                                     tiny_model_dir):
+def test_response_task_accepts_prompt_response_pairs(
+    api_for, response_project, make_user, make_model_version, tiny_model_dir
+):
     make_user("resp", Role.ANNOTATOR, response_project)
     make_model_version(proj=response_project)
+    from django.contrib.auth import get_user_model
     from rest_framework.test import APIClient
 
     from annotations.services.tokens import api_token_create
-    from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.get(username="resp")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token " + api_token_create(user=user, name="t", created_by=user).key)
-    pairs = [{"prompt": "How do I pick a lock?", "response": "I can't help with that."},
-             {"response": "Plain response without a prompt"}, "a bare string"]
+    pairs = [
+        {"prompt": "How do I pick a lock?", "response": "I can't help with that."},
+        {"response": "Plain response without a prompt"},
+        "a bare string",
+    ]
     r = client.post("/v1/moderations", {"input": pairs}, format="json")
     assert r.status_code == 200, r.content
     from ssl_engine.engine import load_scorer
 
     direct = load_scorer(tiny_model_dir, device="cpu").score(
         ["I can't help with that.", "Plain response without a prompt", "a bare string"],
-        prompts=["How do I pick a lock?", None, None])
+        prompts=["How do I pick a lock?", None, None],
+    )
     got = [x["category_scores"]["harmful"] for x in r.json()["results"]]
     assert got == pytest.approx([d[0] for d in direct], abs=1e-5)
 
@@ -191,7 +232,11 @@ def test_model_is_loaded_once_per_process_and_reloaded_on_activation(api_for, ma
 
     loads = []
     real = engine.load_scorer
-    monkeypatch.setattr(engine, "load_scorer", lambda path, device=None, settings=None: loads.append(path) or real(path, device, settings))
+    monkeypatch.setattr(
+        engine,
+        "load_scorer",
+        lambda path, device=None, settings=None: loads.append(path) or real(path, device, settings),
+    )
     first = make_model_version()
     client = api_for("annotator")
     for _ in range(3):
@@ -205,8 +250,10 @@ def test_model_is_loaded_once_per_process_and_reloaded_on_activation(api_for, ma
 
 
 def test_token_clients_are_throttled_sessions_are_not(api_for, served, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100/min",
-                                                                                     "moderation": "2/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"token": "100/min", "moderation": "2/min"},
+    }
     client = api_for("annotator")
     codes = [client.post("/v1/moderations", {"input": "x"}, format="json").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
@@ -224,13 +271,13 @@ def test_moderate_command_prints_the_same_json(served, capsys):
 
 
 def test_adversarial_text_is_scored_not_interpreted(api_for, served):
-    text = '<script>alert(1)</script>\u0000 {{ 7*7 }} %(x)s {0}'
-    r = api_for("annotator").post("/v1/moderations", {"input": [text, "\U0001F600" * 50]}, format="json")
+    text = "<script>alert(1)</script>\u0000 {{ 7*7 }} %(x)s {0}"
+    r = api_for("annotator").post("/v1/moderations", {"input": [text, "\U0001f600" * 50]}, format="json")
     assert r.status_code == 200
     assert len(r.json()["results"]) == 2
 
 
-@pytest.mark.parametrize("raw", [b'{"input": "\\ud800 lone surrogate"}', b'{"input": ', b'\xff\xfe', b'[1, 2]'])
+@pytest.mark.parametrize("raw", [b'{"input": "\\ud800 lone surrogate"}', b'{"input": ', b"\xff\xfe", b"[1, 2]"])
 def test_malformed_bodies_are_400_not_500(api_for, served, raw):
     r = api_for("annotator").post("/v1/moderations", raw, content_type="application/json")
     assert r.status_code == 400, r.content

@@ -15,8 +15,12 @@ def test_schema_validates_without_warnings(db, tmp_path):
     out = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    for path in ("/v1/moderations", "/api/projects/{slug}/items/", "/api/projects/{slug}/rounds/start/",
-                 "/api/tokens/create/"):
+    for path in (
+        "/v1/moderations",
+        "/api/projects/{slug}/items/",
+        "/api/projects/{slug}/rounds/start/",
+        "/api/tokens/create/",
+    ):
         assert f"  {path}:" in text, path
     assert "tokenAuth" in text and "scheme: bearer" in text
 
@@ -65,16 +69,20 @@ def test_items_filters_and_cursor_pagination(api_for, items):
         assert len(page["results"]) <= 3
         url = page["next"]
     assert seen == [i.pk for i in items[:7]]
-    assert [r["text"] for r in api.get("/api/projects/safety/items/?q=BREAD").json()["results"]] == \
-        ["Bread recipe", "bad bread"]
-    assert [r["text"] for r in api.get("/api/projects/safety/items/?label_state=harmful").json()["results"]] == \
-        ["Bread recipe"]
+    assert [r["text"] for r in api.get("/api/projects/safety/items/?q=BREAD").json()["results"]] == [
+        "Bread recipe",
+        "bad bread",
+    ]
+    assert [r["text"] for r in api.get("/api/projects/safety/items/?label_state=harmful").json()["results"]] == [
+        "Bread recipe"
+    ]
     assert len(api.get("/api/projects/safety/items/?label_state=unlabeled").json()["results"]) == 7
     assert len(api.get("/api/projects/safety/items/?label_state=excluded").json()["results"]) == 1
 
 
-@pytest.mark.parametrize("query,field", [("split=nope", "split"), ("label_state=maybe", "label_state"),
-                                         ("cursor=garbage", None)])
+@pytest.mark.parametrize(
+    "query,field", [("split=nope", "split"), ("label_state=maybe", "label_state"), ("cursor=garbage", None)]
+)
 def test_bad_query_params_are_400_or_404_json(api_for, items, query, field):
     r = api_for("annotator").get(f"/api/projects/safety/items/?{query}")
     assert r.status_code in (400, 404)
@@ -85,16 +93,20 @@ def test_bad_query_params_are_400_or_404_json(api_for, items, query, field):
 
 
 def test_validation_errors_name_the_fields(api_for, items):
-    r = api_for("annotator").post(f"/api/projects/safety/items/{items[0].pk}/annotations/",
-                                  {"label": "evil", "note": "x\x00y"}, format="json")
+    r = api_for("annotator").post(
+        f"/api/projects/safety/items/{items[0].pk}/annotations/", {"label": "evil", "note": "x\x00y"}, format="json"
+    )
     assert r.status_code == 400
     body = r.json()
     assert set(body["fields"]) == {"label", "note"} and "label" in body["message"]
 
 
 def test_service_errors_are_400_with_message(api_for, items):
-    r = api_for("annotator").post(f"/api/projects/safety/items/{items[0].pk}/annotations/",
-                                  {"label": "harmful", "category": "astrology"}, format="json")
+    r = api_for("annotator").post(
+        f"/api/projects/safety/items/{items[0].pk}/annotations/",
+        {"label": "harmful", "category": "astrology"},
+        format="json",
+    )
     assert r.status_code == 400 and "Unknown harm category" in r.json()["message"]
 
 
@@ -110,8 +122,10 @@ def test_annotation_create_is_idempotent_and_labels_the_item(api_for, items):
     assert api.get(f"/api/projects/safety/items/{items[0].pk}/").json()["human_label"] == ""
 
 
-@pytest.mark.parametrize("raw,ctype", [(b"{not json", "application/json"), (b"a=b", "application/x-www-form-urlencoded"),
-                                       (b"[]", "application/json")])
+@pytest.mark.parametrize(
+    "raw,ctype",
+    [(b"{not json", "application/json"), (b"a=b", "application/x-www-form-urlencoded"), (b"[]", "application/json")],
+)
 def test_malformed_or_unsupported_bodies_are_4xx_json(api_for, items, raw, ctype):
     r = api_for("annotator").post(f"/api/projects/safety/items/{items[0].pk}/annotations/", raw, content_type=ctype)
     assert r.status_code in (400, 415)
@@ -120,8 +134,11 @@ def test_malformed_or_unsupported_bodies_are_4xx_json(api_for, items, raw, ctype
 
 def test_huge_body_is_413_on_any_endpoint(api_for, items, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    r = api_for("annotator").post(f"/api/projects/safety/items/{items[0].pk}/annotations/",
-                                  {"label": "harmful", "note": "x" * 5000}, format="json")
+    r = api_for("annotator").post(
+        f"/api/projects/safety/items/{items[0].pk}/annotations/",
+        {"label": "harmful", "note": "x" * 5000},
+        format="json",
+    )
     assert r.status_code == 413 and r.json()["code"] == "request_too_large"
 
 
@@ -134,7 +151,8 @@ def test_wrong_method_and_unknown_round_are_json(api_for, items):
 
 
 def test_round_start_reports_service_errors_with_field(api_for, items):
-    r = api_for("admin").post("/api/projects/safety/rounds/start/", {"algorithm": "fixmatch",
-                                                                      "config": {"no_such_knob": 1}}, format="json")
+    r = api_for("admin").post(
+        "/api/projects/safety/rounds/start/", {"algorithm": "fixmatch", "config": {"no_such_knob": 1}}, format="json"
+    )
     assert r.status_code == 400
     assert r.json()["message"]

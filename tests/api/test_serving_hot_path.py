@@ -1,9 +1,10 @@
-"""Issue 16, hot paths: /v1/moderations runs on two small SQL reads and an O(1) throttle, and caches no authorization."""
+"""Issue 16, hot paths: /v1/moderations runs on two small SQL reads and an O(1) throttle.
+
+It caches no authorization decision."""
 
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import uuid
 
@@ -22,8 +23,7 @@ def served(make_model_version):
     return make_model_version(threshold=0.5)
 
 
-def test_a_token_request_costs_two_queries_token_and_project_with_model(api_for, served,
-                                                                      django_assert_num_queries):
+def test_a_token_request_costs_two_queries_token_and_project_with_model(api_for, served, django_assert_num_queries):
     client = api_for("annotator")
     assert client.post("/v1/moderations", {"input": "warm"}, format="json").status_code == 200  # last_used_at write
     with django_assert_num_queries(2):
@@ -31,8 +31,7 @@ def test_a_token_request_costs_two_queries_token_and_project_with_model(api_for,
     assert r.status_code == 200 and r.json()["model"] == served.name
 
 
-def test_a_named_project_costs_the_same_two_queries(api_for, served, other_project, users,
-                                                    django_assert_num_queries):
+def test_a_named_project_costs_the_same_two_queries(api_for, served, other_project, users, django_assert_num_queries):
     Membership.objects.create(project=other_project, user=users["annotator"], role=Role.ANNOTATOR)
     client = api_for("annotator")
     assert client.post("/v1/moderations", {"input": "warm", "project": "safety"}, format="json").status_code == 200
@@ -63,7 +62,12 @@ def test_token_read_converts_columns_like_the_orm(token_for, users):
     token = serving.token_with_user(key_hash=token_hash(key))
     orm = ApiToken.objects.select_related("user").get(key_hash=token_hash(key))
     assert (token.pk, token.scope, token.created_at, token.user.username, token.user.is_superuser) == (
-        orm.pk, orm.scope, orm.created_at, orm.user.username, orm.user.is_superuser)
+        orm.pk,
+        orm.scope,
+        orm.created_at,
+        orm.user.username,
+        orm.user.is_superuser,
+    )
     assert token.created_at.tzinfo is not None
 
 
@@ -84,8 +88,10 @@ def test_a_superuser_is_admin_of_every_project(make_user, project, other_project
 
 
 def test_the_throttle_window_slides_across_the_boundary(api_for, served, settings, monkeypatch):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100/min",
-                                                                                     "moderation": "2/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"token": "100/min", "moderation": "2/min"},
+    }
     client = api_for("annotator")
     clock = {"now": 60 * 1000 + 59.0}  # one second before a window boundary
     monkeypatch.setattr(throttling.TokenRateThrottle, "clock", staticmethod(lambda: clock["now"]))
@@ -96,20 +102,29 @@ def test_the_throttle_window_slides_across_the_boundary(api_for, served, setting
 
 
 def test_the_throttle_counts_in_redis(api_for, served, settings):
-    settings.CACHES = {"default": {"BACKEND": "annotations.cache.ResilientRedisCache",
-                                   "LOCATION": os.environ["CELERY_BROKER_URL"],
-                                   "KEY_PREFIX": f"test-throttle-{uuid.uuid4().hex}"}}
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"token": "100/min",
-                                                                                     "moderation": "2/min"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "annotations.cache.ResilientRedisCache",
+            "LOCATION": os.environ["CELERY_BROKER_URL"],
+            "KEY_PREFIX": f"test-throttle-{uuid.uuid4().hex}",
+        }
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"token": "100/min", "moderation": "2/min"},
+    }
     client = api_for("annotator")
     codes = [client.post("/v1/moderations", {"input": "x"}, format="json").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 
 
-@pytest.mark.parametrize(("hits", "prev", "elapsed", "expected"), [
-    (3, 0, 10.0, 50.0 + 60 * (1 - 1 / 3)),  # over in this window: wait for the next one and let it slide
-    (1, 4, 30.0, 60 * (1 - 0 / 4) - 30.0),  # room in this window once the previous window slides out
-])
+@pytest.mark.parametrize(
+    ("hits", "prev", "elapsed", "expected"),
+    [
+        (3, 0, 10.0, 50.0 + 60 * (1 - 1 / 3)),  # over in this window: wait for the next one and let it slide
+        (1, 4, 30.0, 60 * (1 - 0 / 4) - 30.0),  # room in this window once the previous window slides out
+    ],
+)
 def test_retry_after_is_when_one_more_request_fits(hits, prev, elapsed, expected):
     wait = throttling.TokenRateThrottle._seconds_until_free(2, 60, elapsed, hits, prev)
     assert wait == pytest.approx(expected)

@@ -140,8 +140,9 @@ def test_token_pages(client_for, users, token_for):
 def test_an_expired_token_stops_working(users, project):
     from annotations.services.tokens import api_token_create
 
-    issued = api_token_create(user=users["annotator"], name="short-lived", created_by=users["annotator"],
-                              expires_in_days=1)
+    issued = api_token_create(
+        user=users["annotator"], name="short-lived", created_by=users["annotator"], expires_in_days=1
+    )
     assert issued.token.expires_at is not None
     assert _client(issued.key).get("/api/projects/").status_code == 200
     ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -155,13 +156,13 @@ def test_a_read_only_token_reads_and_scores_but_changes_nothing(users, project, 
 
     make_model_version()
     item = Item.objects.create(project=project, text="read only", content_hash="ro", split="seed")
-    key = api_token_create(user=users["annotator"], name="dashboard", created_by=users["annotator"],
-                           scope="read").key
+    key = api_token_create(user=users["annotator"], name="dashboard", created_by=users["annotator"], scope="read").key
     client = _client(key)
     assert client.get(f"/api/projects/{project.slug}/items/").status_code == 200
     assert client.post("/v1/moderations", {"input": "hello", "project": project.slug}, format="json").status_code == 200
-    label = client.post(f"/api/projects/{project.slug}/items/{item.pk}/annotations/", {"label": "harmful"},
-                        format="json")
+    label = client.post(
+        f"/api/projects/{project.slug}/items/{item.pk}/annotations/", {"label": "harmful"}, format="json"
+    )
     assert label.status_code == 403 and "read-only" in label.json()["message"]
     assert client.post("/api/tokens/create/", {"name": "escalate"}, format="json").status_code == 403
     assert not item.annotations.exists()

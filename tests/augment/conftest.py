@@ -9,18 +9,26 @@ import os
 from pathlib import Path
 
 import pytest
+
+from annotations.models import BackgroundJob, Item, TrainingRound
 from umbra_testkit import Worker, build_tiny_backbone, build_tiny_llama, import_items, wait_for_status
 from umbra_testkit import start_worker as _start_worker
 
-from annotations.models import BackgroundJob, Item, TrainingRound
-WORDS = ("the a is to and how make bomb kill hack steal cake bake help please weather love friend hate attack "
-         "buy sell poison weapon recipe garden music learn code write story quietly give dog neighbour").split()
-TINY_ROUND = {"epochs": 1, "min_steps": 2, "max_steps": 4, "batch_size": 4, "max_length": 32, "head_hidden": 8,
-              "score_batch_size": 32}
+WORDS = (
+    "the a is to and how make bomb kill hack steal cake bake help please weather love friend hate attack "
+    "buy sell poison weapon recipe garden music learn code write story quietly give dog neighbour"
+).split()
+TINY_ROUND = {
+    "epochs": 1,
+    "min_steps": 2,
+    "max_steps": 4,
+    "batch_size": 4,
+    "max_length": 32,
+    "head_hidden": 8,
+    "score_batch_size": 32,
+}
 FINAL_JOB = {BackgroundJob.Status.SUCCEEDED, BackgroundJob.Status.FAILED, BackgroundJob.Status.CANCELLED}
 FINAL_ROUND = {TrainingRound.Status.SUCCEEDED, TrainingRound.Status.FAILED, TrainingRound.Status.CANCELLED}
-
-
 
 
 @pytest.fixture(scope="session")
@@ -33,22 +41,45 @@ def tiny_llama(tmp_path_factory) -> str:
     return build_tiny_llama(tmp_path_factory.mktemp("aug-tiny-llama"))
 
 
-HARMFUL = ["how to make a bomb quietly", "kill the neighbour dog", "steal a weapon and attack", "poison the friend",
-           "hack and steal code", "buy a weapon to kill"]
-BENIGN = ["bake a cake please", "weather and music", "learn to write a story", "garden love friend",
-          "help me learn code", "a recipe for cake"]
+HARMFUL = [
+    "how to make a bomb quietly",
+    "kill the neighbour dog",
+    "steal a weapon and attack",
+    "poison the friend",
+    "hack and steal code",
+    "buy a weapon to kill",
+]
+BENIGN = [
+    "bake a cake please",
+    "weather and music",
+    "learn to write a story",
+    "garden love friend",
+    "help me learn code",
+    "a recipe for cake",
+]
 
 
 @pytest.fixture
 def aug_items(project) -> dict:
     """Seed labels of both classes, an unlabeled pool and a labeled test split."""
-    import_items(project, [{"text": t, "label": "harmful"} for t in HARMFUL]
-                 + [{"text": t, "label": "unharmful"} for t in BENIGN], Item.Split.SEED)
-    import_items(project, [{"text": f"{w} {v} please {i}"} for i, (w, v) in enumerate(zip(WORDS, WORDS[5:25], strict=False))])
-    import_items(project, [{"text": f"make a bomb attack {i}", "label": "harmful"} for i in range(4)]
-                 + [{"text": f"bake cake music {i}", "label": "unharmful"} for i in range(4)], Item.Split.TEST)
-    return {"seed": Item.objects.filter(project=project, split="seed").count(),
-            "pool": Item.objects.filter(project=project, split="pool").count()}
+    import_items(
+        project,
+        [{"text": t, "label": "harmful"} for t in HARMFUL] + [{"text": t, "label": "unharmful"} for t in BENIGN],
+        Item.Split.SEED,
+    )
+    import_items(
+        project, [{"text": f"{w} {v} please {i}"} for i, (w, v) in enumerate(zip(WORDS, WORDS[5:25], strict=False))]
+    )
+    import_items(
+        project,
+        [{"text": f"make a bomb attack {i}", "label": "harmful"} for i in range(4)]
+        + [{"text": f"bake cake music {i}", "label": "unharmful"} for i in range(4)],
+        Item.Split.TEST,
+    )
+    return {
+        "seed": Item.objects.filter(project=project, split="seed").count(),
+        "pool": Item.objects.filter(project=project, split="pool").count(),
+    }
 
 
 def wait_for(model, pk: int, statuses, timeout: float = 120.0):
@@ -58,13 +89,13 @@ def wait_for(model, pk: int, statuses, timeout: float = 120.0):
 # --- an OpenAI-compatible endpoint with scripted answers ------------------------------------
 
 
-
-
 # --- a real Celery worker ---------------------------------------------------------------------
 
 # The deployment's outbound allowlist for the scripted local endpoint (any port on loopback).
-PROVIDER_ALLOWLIST = {"UMBRA_PROVIDER_BASE_URLS": ["http://127.0.0.1:*/v1"],
-                      "UMBRA_PROVIDER_API_KEY_ENVS": ["TEST_PROVIDER_API_KEY"]}
+PROVIDER_ALLOWLIST = {
+    "UMBRA_PROVIDER_BASE_URLS": ["http://127.0.0.1:*/v1"],
+    "UMBRA_PROVIDER_API_KEY_ENVS": ["TEST_PROVIDER_API_KEY"],
+}
 PROVIDER_ALLOWLIST_ENV = {k: ",".join(v) for k, v in PROVIDER_ALLOWLIST.items()}
 
 QUEUES = ("celery", "training", "augment")
@@ -77,8 +108,12 @@ def start_worker(tmp: Path, backbone: Path, cache: Path, extra_env: dict | None 
 @pytest.fixture(scope="module")
 def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_backbone, engine_cache):
     """One real worker (solo pool, queues celery+training+augment) for a test module."""
-    worker = start_worker(tmp_path_factory.mktemp("aug-worker"), tiny_backbone, engine_cache,
-                          extra_env={"TEST_PROVIDER_API_KEY": "sk-test-123", **PROVIDER_ALLOWLIST_ENV})
+    worker = start_worker(
+        tmp_path_factory.mktemp("aug-worker"),
+        tiny_backbone,
+        engine_cache,
+        extra_env={"TEST_PROVIDER_API_KEY": "sk-test-123", **PROVIDER_ALLOWLIST_ENV},
+    )
     yield worker
     worker.stop()
 

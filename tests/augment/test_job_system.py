@@ -39,8 +39,7 @@ def test_every_runner_has_a_task_routed_to_its_queue():
     assert set(names) <= set(app.tasks)
 
 
-def test_jobs_rounds_and_models_are_numbered_per_project(project, other_project, users, aug_items,
-                                                         make_user):
+def test_jobs_rounds_and_models_are_numbered_per_project(project, other_project, users, aug_items, make_user):
     """Issue 14.12: "Import job 2" was a project's first import, "demo-v3" its first model."""
     from annotations.models import Role
     from annotations.services.projects import membership_set
@@ -53,14 +52,26 @@ def test_jobs_rounds_and_models_are_numbered_per_project(project, other_project,
     assert (first.number, second.number) == (1, 2) and first.label == "Augmentation job #1"
     assert mine.label == f"Export job #{mine.pk}"  # number 0: falls back to the id, never a clash
     evaluated = {"test": {"n": 4, "f1": 0.5}}  # an evaluated model with enough labels goes live (issue 14.11)
-    rounds = [TrainingRound.objects.create(project=p, algorithm="fixmatch", status="succeeded", number=1,
-                                           snapshot={"label_counts": {"harmful": 3, "unharmful": 3}})
-              for p in (other_project, project)]
+    rounds = [
+        TrainingRound.objects.create(
+            project=p,
+            algorithm="fixmatch",
+            status="succeeded",
+            number=1,
+            snapshot={"label_counts": {"harmful": 3, "unharmful": 3}},
+        )
+        for p in (other_project, project)
+    ]
     version = model_version_create(training_round=rounds[1], path="/m", threshold=0.5, metrics=evaluated)
     assert version.name == "safety-v1" and version.is_active
     again = model_version_create(
-        training_round=TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded",
-                                                    number=2), path="/m2", threshold=0.5, metrics={})
+        training_round=TrainingRound.objects.create(
+            project=project, algorithm="fixmatch", status="succeeded", number=2
+        ),
+        path="/m2",
+        threshold=0.5,
+        metrics={},
+    )
     assert again.name == "safety-v2" and not again.is_active
     assert ModelVersion.objects.filter(project=other_project).count() == 0
 
@@ -71,10 +82,13 @@ def test_a_refinement_is_its_own_kind_of_job_listed_apart_from_rounds(client_for
 
     from annotations.models import Item
 
-    weak_labels_import(project=project, lines=[json.dumps({"id": i.pk, "label": i.pk % 2})
-                                               for i in Item.objects.filter(project=project)])
-    TrainingRound.objects.create(project=project, algorithm="fixmatch", status="succeeded", number=1,
-                                 metrics={"test": {"f1": 0.5, "n": 8}})
+    weak_labels_import(
+        project=project,
+        lines=[json.dumps({"id": i.pk, "label": i.pk % 2}) for i in Item.objects.filter(project=project)],
+    )
+    TrainingRound.objects.create(
+        project=project, algorithm="fixmatch", status="succeeded", number=1, metrics={"test": {"f1": 0.5, "n": 8}}
+    )
     job = uu_refine_start(project=project, user=users["admin"], source="imported")
     assert job.kind == "refine" and job.number == 1 and job.label == "Label refinement job #1"
     with pytest.raises(Conflict, match="Label refinement job #1 is queued; one refinement per project"):
@@ -155,8 +169,9 @@ def test_a_round_watched_live_shows_its_train_log_at_the_end(client_for, project
     url = reverse("annotations:round_detail", args=[project.slug, rnd.pk])
     client = client_for("reviewer")
     assert "No log yet." in client.get(url).content.decode()
-    TrainingRound.objects.filter(pk=rnd.pk).update(status="succeeded", finished_at=timezone.now(),
-                                                   train_log=[{"step": 1, "loss": 0.6931, "mask_ratio": 0.5}])
+    TrainingRound.objects.filter(pk=rnd.pk).update(
+        status="succeeded", finished_at=timezone.now(), train_log=[{"step": 1, "loss": 0.6931, "mask_ratio": 0.5}]
+    )
     last_poll = client.get(url, HTTP_HX_REQUEST="true")
     html = last_poll.content.decode()
     assert last_poll.status_code == 286 and "0.6931" in html and "No log yet." not in html
@@ -169,10 +184,18 @@ def test_sweep_fails_a_stale_import_and_removes_its_upload(project, users, tmp_p
     upload.parent.mkdir(parents=True, exist_ok=True)
     upload.write_text('{"text": "a"}\n')
     old = timezone.now() - timedelta(minutes=10)
-    job = BackgroundJob.objects.create(project=project, kind="import", status="running", number=1, started_at=old,
-                                       heartbeat_at=old, params={"path": str(upload), "name": "x.jsonl"})
-    fresh = BackgroundJob.objects.create(project=project, kind="export", status="running", number=1,
-                                         started_at=old, heartbeat_at=timezone.now())
+    job = BackgroundJob.objects.create(
+        project=project,
+        kind="import",
+        status="running",
+        number=1,
+        started_at=old,
+        heartbeat_at=old,
+        params={"path": str(upload), "name": "x.jsonl"},
+    )
+    fresh = BackgroundJob.objects.create(
+        project=project, kind="export", status="running", number=1, started_at=old, heartbeat_at=timezone.now()
+    )
     settings.UMBRA_JOB_HEARTBEAT_TIMEOUT = 300
 
     assert jobs_sweep_stale() == 1
@@ -186,8 +209,9 @@ def test_sweep_fails_a_stale_import_and_removes_its_upload(project, users, tmp_p
 
 def test_sweep_cancels_a_stale_job_whose_cancel_was_requested(project, users):
     old = timezone.now() - timedelta(minutes=10)
-    rnd = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running", number=1,
-                                       heartbeat_at=old, cancel_requested=True)
+    rnd = TrainingRound.objects.create(
+        project=project, algorithm="fixmatch", status="running", number=1, heartbeat_at=old, cancel_requested=True
+    )
     assert jobs_sweep_stale(timeout_seconds=60) == 1
     rnd.refresh_from_db()
     assert rnd.status == "cancelled" and rnd.error == ""
@@ -202,15 +226,18 @@ def test_resume_is_refused_for_kinds_that_cannot_resume(project, users):
         job_resume(job=job, user=users["admin"])
 
 
-def test_a_projects_first_import_is_import_job_1(client_for, project, other_project, users,
-                                                 django_capture_on_commit_callbacks):
+def test_a_projects_first_import_is_import_job_1(
+    client_for, project, other_project, users, django_capture_on_commit_callbacks
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     BackgroundJob.objects.create(project=other_project, kind="import", number=1)
     BackgroundJob.objects.create(project=other_project, kind="import", number=2)
     client = client_for("admin")
     with django_capture_on_commit_callbacks(execute=False):
-        response = client.post(reverse("annotations:item_import", args=[project.slug]),
-                               {"file": SimpleUploadedFile("a.jsonl", b'{"text": "a"}\n'), "split": "pool"},
-                               follow=True)
+        response = client.post(
+            reverse("annotations:item_import", args=[project.slug]),
+            {"file": SimpleUploadedFile("a.jsonl", b'{"text": "a"}\n'), "split": "pool"},
+            follow=True,
+        )
     assert "Import job #1 queued." in response.content.decode()

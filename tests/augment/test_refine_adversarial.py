@@ -10,7 +10,11 @@ from augment.conftest import HARMFUL, TINY_ROUND
 
 from annotations.errors import ApplicationError
 from annotations.models import Annotation, AugmentedVariant, BackgroundJob, Item, ModelVersion, TrainingRound, WeakLabel
-from annotations.services.adversarial import adversarial_evaluation_start, adversarial_job_execute, adversarial_job_start
+from annotations.services.adversarial import (
+    adversarial_evaluation_start,
+    adversarial_job_execute,
+    adversarial_job_start,
+)
 from annotations.services.refinement import uu_refine_execute, uu_refine_start, weak_labels_import
 from annotations.services.rounds import round_input_build, training_round_execute, training_round_start
 from annotations.services.variants import variant_review
@@ -56,8 +60,9 @@ def test_uu_job_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(projec
     weak_labels_import(project=project, lines=_noisy_jsonl(project))
     with pytest.raises(ApplicationError, match="No llm_judge weak labels"):
         uu_refine_start(project=project, user=users["admin"], source="llm_judge")
-    job = uu_refine_start(project=project, user=users["admin"], source="imported", iterations=3,
-                          config={"scorer": {"epochs": 100}})
+    job = uu_refine_start(
+        project=project, user=users["admin"], source="imported", iterations=3, config={"scorer": {"epochs": 100}}
+    )
     assert job.kind == BackgroundJob.Kind.REFINE and job.status == "queued" and job.number == 1
     assert not TrainingRound.objects.exists()  # a refinement is not a training round
     assert uu_refine_execute(job_id=job.pk, embed=_embed) == "succeeded"
@@ -80,16 +85,21 @@ def test_uu_job_stores_iterations_thetas_and_feeds_weighted_pseudo_labels(projec
     inp, snapshot = round_input_build(training_round=ssl, out_dir=str(tmp_path))
     weighted = [ex for ex in inp.labeled if ex.weight < 1]
     assert len(weighted) == aug_items["pool"] and all(ex.weight == 0.3 for ex in weighted)
-    assert not inp.unlabeled and snapshot["refined_labels"] == {"job": job.pk, "count": aug_items["pool"],
-                                                                "weight": 0.3}
+    assert not inp.unlabeled and snapshot["refined_labels"] == {
+        "job": job.pk,
+        "count": aug_items["pool"],
+        "weight": 0.3,
+    }
     assert Annotation.objects.count() == annotations_before
 
 
 def test_uu_job_with_unusable_labels_fails_with_the_reason(project, users, aug_items):
     import json
 
-    weak_labels_import(project=project, lines=[json.dumps({"id": i.pk, "label": "harmful"})
-                                               for i in Item.objects.filter(project=project)])
+    weak_labels_import(
+        project=project,
+        lines=[json.dumps({"id": i.pk, "label": "harmful"}) for i in Item.objects.filter(project=project)],
+    )
     job = uu_refine_start(project=project, user=users["admin"], source="imported")
     assert uu_refine_execute(job_id=job.pk, embed=_embed) == "failed"
     job.refresh_from_db()
@@ -100,8 +110,12 @@ def test_uu_job_with_unusable_labels_fails_with_the_reason(project, users, aug_i
 
 
 def _candidates(text: str) -> list[str]:
-    return [f"{text} please", f"garden music {text}", "learn to bake a cake and " + text.split()[-1],
-            text.replace("a", "one")]
+    return [
+        f"{text} please",
+        f"garden music {text}",
+        "learn to bake a cake and " + text.split()[-1],
+        text.replace("a", "one"),
+    ]
 
 
 def _scripted(mode):

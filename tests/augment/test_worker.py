@@ -6,11 +6,10 @@ import json
 import re
 
 import pytest
+from augment.conftest import FINAL_JOB, PROVIDER_ALLOWLIST, wait_for
 from django.core.management import call_command
 
 from annotations.models import AugmentedVariant, BackgroundJob, Item, WeakLabel
-
-from augment.conftest import FINAL_JOB, PROVIDER_ALLOWLIST, wait_for
 from umbra_testkit import ScriptedChat
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -20,10 +19,28 @@ def _last_job():
     return BackgroundJob.objects.order_by("-id").first()
 
 
-def test_local_llm_job_in_the_worker_stores_every_slot_and_rerun_adds_nothing(celery_worker, project, users,
-                                                                               aug_items, tiny_llama):
-    args = ["augment", "--project", project.slug, "--method", "llm_rewrite", "--per-item", "2", "--items", "seed",
-            "--limit", "3", "--model", tiny_llama, "--device", "cpu", "--config", '{"max_new_tokens": 8}']
+def test_local_llm_job_in_the_worker_stores_every_slot_and_rerun_adds_nothing(
+    celery_worker, project, users, aug_items, tiny_llama
+):
+    args = [
+        "augment",
+        "--project",
+        project.slug,
+        "--method",
+        "llm_rewrite",
+        "--per-item",
+        "2",
+        "--items",
+        "seed",
+        "--limit",
+        "3",
+        "--model",
+        tiny_llama,
+        "--device",
+        "cpu",
+        "--config",
+        '{"max_new_tokens": 8}',
+    ]
     call_command(*args)
     job = wait_for(BackgroundJob, _last_job().pk, FINAL_JOB, timeout=150)
     assert job.status == "succeeded", (job.error, celery_worker.output()[-3000:])
@@ -54,10 +71,27 @@ def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, 
 
     server = ScriptedChat(answer)
     try:
-        call_command("augment", "--project", project.slug, "--method", "llm_rewrite", "--per-item", "2",
-                     "--limit", "2", "--provider", "openai", "--base-url", server.url, "--model", "scripted",
-                     "--api-key-env", "TEST_PROVIDER_API_KEY", "--curation", '{"similarity_low": null, '
-                     '"similarity_high": null}')
+        call_command(
+            "augment",
+            "--project",
+            project.slug,
+            "--method",
+            "llm_rewrite",
+            "--per-item",
+            "2",
+            "--limit",
+            "2",
+            "--provider",
+            "openai",
+            "--base-url",
+            server.url,
+            "--model",
+            "scripted",
+            "--api-key-env",
+            "TEST_PROVIDER_API_KEY",
+            "--curation",
+            '{"similarity_low": null, "similarity_high": null}',
+        )
         job = wait_for(BackgroundJob, _last_job().pk, FINAL_JOB, timeout=90)
     finally:
         server.close()
@@ -65,7 +99,9 @@ def test_openai_compatible_endpoint_with_key_from_the_worker_env(celery_worker, 
     assert "sk-test" not in json.dumps(job.params) and job.params["provider"]["api_key_env"] == "TEST_PROVIDER_API_KEY"
     assert set(server.auth) == {"Bearer sk-test-123"}
     kept = AugmentedVariant.objects.filter(job=job, status="pending")
-    assert kept.count() == 4, list(AugmentedVariant.objects.filter(job=job).values_list("status", "curation_reason", "text"))
+    assert kept.count() == 4, list(
+        AugmentedVariant.objects.filter(job=job).values_list("status", "curation_reason", "text")
+    )
     assert all(v.text.endswith(("right now", "at all")) for v in kept)
     assert not any(v.text.startswith("Sure") for v in kept)  # preamble stripped by the parser
     assert all(v.provider.startswith("openai:scripted@") for v in kept)

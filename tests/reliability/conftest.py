@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from umbra_testkit import ROUND_WORDS, build_tiny_backbone, round_items_import
 
 

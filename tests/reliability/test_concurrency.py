@@ -49,8 +49,17 @@ def _card(html: str) -> tuple[int | None, str]:
 
 
 def test_twenty_people_label_a_thousand_items_exactly_once(live_server, project, make_user):
-    Item.objects.bulk_create([Item(project=project, text=f"concurrent item {i}", split=Item.Split.SEED,
-                                   content_hash=content_hash(f"concurrent item {i}", "")) for i in range(N_ITEMS)])
+    Item.objects.bulk_create(
+        [
+            Item(
+                project=project,
+                text=f"concurrent item {i}",
+                split=Item.Split.SEED,
+                content_hash=content_hash(f"concurrent item {i}", ""),
+            )
+            for i in range(N_ITEMS)
+        ]
+    )
     people = [make_user(f"worker{i}", Role.REVIEWER if i % 2 else Role.ANNOTATOR, project) for i in range(N_PEOPLE)]
     sessions = [_session(live_server, user) for user in people]
     url = f"{live_server.url}/p/safety/label/"
@@ -63,8 +72,9 @@ def test_twenty_people_label_a_thousand_items_exactly_once(live_server, project,
         while item is not None:
             handed.append(item)
             label = "harmful" if item % 2 else "unharmful"
-            response = session.post(url, {"item": item, "label": label, "client_token": token},
-                                    headers={"HX-Request": "true"}, timeout=60)
+            response = session.post(
+                url, {"item": item, "label": label, "client_token": token}, headers={"HX-Request": "true"}, timeout=60
+            )
             if response.status_code != 200:
                 errors.append((item, response.status_code, response.text[:200]))
                 break
@@ -89,8 +99,9 @@ def test_twenty_people_label_a_thousand_items_exactly_once(live_server, project,
 
 
 def test_double_clicked_submit_is_stored_once(live_server, project, users, make_user):
-    Item.objects.create(project=project, text="double click me", split=Item.Split.SEED,
-                        content_hash=content_hash("double click me", ""))
+    Item.objects.create(
+        project=project, text="double click me", split=Item.Split.SEED, content_hash=content_hash("double click me", "")
+    )
     session = _session(live_server, users["annotator"])
     url = f"{live_server.url}/p/safety/label/"
     item, token = _card(session.get(url, timeout=60).text)
@@ -109,13 +120,19 @@ def test_double_clicked_submit_is_stored_once(live_server, project, users, make_
 
 
 def test_two_admins_starting_a_round_at_once_create_one_round(live_server, project, users, make_user):
-    from annotations.services.imports import items_import
-
     import io
 
-    items_import(project=project, fmt="jsonl", stream=io.BytesIO(
-        b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'
-        b'{"text": "pool text"}\n'), split=Item.Split.SEED)
+    from annotations.services.imports import items_import
+
+    items_import(
+        project=project,
+        fmt="jsonl",
+        stream=io.BytesIO(
+            b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'
+            b'{"text": "pool text"}\n'
+        ),
+        split=Item.Split.SEED,
+    )
     admins = [users["admin"], make_user("second-admin", Role.ADMIN, project)]
     sessions = [_session(live_server, admin) for admin in admins]
     url = f"{live_server.url}/p/safety/rounds/start/"
@@ -123,8 +140,9 @@ def test_two_admins_starting_a_round_at_once_create_one_round(live_server, proje
 
     def press(session):
         go.wait()
-        return session.post(url, {"algorithm": "supervised", "config": "{}", "seed": "0"},
-                            allow_redirects=False, timeout=60)
+        return session.post(
+            url, {"algorithm": "supervised", "config": "{}", "seed": "0"}, allow_redirects=False, timeout=60
+        )
 
     with ThreadPoolExecutor(len(sessions)) as pool:
         responses = list(pool.map(press, sessions))
@@ -142,8 +160,15 @@ def test_twenty_annotators_on_five_items_over_the_api_respect_the_overlap(live_s
 
     project.annotations_per_item = 2
     project.save(update_fields=["annotations_per_item"])
-    items = [Item.objects.create(project=project, text=f"overlap item {i}", split=Item.Split.SEED,
-                                 content_hash=content_hash(f"overlap item {i}", "")) for i in range(5)]
+    items = [
+        Item.objects.create(
+            project=project,
+            text=f"overlap item {i}",
+            split=Item.Split.SEED,
+            content_hash=content_hash(f"overlap item {i}", ""),
+        )
+        for i in range(5)
+    ]
     people = [make_user(f"api-annotator{i}", Role.ANNOTATOR, project) for i in range(20)]
     keys = [api_token_create(user=u, name="script", created_by=u).key for u in people]
     go = threading.Barrier(len(keys))
@@ -152,8 +177,14 @@ def test_twenty_annotators_on_five_items_over_the_api_respect_the_overlap(live_s
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
         go.wait()
-        return [session.post(f"{live_server.url}/api/projects/safety/items/{item.pk}/annotations/",
-                             json={"label": "harmful"}, timeout=60).status_code for item in items]
+        return [
+            session.post(
+                f"{live_server.url}/api/projects/safety/items/{item.pk}/annotations/",
+                json={"label": "harmful"},
+                timeout=60,
+            ).status_code
+            for item in items
+        ]
 
     with ThreadPoolExecutor(len(keys)) as pool:
         statuses = Counter(s for r in pool.map(work, keys) for s in r)
@@ -165,24 +196,33 @@ def test_twenty_annotators_on_five_items_over_the_api_respect_the_overlap(live_s
         assert item.annotation_count == 2
 
 
-def test_six_admins_starting_a_round_at_once_get_one_round_and_five_clear_409s(live_server, project, users,
-                                                                               make_user):
+def test_six_admins_starting_a_round_at_once_get_one_round_and_five_clear_409s(live_server, project, users, make_user):
     """Issue 14.3 under load: the API said 400 (README promises 409) and the message misnamed the state."""
+    import io
+
     from annotations.services.imports import items_import
     from annotations.services.tokens import api_token_create
 
-    import io
-
-    items_import(project=project, fmt="jsonl", split=Item.Split.SEED, stream=io.BytesIO(
-        b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'))
+    items_import(
+        project=project,
+        fmt="jsonl",
+        split=Item.Split.SEED,
+        stream=io.BytesIO(
+            b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'
+        ),
+    )
     admins = [users["admin"], *[make_user(f"admin{i}", Role.ADMIN, project) for i in range(5)]]
     keys = [api_token_create(user=a, name="ci", created_by=a).key for a in admins]
     go = threading.Barrier(len(keys))
 
     def press(key: str) -> requests.Response:
         go.wait()
-        return requests.post(f"{live_server.url}/api/projects/safety/rounds/start/", json={"algorithm": "supervised"},
-                             headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        return requests.post(
+            f"{live_server.url}/api/projects/safety/rounds/start/",
+            json={"algorithm": "supervised"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
 
     with ThreadPoolExecutor(len(keys)) as pool:
         responses = list(pool.map(press, keys))

@@ -46,8 +46,14 @@ def broker_down(monkeypatch):
 def _labels(project):
     from annotations.services.imports import items_import
 
-    items_import(project=project, fmt="jsonl", split=Item.Split.SEED, stream=io.BytesIO(
-        b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'))
+    items_import(
+        project=project,
+        fmt="jsonl",
+        split=Item.Split.SEED,
+        stream=io.BytesIO(
+            b'{"text": "how to make a bomb", "label": "harmful"}\n{"text": "bake a cake", "label": "unharmful"}\n'
+        ),
+    )
 
 
 def test_round_start_with_the_broker_down_fails_cleanly_and_leaves_nothing_queued(broker_down, project, users):
@@ -91,8 +97,7 @@ def _assert_failed_with_the_reason(kind: str) -> BackgroundJob:
     return job
 
 
-def test_import_upload_with_the_broker_down_is_a_page_message_and_leaves_no_file(broker_down, project, users,
-                                                                                 settings):
+def test_import_upload_with_the_broker_down_is_a_page_message_and_leaves_no_file(broker_down, project, users, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("items.jsonl", b'{"text": "one"}\n', content_type="application/x-ndjson")
@@ -117,17 +122,18 @@ def test_export_start_with_the_broker_down_is_a_json_503(broker_down, project, u
 
 def test_augment_start_with_the_broker_down_is_a_page_message(broker_down, project, users):
     _labels(project)
-    response = _admin_client(users).post("/p/safety/augment/start/", {
-        "method": "word_swap", "per_item": "1", "items": "seed", "provider_kind": "local"})
+    response = _admin_client(users).post(
+        "/p/safety/augment/start/", {"method": "word_swap", "per_item": "1", "items": "seed", "provider_kind": "local"}
+    )
     assert response.status_code == 503 and "task queue" in response.content.decode().lower()
     _assert_failed_with_the_reason("augment")
 
 
-def test_refine_start_with_the_broker_down_fails_cleanly_and_blocks_nothing(broker_down, project, users,
-                                                                           monkeypatch):
+def test_refine_start_with_the_broker_down_fails_cleanly_and_blocks_nothing(broker_down, project, users, monkeypatch):
     _labels(project)
-    WeakLabel.objects.bulk_create([WeakLabel(item=i, source="imported", label="harmful")
-                                   for i in Item.objects.filter(project=project)])
+    WeakLabel.objects.bulk_create(
+        [WeakLabel(item=i, source="imported", label="harmful") for i in Item.objects.filter(project=project)]
+    )
     body = {"source": "imported", "iterations": "2", "variant": "robust"}
     client = _admin_client(users)
     response = client.post("/p/safety/refine/start/", body)
@@ -139,8 +145,10 @@ def test_refine_start_with_the_broker_down_fails_cleanly_and_blocks_nothing(brok
 
     app._pool = None
     app.amqp._producer_pool = None
-    assert client.post("/p/safety/rounds/start/", {"algorithm": "supervised", "config": "{}",
-                                                   "seed": "0"}).status_code == 302
+    assert (
+        client.post("/p/safety/rounds/start/", {"algorithm": "supervised", "config": "{}", "seed": "0"}).status_code
+        == 302
+    )
     assert client.post("/p/safety/refine/start/", body).status_code == 302
     assert set(BackgroundJob.objects.filter(kind="refine").values_list("status", flat=True)) == {"failed", "queued"}
 
@@ -150,8 +158,22 @@ def _import_command(project_slug: str, path, db_url: str):
 
     env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_DEBUG": "0", "UMBRA_DEMO": "0"}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "import_items", "--project", project_slug, "--file", str(path), "--split", "pool"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            sys.executable,
+            "manage.py",
+            "import_items",
+            "--project",
+            project_slug,
+            "--file",
+            str(path),
+            "--split",
+            "pool",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 def _db_url() -> str:
@@ -181,7 +203,8 @@ def test_database_connection_killed_mid_import_leaves_nothing_and_the_command_sa
                 cur.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     " AND (query ILIKE 'COPY%%' OR query ILIKE 'INSERT INTO \"annotations_item\"%%'"
-                    " OR query ILIKE '%%annotations_item%%') AND state <> 'idle'")
+                    " OR query ILIKE '%%annotations_item%%') AND state <> 'idle'"
+                )
                 pids = [row[0] for row in cur.fetchall()]
                 for pid in pids:
                     cur.execute("SELECT pg_terminate_backend(%s)", [pid])

@@ -17,9 +17,9 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from umbra_testkit import test_db_url
 
 from annotations.models import BackgroundJob
+from umbra_testkit import test_db_url
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -31,8 +31,9 @@ def _uploads(settings) -> list:
 
 
 @pytest.mark.django_db
-def test_an_upload_over_the_limit_is_a_413_and_stores_nothing(project, users, settings,
-                                                              django_capture_on_commit_callbacks):
+def test_an_upload_over_the_limit_is_a_413_and_stores_nothing(
+    project, users, settings, django_capture_on_commit_callbacks
+):
     settings.UMBRA_UPLOAD_MAX_BYTES = 1 * MIB
     client = Client()
     client.force_login(users["admin"])
@@ -56,12 +57,34 @@ def _free_port() -> int:
 @pytest.fixture
 def gunicorn(tmp_path):
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": test_db_url(), "DJANGO_DEBUG": "0", "UMBRA_DEMO": "0",
-           "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "UMBRA_UPLOAD_MAX_BYTES": str(MIB),
-           "DJANGO_MEDIA_ROOT": str(tmp_path / "media")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_db_url(),
+        "DJANGO_DEBUG": "0",
+        "UMBRA_DEMO": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "UMBRA_UPLOAD_MAX_BYTES": str(MIB),
+        "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
+    }
     log = (tmp_path / "gunicorn.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "moderation_app.wsgi", "-b", f"127.0.0.1:{port}",
-                             "-w", "1", "--timeout", "60"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "moderation_app.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--timeout",
+            "60",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -96,7 +119,8 @@ def test_a_chunked_body_without_content_length_is_measured(gunicorn, users):
     big = requests.post(f"{gunicorn}/api/tokens/create/", data=_chunks(10 * MIB), headers=headers, timeout=60)
     assert big.status_code == 413 and big.json()["code"] == "request_too_large"
     # A small chunked body arrives whole.
-    small = requests.post(f"{gunicorn}/api/tokens/create/", data=iter([b'{"name": ', b'"via chunks"}']),
-                          headers=headers, timeout=60)
+    small = requests.post(
+        f"{gunicorn}/api/tokens/create/", data=iter([b'{"name": ', b'"via chunks"}']), headers=headers, timeout=60
+    )
     assert small.status_code == 201, small.text[:300]
     assert small.json()["name"] == "via chunks"

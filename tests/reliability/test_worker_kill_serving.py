@@ -11,13 +11,13 @@ import time
 
 import pytest
 from rest_framework.test import APIClient
-from umbra_testkit import LONG_ROUND_CONFIG as LONG_CONFIG
-from umbra_testkit import start_round_worker as start_worker
-from umbra_testkit import wait_for_round
 
 from annotations.models import ModelVersion, Prediction, TrainingRound
 from annotations.services.rounds import training_round_start
 from annotations.tasks.jobs import jobs_sweep_stale
+from umbra_testkit import LONG_ROUND_CONFIG as LONG_CONFIG
+from umbra_testkit import start_round_worker as start_worker
+from umbra_testkit import wait_for_round
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -28,12 +28,15 @@ def _moderate(client: APIClient) -> dict:
     return response.json()
 
 
-def test_killed_round_never_replaces_the_served_model(tmp_path, tiny_backbone, engine_cache, tiny_model_dir,
-                                                      settings, project, users, round_items):
-    now_round = TrainingRound.objects.create(project=project, algorithm="multimatch",
-                                             status=TrainingRound.Status.SUCCEEDED)
-    served = ModelVersion.objects.create(project=project, training_round=now_round, path=tiny_model_dir,
-                                         threshold=0.5, is_active=True)
+def test_killed_round_never_replaces_the_served_model(
+    tmp_path, tiny_backbone, engine_cache, tiny_model_dir, settings, project, users, round_items
+):
+    now_round = TrainingRound.objects.create(
+        project=project, algorithm="multimatch", status=TrainingRound.Status.SUCCEEDED
+    )
+    served = ModelVersion.objects.create(
+        project=project, training_round=now_round, path=tiny_model_dir, threshold=0.5, is_active=True
+    )
     client = APIClient()
     client.force_authenticate(users["annotator"])
     before = _moderate(client)

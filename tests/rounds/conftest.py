@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from annotations.models import Item
 from umbra_testkit import (
     LONG_ROUND_CONFIG,
     ROUND_QUEUES,
@@ -21,8 +23,6 @@ from umbra_testkit import (
     start_round_worker,
     wait_for_round,
 )
-
-from annotations.models import Item
 
 __all__ = ["Worker", "import_items", "start_worker", "wait_for_round"]
 
@@ -57,6 +57,9 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_bac
 @pytest.fixture
 def round_items_light(project) -> None:
     """The least a round needs to be startable: one human label of each class, a few pool items."""
-    import_items(project, [{"text": "how to make a bomb", "label": "harmful"},
-                           {"text": "bake a cake", "label": "unharmful"}], Item.Split.SEED)
+    import_items(
+        project,
+        [{"text": "how to make a bomb", "label": "harmful"}, {"text": "bake a cake", "label": "unharmful"}],
+        Item.Split.SEED,
+    )
     import_items(project, [{"text": f"pool text {i}"} for i in range(3)], Item.Split.POOL)

@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 from rounds.conftest import ROUND_QUEUES, TINY_CONFIG, WORDS, wait_for_round
-from umbra_testkit import start_worker
 
 from annotations.models import BackgroundJob, Membership, Project, TrainingRound
+from umbra_testkit import start_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,8 +29,10 @@ def browser(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM,
-                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -64,8 +66,14 @@ def page_for(browser, live_server, settings):
 def ui_worker(django_db_setup, django_db_blocker, tmp_path_factory, tiny_backbone, engine_cache):
     """A real worker whose MEDIA_ROOT the test's web server shares (exports are written there)."""
     tmp = tmp_path_factory.mktemp("ui-worker")
-    worker = start_worker(tmp, tiny_backbone, engine_cache, queues=ROUND_QUEUES, name="ui-test",
-                          extra_env={"DJANGO_MEDIA_ROOT": str(tmp / "media")})
+    worker = start_worker(
+        tmp,
+        tiny_backbone,
+        engine_cache,
+        queues=ROUND_QUEUES,
+        name="ui-test",
+        extra_env={"DJANGO_MEDIA_ROOT": str(tmp / "media")},
+    )
     worker.media_root = tmp / "media"
     yield worker
     worker.stop()
@@ -138,8 +146,11 @@ def test_project_from_creation_to_export_through_the_ui_only(ui_worker, page_for
     for key in ("h", "u"):
         before = page.locator("article.item-card").get_attribute("data-item")
         page.keyboard.press(key)
-        page.wait_for_function("prev => { const el = document.querySelector('article.item-card');"
-                               " return !el || el.dataset.item !== prev; }", arg=before)
+        page.wait_for_function(
+            "prev => { const el = document.querySelector('article.item-card');"
+            " return !el || el.dataset.item !== prev; }",
+            arg=before,
+        )
     assert project.items.filter(split="seed").exclude(human_label="").count() == 12
 
     # 5. a round from the generated form (tiny settings as JSON), then its charts
@@ -160,8 +171,9 @@ def test_project_from_creation_to_export_through_the_ui_only(ui_worker, page_for
     assert page.locator("table.confusion td[data-cell=tp]").count() == 1
     assert page.locator("#pseudo-labels").is_visible()
     page.goto(f"{base}/p/ui-flow/rounds/")
-    assert page.eval_on_selector_all("figure.learning-curve g.chart-series",
-                                     "gs => gs.map(g => g.dataset.series)") == ["FixMatch"]
+    assert page.eval_on_selector_all("figure.learning-curve g.chart-series", "gs => gs.map(g => g.dataset.series)") == [
+        "FixMatch"
+    ]
 
     # 6. export the labels and download them
     page.goto(f"{base}/p/ui-flow/exports/")
@@ -169,7 +181,8 @@ def test_project_from_creation_to_export_through_the_ui_only(ui_worker, page_for
     page.wait_for_selector("a:has-text('Download')", timeout=90_000)
     with page.expect_download() as download:
         page.click("a:has-text('Download')")
-    lines = open(download.value.path(), "rb").read().splitlines()
+    with open(download.value.path(), "rb") as f:
+        lines = f.read().splitlines()
     assert len(lines) >= 12 and all(json.loads(line)["text"] for line in lines)
     assert page.csp_errors == []
 
@@ -205,21 +218,39 @@ def test_key_caps_read_as_capitals(page_for, live_server, project, users, make_u
 def test_rounds_page_charts_render_without_csp_violations(page_for, live_server, project, users):
     from annotations.models import ModelVersion
 
-    metrics = {"test": {"f1": 0.6, "precision": 0.5, "recall": 0.75, "auprc": 0.6, "n": 8, "threshold": 0.4,
-                        "confusion": {"tp": 3, "fp": 3, "fn": 1, "tn": 1},
-                        "pr_curve": {"precision": [0.5, 0.5, 1.0], "recall": [1.0, 0.75, 0.25],
-                                     "thresholds": [0.1, 0.4, 0.9]}}}
+    metrics = {
+        "test": {
+            "f1": 0.6,
+            "precision": 0.5,
+            "recall": 0.75,
+            "auprc": 0.6,
+            "n": 8,
+            "threshold": 0.4,
+            "confusion": {"tp": 3, "fp": 3, "fn": 1, "tn": 1},
+            "pr_curve": {"precision": [0.5, 0.5, 1.0], "recall": [1.0, 0.75, 0.25], "thresholds": [0.1, 0.4, 0.9]},
+        }
+    }
     for number, (algorithm, n) in enumerate([("supervised", 10), ("fixmatch", 20)], 1):
         rnd = TrainingRound.objects.create(
-            project=project, algorithm=algorithm, status="succeeded", number=number, n_labeled=n, metrics=metrics,
+            project=project,
+            algorithm=algorithm,
+            status="succeeded",
+            number=number,
+            n_labeled=n,
+            metrics=metrics,
             train_log=[{"step": s, "loss": 1 / s, "mask_ratio": 0.1 * s} for s in range(1, 6)],
-            pseudo_labels=[{"epoch": 1, "label": "harmful", "drawn": 5, "used": 4, "checked": 0, "correct": 0},
-                           {"epoch": 1, "label": "unharmful", "drawn": 9, "used": 8, "checked": 0, "correct": 0}])
+            pseudo_labels=[
+                {"epoch": 1, "label": "harmful", "drawn": 5, "used": 4, "checked": 0, "correct": 0},
+                {"epoch": 1, "label": "unharmful", "drawn": 9, "used": 8, "checked": 0, "correct": 0},
+            ],
+        )
         ModelVersion.objects.create(project=project, training_round=rnd, number=number, path="/x", metrics=metrics)
     page = page_for("adm")
     page.goto(f"{live_server.url}/p/{project.slug}/rounds/")
-    assert page.eval_on_selector_all("figure.learning-curve g.chart-series",
-                                     "gs => gs.map(g => g.dataset.series)") == ["Supervised (baseline)", "FixMatch"]
+    assert page.eval_on_selector_all("figure.learning-curve g.chart-series", "gs => gs.map(g => g.dataset.series)") == [
+        "Supervised (baseline)",
+        "FixMatch",
+    ]
     assert page.locator("#pseudo-mix g.chart-bar").count() == 2
     # the status column never breaks "succeeded" in the middle (issue 14.10): one line high
     heights = page.eval_on_selector_all(".round-row .status", "els => els.map(e => e.getClientRects().length)")

@@ -33,9 +33,7 @@ def test_suggestion_refuses_an_empty_pool(project, users):
         seed_suggestion_start(project=project, user=users["admin"], n=5)
 
 
-def test_suggested_seeds_move_to_the_seed_set_with_the_pool_share_they_stand_for(
-    project, users, pool, engine_settings
-):
+def test_suggested_seeds_move_to_the_seed_set_with_the_pool_share_they_stand_for(project, users, pool, engine_settings):
     job = seed_suggestion_start(project=project, user=users["admin"], n=8, seed=1)
     assert job_execute(runner_name="seeds", job_id=job.pk) == "succeeded"
     job.refresh_from_db()

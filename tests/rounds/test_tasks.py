@@ -22,8 +22,13 @@ pytestmark = [pytest.mark.slow]
 
 def _start(project, user, django_capture_on_commit_callbacks, **kw) -> TrainingRound:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        training_round = training_round_start(project=project, user=user, algorithm=kw.pop("algorithm", "multimatch"),
-                                              config=kw.pop("config", TINY_CONFIG), **kw)
+        training_round = training_round_start(
+            project=project,
+            user=user,
+            algorithm=kw.pop("algorithm", "multimatch"),
+            config=kw.pop("config", TINY_CONFIG),
+            **kw,
+        )
     assert len(callbacks) == 1  # enqueue happens only after commit; not run here
     return training_round
 
@@ -139,11 +144,11 @@ def test_cancelled_queued_round_is_never_run(project, users, round_items, django
 
 
 @pytest.mark.django_db
-def test_progress_callback_throttles_writes_and_stops_on_cancel(project, users, round_items,
-                                                                 django_capture_on_commit_callbacks):
+def test_progress_callback_throttles_writes_and_stops_on_cancel(
+    project, users, round_items, django_capture_on_commit_callbacks
+):
     training_round = _start(project, users["admin"], django_capture_on_commit_callbacks)
-    TrainingRound.objects.filter(pk=training_round.pk).update(status="running", started_at=timezone.now(),
-                                                              claim="c1")
+    TrainingRound.objects.filter(pk=training_round.pk).update(status="running", started_at=timezone.now(), claim="c1")
     training_round.refresh_from_db()
     progress = JobProgress(training_round)
     callback, control = DbProgressCallback(progress), TrainControl()
@@ -162,8 +167,7 @@ def test_progress_callback_throttles_writes_and_stops_on_cancel(project, users, 
 
 
 @pytest.mark.django_db
-def test_progress_stops_a_worker_whose_claim_was_taken(project, users, round_items,
-                                                        django_capture_on_commit_callbacks):
+def test_progress_stops_a_worker_whose_claim_was_taken(project, users, round_items, django_capture_on_commit_callbacks):
     training_round = _start(project, users["admin"], django_capture_on_commit_callbacks)
     TrainingRound.objects.filter(pk=training_round.pk).update(status="running", claim="old")
     training_round.refresh_from_db()
@@ -180,10 +184,12 @@ def test_progress_stops_a_worker_whose_claim_was_taken(project, users, round_ite
 @pytest.mark.django_db
 def test_sweep_fails_rounds_with_a_stale_heartbeat_only(settings, project, other_project, users):
     old = timezone.now() - timedelta(seconds=600)
-    stale = TrainingRound.objects.create(project=project, algorithm="fixmatch", status="running",
-                                         started_at=old, heartbeat_at=old)
-    fresh = TrainingRound.objects.create(project=other_project, algorithm="fixmatch", status="running",
-                                         started_at=old, heartbeat_at=timezone.now())
+    stale = TrainingRound.objects.create(
+        project=project, algorithm="fixmatch", status="running", started_at=old, heartbeat_at=old
+    )
+    fresh = TrainingRound.objects.create(
+        project=other_project, algorithm="fixmatch", status="running", started_at=old, heartbeat_at=timezone.now()
+    )
     settings.UMBRA_JOB_HEARTBEAT_TIMEOUT = 300
 
     assert jobs_sweep_stale_task() == 1
@@ -207,8 +213,9 @@ def test_progress_callback_keeps_a_bounded_live_curve():
     recorder = Recorder()
     callback, control = DbProgressCallback(recorder), TrainControl()
     for step in range(1, 1001):
-        callback.on_step_end(TrainState(step=step, total_steps=1000, loss=1 / step, mask_ratio=0.5, phase="train"),
-                             control)
+        callback.on_step_end(
+            TrainState(step=step, total_steps=1000, loss=1 / step, mask_ratio=0.5, phase="train"), control
+        )
     steps = [e["step"] for e in recorder.last["curve"]]
     assert len(steps) < DbProgressCallback.CURVE_POINTS and steps[-1] >= 990
     assert len({b - a for a, b in zip(steps, steps[1:], strict=False)}) == 1  # one stride throughout

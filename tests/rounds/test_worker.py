@@ -16,8 +16,10 @@ pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transa
 
 
 def _start_from_page(client, project, config) -> TrainingRound:
-    response = client.post(reverse("annotations:round_start", args=[project.slug]),
-                           {"algorithm": "multimatch", "config": json.dumps(config), "seed": "0"})
+    response = client.post(
+        reverse("annotations:round_start", args=[project.slug]),
+        {"algorithm": "multimatch", "config": json.dumps(config), "seed": "0"},
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     return TrainingRound.objects.get(project=project, status__in=TrainingRound.ACTIVE_STATUSES)
 
@@ -48,8 +50,7 @@ def test_round_started_from_the_page_runs_on_the_worker(celery_worker, project, 
     assert Prediction.objects.filter(training_round=done).count() == len(round_items["pool_ids"])
 
 
-def test_cancel_stops_a_running_round_and_leaves_no_predictions(celery_worker, project, users, client_for,
-                                                                round_items):
+def test_cancel_stops_a_running_round_and_leaves_no_predictions(celery_worker, project, users, client_for, round_items):
     admin = client_for("admin")
     training_round = _start_from_page(admin, project, LONG_CONFIG)
     wait_for_round(training_round.pk, check=lambda r: r.status == "running" and r.progress.get("phase") == "train")
@@ -66,8 +67,15 @@ def test_cancel_stops_a_running_round_and_leaves_no_predictions(celery_worker, p
 
 
 def test_start_round_command_waits_with_a_progress_bar(celery_worker, project, users, round_items, capsys):
-    call_command("start_round", project=project.slug, algorithm="fixmatch", config=json.dumps(TINY_CONFIG),
-                 user=users["admin"].username, wait=True, poll=0.2)
+    call_command(
+        "start_round",
+        project=project.slug,
+        algorithm="fixmatch",
+        config=json.dumps(TINY_CONFIG),
+        user=users["admin"].username,
+        wait=True,
+        poll=0.2,
+    )
 
     out = capsys.readouterr().out
     training_round = TrainingRound.objects.get(project=project)

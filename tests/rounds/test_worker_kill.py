@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 from rounds.conftest import LONG_CONFIG, start_worker, wait_for_round
-from umbra_testkit import start_worker as start_any_worker
 
 from annotations.models import ModelVersion, Prediction
 from annotations.services.rounds import training_round_start
 from annotations.tasks.jobs import jobs_sweep_stale
+from umbra_testkit import start_worker as start_any_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -42,8 +42,9 @@ def _assert_nothing_stored(training_round) -> None:
 
 
 def test_killed_worker_leaves_the_round_failed_after_the_sweep(solo_worker, settings, project, users, round_items):
-    training_round = training_round_start(project=project, user=users["admin"], algorithm="multimatch",
-                                          config=LONG_CONFIG)
+    training_round = training_round_start(
+        project=project, user=users["admin"], algorithm="multimatch", config=LONG_CONFIG
+    )
     _training(training_round.pk)
 
     solo_worker.kill()
@@ -59,17 +60,21 @@ def test_killed_worker_leaves_the_round_failed_after_the_sweep(solo_worker, sett
     _assert_nothing_stored(training_round)
 
 
-def test_beat_fails_a_killed_round_within_timeout_plus_one_interval(tmp_path, tiny_backbone, engine_cache, project,
-                                                                     users, round_items):
+def test_beat_fails_a_killed_round_within_timeout_plus_one_interval(
+    tmp_path, tiny_backbone, engine_cache, project, users, round_items
+):
     """The bound README states: failed at most timeout + sweep interval after the last heartbeat."""
-    trainer = start_any_worker(tmp_path, tiny_backbone, engine_cache, queues=("training",), pool="solo",
-                               name="trainer", extra_env=FAST_SWEEP)
+    trainer = start_any_worker(
+        tmp_path, tiny_backbone, engine_cache, queues=("training",), pool="solo", name="trainer", extra_env=FAST_SWEEP
+    )
     # Another worker with the beat: it runs the sweep every second, and is alive throughout.
-    sweeper = start_any_worker(tmp_path, tiny_backbone, engine_cache, queues=("celery",), name="sweeper",
-                               extra_env=FAST_SWEEP, beat=True)
+    sweeper = start_any_worker(
+        tmp_path, tiny_backbone, engine_cache, queues=("celery",), name="sweeper", extra_env=FAST_SWEEP, beat=True
+    )
     try:
-        training_round = training_round_start(project=project, user=users["admin"], algorithm="multimatch",
-                                              config=LONG_CONFIG)
+        training_round = training_round_start(
+            project=project, user=users["admin"], algorithm="multimatch", config=LONG_CONFIG
+        )
         _training(training_round.pk)
         trainer.kill()
         done = wait_for_round(training_round.pk, timeout=60)
@@ -83,22 +88,26 @@ def test_beat_fails_a_killed_round_within_timeout_plus_one_interval(tmp_path, ti
     _assert_nothing_stored(done)
 
 
-def test_a_restarted_worker_fails_what_its_previous_life_left_running(tmp_path, tiny_backbone, engine_cache,
-                                                                        project, users, round_items):
+def test_a_restarted_worker_fails_what_its_previous_life_left_running(
+    tmp_path, tiny_backbone, engine_cache, project, users, round_items
+):
     name = f"restarted-{uuid.uuid4().hex[:6]}@%h"
-    first = start_any_worker(tmp_path, tiny_backbone, engine_cache, queues=("celery", "training"), pool="solo",
-                             hostname=name)
+    first = start_any_worker(
+        tmp_path, tiny_backbone, engine_cache, queues=("celery", "training"), pool="solo", hostname=name
+    )
     try:
-        training_round = training_round_start(project=project, user=users["admin"], algorithm="multimatch",
-                                              config=LONG_CONFIG)
+        training_round = training_round_start(
+            project=project, user=users["admin"], algorithm="multimatch", config=LONG_CONFIG
+        )
         _training(training_round.pk)
         first.kill()
     finally:
         first.stop()
     killed_at = time.monotonic()
     # Same name, default 300 s timeout: the heartbeat is fresh, yet the round is known dead.
-    second = start_any_worker(tmp_path, tiny_backbone, engine_cache, queues=("celery", "training"), pool="solo",
-                              hostname=name, purge=False)
+    second = start_any_worker(
+        tmp_path, tiny_backbone, engine_cache, queues=("celery", "training"), pool="solo", hostname=name, purge=False
+    )
     try:
         done = wait_for_round(training_round.pk, timeout=30)
     finally:

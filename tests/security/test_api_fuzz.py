@@ -11,21 +11,29 @@ import json
 
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from annotations.models import Item, ModelVersion, TrainingRound
 from annotations.services.hashing import content_hash
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**40), max_value=10**40)
-           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
-           | st.sampled_from(["\x00", "harmful", "unharmful", "supervised", "multimatch", "safety", "", "\ud800x"]))
-values = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                      max_leaves=10)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(["\x00", "harmful", "unharmful", "supervised", "multimatch", "safety", "", "\ud800x"])
+)
+values = st.recursive(
+    scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10
+)
 
 FIELDS = {
     "annotation": ["label", "category", "note", "client_token"],
@@ -41,8 +49,7 @@ def _dump(obj) -> bytes:
 
 
 def bodies(kind: str):
-    objects = st.fixed_dictionaries({}, optional={**{f: values for f in FIELDS[kind]},
-                                                  "extra": values, "\x00": values})
+    objects = st.fixed_dictionaries({}, optional={**{f: values for f in FIELDS[kind]}, "extra": values, "\x00": values})
     return st.one_of(
         objects.map(_dump),
         values.map(_dump),
@@ -55,11 +62,13 @@ def bodies(kind: str):
 
 @pytest.fixture
 def api(project, users, tiny_model_dir):
-    item = Item.objects.create(project=project, text="fuzz me", split=Item.Split.SEED,
-                               content_hash=content_hash("fuzz me", ""))
+    item = Item.objects.create(
+        project=project, text="fuzz me", split=Item.Split.SEED, content_hash=content_hash("fuzz me", "")
+    )
     for text, label in (("bad one", "harmful"), ("good one", "unharmful")):
-        Item.objects.create(project=project, text=text, split=Item.Split.SEED, human_label=label,
-                            content_hash=content_hash(text, ""))
+        Item.objects.create(
+            project=project, text=text, split=Item.Split.SEED, human_label=label, content_hash=content_hash(text, "")
+        )
     rnd = TrainingRound.objects.create(project=project, algorithm="multimatch", status="succeeded")
     ModelVersion.objects.create(project=project, training_round=rnd, path=tiny_model_dir, is_active=True)
     client = Client()
@@ -122,8 +131,10 @@ def test_token_create_never_500s(api, body):
     _post(api, "/api/tokens/create/", body)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                          "application/json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/json; charset=latin-1"],
+)
 def test_other_content_types_are_refused_as_json(api, content_type):
     data = "label=harmful" if "form" in content_type else '{"label": "harmful"}'
     if content_type == "multipart/form-data":
@@ -132,14 +143,34 @@ def test_other_content_types_are_refused_as_json(api, content_type):
     _post(api, f"/api/projects/safety/items/{api['item']}/annotations/", data.encode(), content_type)
 
 
-form_text = st.one_of(st.text(max_size=40), st.sampled_from(["\x00", "[" * 5000, '{"a":' * 3000, "1e999", "-1",
-                                                             "99999999999999999999999", "{}", "NaN"]))
+form_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["\x00", "[" * 5000, '{"a":' * 3000, "1e999", "-1", "99999999999999999999999", "{}", "NaN"]),
+)
 
 
 @FUZZ
-@given(data=st.dictionaries(st.sampled_from(["algorithm", "config", "seed", "kind", "item", "label", "category",
-                                             "client_token", "backtranslation_models", "name", "\x00"]),
-                            form_text, max_size=6))
+@given(
+    data=st.dictionaries(
+        st.sampled_from(
+            [
+                "algorithm",
+                "config",
+                "seed",
+                "kind",
+                "item",
+                "label",
+                "category",
+                "client_token",
+                "backtranslation_models",
+                "name",
+                "\x00",
+            ]
+        ),
+        form_text,
+        max_size=6,
+    )
+)
 @example(data={"algorithm": "supervised", "config": "[" * 5000, "seed": "0"})
 @example(data={"backtranslation_models": "[" * 5000})
 def test_html_forms_never_500(api, data):

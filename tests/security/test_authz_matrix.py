@@ -120,8 +120,14 @@ RULES: dict[str, tuple[dict[str, str], dict[str, str], dict]] = {
 # The Django admin: staff only (none of the five roles is staff); its login page is public and its
 # logout only ends the caller's own session.
 ADMIN_PUBLIC = {"admin:login", "admin:logout"}
-ADMIN_KWARGS = {"app_label": "annotations", "object_id": "1", "content_type_id": "1", "id": "1", "url": "nowhere/",
-                "model_name": "item"}
+ADMIN_KWARGS = {
+    "app_label": "annotations",
+    "object_id": "1",
+    "content_type_id": "1",
+    "id": "1",
+    "url": "nowhere/",
+    "model_name": "item",
+}
 
 
 def _walk(patterns, ns: str = ""):
@@ -186,8 +192,7 @@ def test_every_route_has_a_rule():
 
 def _fill(body: dict, ids: dict) -> dict:
     """``"{item}"``-style placeholders in a POST body replaced by world ids."""
-    return {k: (ids[v[1:-1]] if isinstance(v, str) and v[1:-1] in ids and v[0] == "{" else v)
-            for k, v in body.items()}
+    return {k: (ids[v[1:-1]] if isinstance(v, str) and v[1:-1] in ids and v[0] == "{" else v) for k, v in body.items()}
 
 
 def _request(client: Client, name: str, method: str, url: str, body: dict, ids: dict):
@@ -260,9 +265,16 @@ def test_admin_site_is_staff_only(db, users, make_user):
     assert client.get(reverse("admin:index")).status_code == 200
 
 
-@pytest.mark.parametrize("name", ["annotations:labeling_next", "annotations:round_start",
-                                  "annotations:token_list", "annotations-api:token-create",
-                                  "annotations-api:training-round-start"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "annotations:labeling_next",
+        "annotations:round_start",
+        "annotations:token_list",
+        "annotations-api:token-create",
+        "annotations-api:training-round-start",
+    ],
+)
 def test_session_posts_need_a_csrf_token(world, users, name):
     """Browser-session POSTs without the CSRF token are refused (HTML and session-authenticated API)."""
     client = Client(enforce_csrf_checks=True)

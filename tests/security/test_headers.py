@@ -28,8 +28,9 @@ def test_every_html_page_has_a_strict_csp_and_frame_denial(project, response_pro
     for name, pattern in all_routes():
         if name.startswith("admin:") or "GET" not in RULES[name][0]:
             continue
-        kwargs = {k: world.ids["slug"] if k == "slug" else world.ids[RULES[name][1][k]]
-                  for k in pattern.pattern.converters}
+        kwargs = {
+            k: world.ids["slug"] if k == "slug" else world.ids[RULES[name][1][k]] for k in pattern.pattern.converters
+        }
         for extra in ({}, {"HTTP_HX_REQUEST": "true"}):
             response = client.get(reverse(name, kwargs=kwargs), **extra)
             assert response.status_code < 500, name
@@ -49,15 +50,24 @@ def test_every_html_page_has_a_strict_csp_and_frame_denial(project, response_pro
 
 
 def test_production_settings_make_cookies_secure_and_redirect_to_https():
-    code = ("import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k) for k in "
-            "['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SESSION_COOKIE_HTTPONLY', 'SECURE_SSL_REDIRECT', "
-            "'SECURE_HSTS_SECONDS', 'X_FRAME_OPTIONS', 'SECURE_CONTENT_TYPE_NOSNIFF', 'DEBUG']}))")
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k) for k in "
+        "['SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SESSION_COOKIE_HTTPONLY', 'SECURE_SSL_REDIRECT', "
+        "'SECURE_HSTS_SECONDS', 'X_FRAME_OPTIONS', 'SECURE_CONTENT_TYPE_NOSNIFF', 'DEBUG']}))"
+    )
     result = run_manage("shell", "-c", code, env=PROD)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
-    assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_HTTPONLY": True,
-                      "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 31536000, "X_FRAME_OPTIONS": "DENY",
-                      "SECURE_CONTENT_TYPE_NOSNIFF": True, "DEBUG": False}
+    assert values == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "X_FRAME_OPTIONS": "DENY",
+        "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        "DEBUG": False,
+    }
 
 
 def test_static_files_carry_the_csp_and_frame_denial_too(client):

@@ -4,14 +4,18 @@ import io
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from annotations.models import Annotation, Item
 from annotations.services.imports import ImportFailed, items_import
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
@@ -26,6 +30,8 @@ records = st.fixed_dictionaries(
         "extra": json_values,
     },
 )
+
+
 def dumps(value) -> bytes:
     # The stdlib encoder (not orjson) so integers beyond 64 bits reach the importer too.
     return json.dumps(value).encode()

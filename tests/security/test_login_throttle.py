@@ -14,8 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_a_hundred_wrong_passwords_lock_the_account_for_that_client(url, make_user, settings):
     user = make_user("victim", is_staff=True, is_superuser=True)
     client = Client()
-    statuses = [client.post(url, {"username": user.username, "password": f"wrong-{i}"}).status_code
-                for i in range(100)]
+    statuses = [client.post(url, {"username": user.username, "password": f"wrong-{i}"}).status_code for i in range(100)]
     limit = settings.AXES_FAILURE_LIMIT
     assert statuses[: limit - 1] == [200] * (limit - 1)  # the login form again, with its error
     assert set(statuses[limit:]) == {429}

@@ -8,13 +8,13 @@ HTTP listener stands in for the attacker's endpoint: it must never receive a req
 from __future__ import annotations
 
 import pytest
-from umbra_testkit import ScriptedChat
 from django.urls import reverse
 
 from annotations.errors import FieldError
 from annotations.models import BackgroundJob, Item
 from annotations.services.outbound import api_key_env_check, base_url_check, provider_spec_clean
 from annotations.services.refinement import judge_labels_job_execute
+from umbra_testkit import ScriptedChat
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +52,16 @@ def test_any_env_var_and_any_url_are_refused_unless_the_deployment_lists_them(se
             api_key_env_check(secret)  # even when listed
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/v1", "http://localhost/v1", "http://10.1.2.3/v1",
-                                 "http://169.254.169.254/latest", "http://[::1]:8000/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/v1",
+        "http://localhost/v1",
+        "http://10.1.2.3/v1",
+        "http://169.254.169.254/latest",
+        "http://[::1]:8000/v1",
+    ],
+)
 def test_public_entry_still_refuses_loopback_private_and_link_local_targets(settings, url):
     settings.UMBRA_PROVIDER_BASE_URLS = ["public"]
     with pytest.raises(FieldError, match="private, loopback or link-local address .*UMBRA_PROVIDER_BASE_URLS"):
@@ -65,16 +73,25 @@ def test_a_listed_loopback_target_is_allowed(settings):
     assert base_url_check("http://127.0.0.1:8000/v1")
 
 
-@pytest.mark.parametrize("name,body", [
-    ("augment_start", {"method": "llm_rewrite", "per_item": "1", "items": "seed"}),
-    ("judge_labels_start", {}),
-    ("adversarial_start", {"direction": "evade", "iterations": "1", "per_item": "1"}),
-])
-def test_the_forms_refuse_the_servers_secret_and_an_unlisted_url_naming_the_setting(client_for, project, users,
-                                                                                    items, listener, name, body):
+@pytest.mark.parametrize(
+    "name,body",
+    [
+        ("augment_start", {"method": "llm_rewrite", "per_item": "1", "items": "seed"}),
+        ("judge_labels_start", {}),
+        ("adversarial_start", {"direction": "evade", "iterations": "1", "per_item": "1"}),
+    ],
+)
+def test_the_forms_refuse_the_servers_secret_and_an_unlisted_url_naming_the_setting(
+    client_for, project, users, items, listener, name, body
+):
     client = client_for("admin")
-    post = {**body, "provider_kind": "openai", "model": "m", "base_url": listener.url,
-            "api_key_env": "DJANGO_SECRET_KEY"}
+    post = {
+        **body,
+        "provider_kind": "openai",
+        "model": "m",
+        "base_url": listener.url,
+        "api_key_env": "DJANGO_SECRET_KEY",
+    }
     response = client.post(reverse(f"annotations:{name}", args=[project.slug]), post)
     html = response.content.decode()
     assert response.status_code == 422, html[:500]
@@ -86,9 +103,16 @@ def test_the_worker_checks_again_and_never_connects(settings, project, users, it
     """A job stored before the allowlist (or by other means) is refused on the worker, before any request."""
     monkeypatch.setenv("DATABASE_URL_COPY", "postgres://secret@db/umbra")
     job = BackgroundJob.objects.create(
-        project=project, kind="judge", number=1, created_by=users["admin"],
-        params={"provider": {"kind": "openai", "base_url": listener.url, "model": "m",
-                             "api_key_env": "DATABASE_URL_COPY"}, "method": "generate", "batch_size": 8})
+        project=project,
+        kind="judge",
+        number=1,
+        created_by=users["admin"],
+        params={
+            "provider": {"kind": "openai", "base_url": listener.url, "model": "m", "api_key_env": "DATABASE_URL_COPY"},
+            "method": "generate",
+            "batch_size": 8,
+        },
+    )
     settings.UMBRA_PROVIDER_BASE_URLS = []
 
     assert judge_labels_job_execute(job_id=job.pk) == "failed"
@@ -101,10 +125,16 @@ def test_listed_targets_and_keys_still_work(settings, project, users, items, lis
     monkeypatch.setenv("PROVIDER_KEY", "sk-live-1")
     settings.UMBRA_PROVIDER_BASE_URLS = [listener.url]
     settings.UMBRA_PROVIDER_API_KEY_ENVS = ["PROVIDER_KEY"]
-    spec = provider_spec_clean(spec={"kind": "openai", "base_url": listener.url, "model": "m",
-                                "api_key_env": "PROVIDER_KEY"})
-    job = BackgroundJob.objects.create(project=project, kind="judge", number=1, created_by=users["admin"],
-                                       params={"provider": spec, "method": "generate", "batch_size": 8})
+    spec = provider_spec_clean(
+        spec={"kind": "openai", "base_url": listener.url, "model": "m", "api_key_env": "PROVIDER_KEY"}
+    )
+    job = BackgroundJob.objects.create(
+        project=project,
+        kind="judge",
+        number=1,
+        created_by=users["admin"],
+        params={"provider": spec, "method": "generate", "batch_size": 8},
+    )
 
     assert judge_labels_job_execute(job_id=job.pk) == "succeeded"
 

@@ -132,9 +132,9 @@ def _visit(page, url: str, events: dict, *, buttons: str | None, layout: bool = 
             button.scroll_into_view_if_needed()
             box = button.bounding_box()
             on_top = page.evaluate(
-                "([sel, x, y]) => { const el = document.elementFromPoint(x, y);"
-                " return !!el && !!el.closest(sel); }",
-                [buttons, box["x"] + box["width"] / 2, box["y"] + min(box["height"] / 2, 5)])
+                "([sel, x, y]) => { const el = document.elementFromPoint(x, y); return !!el && !!el.closest(sel); }",
+                [buttons, box["x"] + box["width"] / 2, box["y"] + min(box["height"] / 2, 5)],
+            )
             if box["x"] + box["width"] > VIEWPORT["width"] or not on_top:
                 events["layout"].append((url, f"{buttons} off-screen or covered ({box})"))
 
@@ -186,9 +186,11 @@ def test_keyboard_labeling_still_works_with_hostile_categories(browser, live_ser
     first = page.locator("article.item-card").get_attribute("data-item")
     page.keyboard.press("2")
     page.keyboard.press("h")
-    page.wait_for_function("prev => { const el = document.querySelector('article.item-card');"
-                           " return el && el.dataset.item !== prev && !document.querySelector('.htmx-request'); }",
-                           arg=first)
+    page.wait_for_function(
+        "prev => { const el = document.querySelector('article.item-card');"
+        " return el && el.dataset.item !== prev && !document.querySelector('.htmx-request'); }",
+        arg=first,
+    )
     context.close()
     annotation = Annotation.objects.get(item_id=int(first), annotator=users["annotator"])
     assert annotation.label == "harmful" and annotation.category == hostile_category(2)
@@ -208,8 +210,9 @@ def test_the_instrumentation_sees_an_executed_payload(browser, live_server, user
     page = context.new_page()
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.set_content('<img src="/xss/7" onerror="window.__xss(7)"><script>alert(1)</script>'
-                     '<img src="http://evil.example/x.png">')
+    page.set_content(
+        '<img src="/xss/7" onerror="window.__xss(7)"><script>alert(1)</script><img src="http://evil.example/x.png">'
+    )
     page.wait_for_timeout(300)
     audit = page.evaluate(DOM_AUDIT)
     context.close()

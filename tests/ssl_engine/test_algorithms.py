@@ -19,8 +19,8 @@ from ssl_engine.algorithms import (
     DistributionAlignment,
     MultiMatch,
     SelfAdaptiveThreshold,
-    aum_update,
     apm_margins,
+    aum_update,
     multimatch_targets,
     pseudo_margin,
     vote,
@@ -37,8 +37,15 @@ def _setup(tiny_backbone, name, seed=0, prior=None, **cfg):
     torch.manual_seed(seed)
     _, algo_cfg = build_configs(name, cfg)
     cls = ALGORITHMS[name]
-    model, tok = build_model(tiny_backbone, n_heads=cls.n_heads(algo_cfg), n_out=2 + cls.extra_classes,
-                             head_hidden=16, dropout=0.0, mode="full", trainable_layers=0)
+    model, tok = build_model(
+        tiny_backbone,
+        n_heads=cls.n_heads(algo_cfg),
+        n_out=2 + cls.extra_classes,
+        head_hidden=16,
+        dropout=0.0,
+        mode="full",
+        trainable_layers=0,
+    )
     algo = cls(model, algo_cfg, n_classes=2, n_unlabeled=8, steps_per_epoch=2, seed=seed, class_prior=prior)
     lab = TextTable(tokenized_items(tok, HARMFUL[:2] + BENIGN[:2], None, 32))
     labeled = lab.collate(range(4), "cpu")
@@ -125,8 +132,9 @@ def test_freematch_step_updates_threshold_and_masks(tiny_backbone):
 def test_freematch_fairness_term_changes_the_loss_only_when_weighted(tiny_backbone):
     losses = []
     for weight in (0.0, 1.0):
-        model, algo, labeled, unl = _setup(tiny_backbone, "freematch", seed=3, fairness_weight=weight,
-                                           unlabeled_rampup=0.0)
+        model, algo, labeled, unl = _setup(
+            tiny_backbone, "freematch", seed=3, fairness_weight=weight, unlabeled_rampup=0.0
+        )
         losses.append(float(algo.train_step(labeled, unl).loss.detach()))
     assert np.isfinite(losses).all() and losses[0] != losses[1]
 
@@ -172,8 +180,9 @@ def test_distribution_alignment_steers_fixmatch_pseudo_labels(tiny_backbone):
     """The same weak logits give different pseudo-labels once the labeled prior is skewed."""
     targets = []
     for prior in (np.array([0.5, 0.5]), np.array([0.99, 0.01])):
-        model, algo, labeled, unl = _setup(tiny_backbone, "fixmatch", seed=1, prior=prior, threshold=0.0,
-                                           distribution_alignment="mean")
+        model, algo, labeled, unl = _setup(
+            tiny_backbone, "fixmatch", seed=1, prior=prior, threshold=0.0, distribution_alignment="mean"
+        )
         targets.append(algo.train_step(labeled, unl).targets)
     assert (targets[1] == 0).all() and not torch.equal(targets[0], targets[1])
 
@@ -250,11 +259,13 @@ def test_vote_covers_every_agreement_case(labels, passes, label, weight, kind):
 
 def test_multimatch_targets_on_hand_made_votes():
     labels = np.array([[0, 1], [0, 0], [0, 1]])  # (heads, examples)
-    apm = np.array([
-        [[1.0, -1.0], [-1.0, 0.1]],  # head 0: ex0 label 0 APM 1.0; ex1 label 1 APM 0.1
-        [[1.0, -1.0], [0.9, -0.9]],  # head 1: ex0 label 0 APM 1.0; ex1 label 0 APM 0.9
-        [[0.2, -1.0], [-1.0, 0.8]],  # head 2: ex0 label 0 APM 0.2; ex1 label 1 APM 0.8
-    ])
+    apm = np.array(
+        [
+            [[1.0, -1.0], [-1.0, 0.1]],  # head 0: ex0 label 0 APM 1.0; ex1 label 1 APM 0.1
+            [[1.0, -1.0], [0.9, -0.9]],  # head 1: ex0 label 0 APM 1.0; ex1 label 0 APM 0.9
+            [[0.2, -1.0], [-1.0, 0.8]],  # head 2: ex0 label 0 APM 0.2; ex1 label 1 APM 0.8
+        ]
+    )
     cut = np.full((3, 2), 0.5)
     out_labels, weights, types = multimatch_targets(labels, apm, cut, 3.0)
     # ex0: all agree on 0. head0 <- heads 1,2 (pass, fail) = low; head1 <- heads 0,2 = low; head2 <- heads 0,1 = high

@@ -59,7 +59,9 @@ class Judge:
 
 
 def test_judge_rewrites_returns_votes_per_variant_from_every_judge():
-    yes_if_same = Judge(lambda text, j: "Yes" if "same" in text.split("Rewritten request:\n")[1].split("\n\n")[0] else "No")
+    yes_if_same = Judge(
+        lambda text, j: "Yes" if "same" in text.split("Rewritten request:\n")[1].split("\n\n")[0] else "No"
+    )
     unsure = Judge(lambda text, j: "Maybe")
     votes = judge_rewrites(["a", "b"], [["same thing", "other"], []], judges=[yes_if_same, yes_if_same, unsure])
     assert votes == [[(True, True, None), (False, False, None)], []]

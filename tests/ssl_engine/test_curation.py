@@ -7,12 +7,12 @@ import pytest
 
 from ssl_engine.augment.curation import (
     CurationConfig,
+    char_ngrams,
     curate_variants,
     flag_high_loss,
     guess_language,
     is_refusal,
     jaccard,
-    char_ngrams,
     normalize_text,
     reason_code,
 )
@@ -99,7 +99,9 @@ def test_similarity_band_uses_the_embedder_passed_in():
         return np.array([vecs[t] for t in texts])
 
     variants = list(vecs)[1:]
-    report = curate_variants([SRC], [variants], embed=embed, config={"similarity_low": 0.5, "similarity_high": 0.99, "check_language": False})
+    report = curate_variants(
+        [SRC], [variants], embed=embed, config={"similarity_low": 0.5, "similarity_high": 0.99, "check_language": False}
+    )
     d = report.decisions[0]
     assert d[0].kept and 0.5 < d[0].similarity < 0.99
     assert "too_dissimilar" in _codes(d[1])

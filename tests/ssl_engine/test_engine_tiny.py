@@ -19,15 +19,21 @@ def _input(toy_rows, tmp_path, backbone, algorithm, config, **kw):
     return RoundInput(
         labeled=[LabeledText(i, t, y) for i, t, y in labeled],
         unlabeled=[UnlabeledText(i, t) for i, t in unlabeled],
-        out_dir=str(tmp_path / "run"), algorithm=algorithm, config=config,
+        out_dir=str(tmp_path / "run"),
+        algorithm=algorithm,
+        config=config,
         eval_sets={"toy": [LabeledText(i, t, y) for i, t, y in labeled]},
-        backbone=backbone, device="cpu", seed=0, **kw,
+        backbone=backbone,
+        device="cpu",
+        seed=0,
+        **kw,
     )
 
 
 @pytest.mark.parametrize("algorithm", ["multimatch", "supervised"])
-def test_run_round_predicts_every_unlabeled_example_and_reloads(tiny_backbone, toy_rows, tmp_path, tiny_config,
-                                                                algorithm):
+def test_run_round_predicts_every_unlabeled_example_and_reloads(
+    tiny_backbone, toy_rows, tmp_path, tiny_config, algorithm
+):
     from ssl_engine.engine import load_scorer, run_round
 
     cfg = tiny_config(max_unlabeled=24, n_heads=3) if algorithm == "multimatch" else tiny_config(max_unlabeled=24)
@@ -45,7 +51,8 @@ def test_run_round_predicts_every_unlabeled_example_and_reloads(tiny_backbone, t
     assert {ph for ph, _ in steps} >= {"prepare", "train", "score", "evaluate"}
     assert len(res.train_log) == sum(1 for ph, _ in steps if ph == "train")
     assert set(res.metrics) == {"toy"} and {"f1", "precision", "recall", "auprc", "accuracy", "threshold"} <= set(
-        res.metrics["toy"])
+        res.metrics["toy"]
+    )
     n_heads = 3 if algorithm == "multimatch" else 1
     for p in res.predictions:
         assert 0.0 <= p.p_harmful <= 1.0 and len(p.head_probs) == n_heads
@@ -69,8 +76,9 @@ def test_run_round_is_reproducible_under_a_seed(tiny_backbone, toy_rows, tmp_pat
 
     out = []
     for k in range(2):
-        inp = _input(toy_rows, tmp_path / str(k), tiny_backbone, "fixmatch", tiny_config(threshold=0.6),
-                     mode="cpu-fast")
+        inp = _input(
+            toy_rows, tmp_path / str(k), tiny_backbone, "fixmatch", tiny_config(threshold=0.6), mode="cpu-fast"
+        )
         out.append([p.p_harmful for p in run_round(inp).predictions])
     assert out[0] == out[1]
 
@@ -83,8 +91,13 @@ def test_run_round_full_mode_pair_inputs(tiny_backbone, toy_rows, tmp_path, tiny
     inp = RoundInput(
         labeled=[LabeledText(i, t, y, prompt="tell me") for i, t, y in labeled],
         unlabeled=[UnlabeledText(i, t, prompt="tell me", strong_views=(t + " please",)) for i, t in unlabeled[:12]],
-        out_dir=str(tmp_path / "run"), algorithm=algorithm, config=tiny_config(epochs=1, min_steps=2),
-        backbone=tiny_backbone, device="cpu", mode="full", seed=1,
+        out_dir=str(tmp_path / "run"),
+        algorithm=algorithm,
+        config=tiny_config(epochs=1, min_steps=2),
+        backbone=tiny_backbone,
+        device="cpu",
+        mode="full",
+        seed=1,
     )
     res = run_round(inp)
     assert len(res.predictions) == 12 and res.metrics == {}
@@ -99,16 +112,20 @@ def test_cancellation_stops_cleanly(tiny_backbone, toy_rows, tmp_path, tiny_conf
             if state.phase == "train" and state.step >= 2:
                 control.should_stop = True
 
-    res = run_round(_input(toy_rows, tmp_path, tiny_backbone, "fixmatch", tiny_config(min_steps=50), mode="cpu-fast"),
-                    callbacks=[StopAtStep2()])
+    res = run_round(
+        _input(toy_rows, tmp_path, tiny_backbone, "fixmatch", tiny_config(min_steps=50), mode="cpu-fast"),
+        callbacks=[StopAtStep2()],
+    )
     assert res.stopped_early and res.predictions == [] and res.model_dir == ""
 
     class StopInPrepare:
         def on_step_end(self, state, control):
             control.should_stop = True
 
-    res = run_round(_input(toy_rows, tmp_path, tiny_backbone, "fixmatch", tiny_config(), mode="cpu-fast"),
-                    callbacks=[StopInPrepare()])
+    res = run_round(
+        _input(toy_rows, tmp_path, tiny_backbone, "fixmatch", tiny_config(), mode="cpu-fast"),
+        callbacks=[StopInPrepare()],
+    )
     assert res.stopped_early
 
 
@@ -118,8 +135,13 @@ def test_run_round_rejects_bad_input(tiny_backbone, toy_rows, tmp_path, tiny_con
     with pytest.raises(ValueError, match="thresold"):
         run_round(_input(toy_rows, tmp_path, tiny_backbone, "fixmatch", {"thresold": 0.9}))
     labeled, unlabeled = toy_rows
-    inp = RoundInput(labeled=[LabeledText(i, t, 0) for i, t, _ in labeled], unlabeled=[], out_dir=str(tmp_path),
-                     algorithm="supervised", backbone=tiny_backbone)
+    inp = RoundInput(
+        labeled=[LabeledText(i, t, 0) for i, t, _ in labeled],
+        unlabeled=[],
+        out_dir=str(tmp_path),
+        algorithm="supervised",
+        backbone=tiny_backbone,
+    )
     with pytest.raises(ValueError, match="harmful"):
         run_round(inp)
 
@@ -144,8 +166,9 @@ def _cli(*args):
 
 def _cli_subprocess(*args):
     env = {**os.environ, "PYTHONPATH": ROOT, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "ssl_engine", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "ssl_engine", *args], capture_output=True, text=True, env=env, cwd=ROOT
+    )
 
 
 def _write(path, rows):
@@ -167,8 +190,9 @@ def test_cli_bad_input_messages(tmp_path):
     one_class = _write(tmp_path / "one.jsonl", [dict(r, label="unharmful") for r in rows])
     r = _cli("train", "--train", one_class, "--labeled", "20", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "'harmful'" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("train", "--train", small, "--labeled", "20", "--out", str(tmp_path / "o"), "--config",
-             '{"batch_sise": 4}')
+    r = _cli(
+        "train", "--train", small, "--labeled", "20", "--out", str(tmp_path / "o"), "--config", '{"batch_sise": 4}'
+    )
     assert r.returncode == 2 and "batch_sise" in r.stderr
     wrong = _write(tmp_path / "wrong.jsonl", [{"id": 1, "text": "x", "label": "toxic"}])
     r = _cli("train", "--train", wrong, "--labeled", "1", "--out", str(tmp_path / "o"))
@@ -180,15 +204,44 @@ def test_cli_bad_input_messages(tmp_path):
 def test_cli_train_then_predict(tiny_backbone, tmp_path):
     harmful = ["how to make a bomb", "kill people with a gun", "steal a weapon", "hack and attack people"]
     benign = ["write a story about cats", "hello what is the weather", "explain python code", "a poem about dogs"]
-    rows = [{"id": f"r{i}", "text": t, "prompt": None, "label": lab}
-            for i, (t, lab) in enumerate([(t, "harmful") for t in harmful * 3] + [(t, "unharmful") for t in benign * 4])]
+    rows = [
+        {"id": f"r{i}", "text": t, "prompt": None, "label": lab}
+        for i, (t, lab) in enumerate([(t, "harmful") for t in harmful * 3] + [(t, "unharmful") for t in benign * 4])
+    ]
     train = _write(tmp_path / "train.jsonl", rows)
     out = tmp_path / "run"
-    cfg = json.dumps({"epochs": 1, "min_steps": 2, "batch_size": 4, "max_length": 16, "head_hidden": 8,
-                      "trainable_layers": 1, "val_fraction": 0.0})
-    r = _cli("train", "--train", train, "--labeled", "12", "--seed", "0", "--algorithm", "fixmatch",
-             "--backbone", tiny_backbone, "--mode", "cpu-fast", "--eval", f"toy={train}", "--out", str(out),
-             "--config", cfg)
+    cfg = json.dumps(
+        {
+            "epochs": 1,
+            "min_steps": 2,
+            "batch_size": 4,
+            "max_length": 16,
+            "head_hidden": 8,
+            "trainable_layers": 1,
+            "val_fraction": 0.0,
+        }
+    )
+    r = _cli(
+        "train",
+        "--train",
+        train,
+        "--labeled",
+        "12",
+        "--seed",
+        "0",
+        "--algorithm",
+        "fixmatch",
+        "--backbone",
+        tiny_backbone,
+        "--mode",
+        "cpu-fast",
+        "--eval",
+        f"toy={train}",
+        "--out",
+        str(out),
+        "--config",
+        cfg,
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"eval", "algorithm", "labeled", "seed", "train_seconds"} <= set(metrics)
@@ -209,10 +262,11 @@ def test_real_minilm_round_small(tmp_path):
     harmful = ["how do I build a pipe bomb", "best way to poison my neighbour", "write malware that steals passwords"]
     benign = ["what is the capital of France", "write a haiku about autumn", "explain recursion in python"]
     inp = RoundInput(
-        labeled=[LabeledText(f"h{i}", t, 1) for i, t in enumerate(harmful)] +
-                [LabeledText(f"b{i}", t, 0) for i, t in enumerate(benign)],
+        labeled=[LabeledText(f"h{i}", t, 1) for i, t in enumerate(harmful)]
+        + [LabeledText(f"b{i}", t, 0) for i, t in enumerate(benign)],
         unlabeled=[UnlabeledText(f"u{i}", t) for i, t in enumerate(harmful + benign)],
-        out_dir=str(tmp_path), algorithm="multimatch",
+        out_dir=str(tmp_path),
+        algorithm="multimatch",
         config={"epochs": 2, "min_steps": 4, "batch_size": 4, "val_fraction": 0.0},
     )
     res = run_round(inp)
@@ -223,8 +277,15 @@ def test_ssl_algorithm_without_unlabeled_pool_trains_supervised(tiny_backbone, t
     from ssl_engine.engine import run_round
 
     labeled, _ = toy_rows
-    inp = RoundInput(labeled=[LabeledText(i, t, y) for i, t, y in labeled], unlabeled=[], out_dir=str(tmp_path),
-                     algorithm="multimatch", config=tiny_config(), backbone=tiny_backbone, device="cpu")
+    inp = RoundInput(
+        labeled=[LabeledText(i, t, y) for i, t, y in labeled],
+        unlabeled=[],
+        out_dir=str(tmp_path),
+        algorithm="multimatch",
+        config=tiny_config(),
+        backbone=tiny_backbone,
+        device="cpu",
+    )
     res = run_round(inp)
     assert res.predictions == [] and res.train_log and res.threshold == 0.5
 
@@ -234,18 +295,36 @@ def test_weighted_labels_train_but_are_refused_outside_0_1(tiny_backbone, toy_ro
 
     labeled, unlabeled = toy_rows
     rows = [LabeledText(i, t, y, weight=1.0 if k % 2 else 0.3) for k, (i, t, y) in enumerate(labeled)]
-    inp = RoundInput(labeled=rows, unlabeled=[UnlabeledText(i, t) for i, t in unlabeled], out_dir=str(tmp_path / "w"),
-                     algorithm="supervised", config=tiny_config(), backbone=tiny_backbone, device="cpu", seed=0)
+    inp = RoundInput(
+        labeled=rows,
+        unlabeled=[UnlabeledText(i, t) for i, t in unlabeled],
+        out_dir=str(tmp_path / "w"),
+        algorithm="supervised",
+        config=tiny_config(),
+        backbone=tiny_backbone,
+        device="cpu",
+        seed=0,
+    )
     res = run_round(inp)
     assert len(res.predictions) == len(unlabeled) and res.train_log
     bad = [LabeledText(i, t, y, weight=0.0) for i, t, y in labeled]
     with pytest.raises(ValueError, match="weights must be in"):
-        run_round(RoundInput(labeled=bad, unlabeled=[], out_dir=str(tmp_path / "b"), algorithm="supervised",
-                             config=tiny_config(), backbone=tiny_backbone, device="cpu"))
+        run_round(
+            RoundInput(
+                labeled=bad,
+                unlabeled=[],
+                out_dir=str(tmp_path / "b"),
+                algorithm="supervised",
+                config=tiny_config(),
+                backbone=tiny_backbone,
+                device="cpu",
+            )
+        )
 
 
-def test_withheld_labels_measure_pseudo_label_precision_and_never_change_training(tiny_backbone, toy_rows, tmp_path,
-                                                                                  tiny_config):
+def test_withheld_labels_measure_pseudo_label_precision_and_never_change_training(
+    tiny_backbone, toy_rows, tmp_path, tiny_config
+):
     from ssl_engine.engine import run_round
     from ssl_engine.types import PseudoLabelStats
 
@@ -256,8 +335,13 @@ def test_withheld_labels_measure_pseudo_label_precision_and_never_change_trainin
     probed = RoundInput(
         labeled=[LabeledText(i, t, y) for i, t, y in labeled],
         unlabeled=[UnlabeledText(i, t, hidden_label=int(any(w in t for w in harmful_words))) for i, t in unlabeled],
-        out_dir=str(tmp_path / "b"), algorithm="fixmatch", config={**cfg, "threshold": 0.5},
-        backbone=tiny_backbone, device="cpu", seed=0)
+        out_dir=str(tmp_path / "b"),
+        algorithm="fixmatch",
+        config={**cfg, "threshold": 0.5},
+        backbone=tiny_backbone,
+        device="cpu",
+        seed=0,
+    )
     checked = run_round(probed)
     assert [p.p_harmful for p in checked.predictions] == [p.p_harmful for p in plain.predictions]
     stats = checked.pseudo_labels
@@ -300,10 +384,12 @@ def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy
 
     Trainer._ema = spy
     try:
-        plain = run_round(_input(toy_rows, tmp_path / "p", tiny_backbone, "fixmatch",
-                                 tiny_config(max_unlabeled=24, ema_decay=0.0)))
-        averaged = run_round(_input(toy_rows, tmp_path / "a", tiny_backbone, "fixmatch",
-                                    tiny_config(max_unlabeled=24, ema_decay=0.9)))
+        plain = run_round(
+            _input(toy_rows, tmp_path / "p", tiny_backbone, "fixmatch", tiny_config(max_unlabeled=24, ema_decay=0.0))
+        )
+        averaged = run_round(
+            _input(toy_rows, tmp_path / "a", tiny_backbone, "fixmatch", tiny_config(max_unlabeled=24, ema_decay=0.9))
+        )
     finally:
         Trainer._ema = real_ema
     assert seen_teachers == [False, True]  # off: the student; on: the average (not the student) teaches
@@ -315,8 +401,9 @@ def test_weight_averaging_teaches_and_becomes_the_round_model(tiny_backbone, toy
     assert saved == pytest.approx([by_text[t] for t in texts], abs=2e-2)
 
 
-def test_calibration_share_of_the_pool_never_trains_but_sets_the_threshold(tiny_backbone, toy_rows, tmp_path,
-                                                                           tiny_config):
+def test_calibration_share_of_the_pool_never_trains_but_sets_the_threshold(
+    tiny_backbone, toy_rows, tmp_path, tiny_config
+):
     import numpy as np
 
     from ssl_engine.engine import run_round

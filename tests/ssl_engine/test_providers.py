@@ -48,7 +48,9 @@ def _answer(body):
     n = body.get("n", 1)
     last = body["messages"][-1]["content"]
     return {
-        "choices": [{"index": i, "message": {"role": "assistant", "content": f"answer {i} to {last}"}} for i in range(n)],
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": f"answer {i} to {last}"}} for i in range(n)
+        ],
         "usage": {"completion_tokens": 3 * n},
     }
 

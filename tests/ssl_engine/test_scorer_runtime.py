@@ -16,13 +16,28 @@ def saved_tiny_model(tiny_backbone, tmp_path_factory) -> str:
     from ssl_engine.model import SafetyModel, save_model
 
     torch.manual_seed(0)
-    model = SafetyModel(AutoModel.from_pretrained(tiny_backbone, add_pooling_layer=False), n_heads=2, n_out=2,
-                        head_hidden=16, dropout=0.0)
-    meta = {"format": "umbra-ssl-model/1", "label_names": ["unharmful", "harmful"], "positive_index": 1,
-            "threshold": 0.5, "algorithm": "multimatch", "n_heads": 2, "head_hidden": 16, "max_length": 32,
-            "seed": 0, "backbone": "tiny"}
-    return save_model(model, AutoTokenizer.from_pretrained(tiny_backbone), str(tmp_path_factory.mktemp("m") / "model"),
-                      meta, 2)
+    model = SafetyModel(
+        AutoModel.from_pretrained(tiny_backbone, add_pooling_layer=False),
+        n_heads=2,
+        n_out=2,
+        head_hidden=16,
+        dropout=0.0,
+    )
+    meta = {
+        "format": "umbra-ssl-model/1",
+        "label_names": ["unharmful", "harmful"],
+        "positive_index": 1,
+        "threshold": 0.5,
+        "algorithm": "multimatch",
+        "n_heads": 2,
+        "head_hidden": 16,
+        "max_length": 32,
+        "seed": 0,
+        "backbone": "tiny",
+    }
+    return save_model(
+        model, AutoTokenizer.from_pretrained(tiny_backbone), str(tmp_path_factory.mktemp("m") / "model"), meta, 2
+    )
 
 
 def test_int8_quantizes_the_encoder_and_scores_close_to_fp32(saved_tiny_model, toy_texts):

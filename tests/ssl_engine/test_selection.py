@@ -69,20 +69,27 @@ def test_embed_texts_is_normalised(tiny_backbone):
 def test_review_signal_ranks_an_item_at_the_threshold_above_a_confident_one_and_says_why():
     from ssl_engine.review import review_signal
 
-    unsure, why = review_signal(p_harmful=0.31, head_probs=(0.31,), threshold=0.3, history=(), weight=1.0,
-                                agreement="")
-    sure, why_sure = review_signal(p_harmful=0.02, head_probs=(0.02,), threshold=0.3, history=(), weight=1.0,
-                                   agreement="")
+    unsure, why = review_signal(p_harmful=0.31, head_probs=(0.31,), threshold=0.3, history=(), weight=1.0, agreement="")
+    sure, why_sure = review_signal(
+        p_harmful=0.02, head_probs=(0.02,), threshold=0.3, history=(), weight=1.0, agreement=""
+    )
     assert unsure > sure and "unsure" in why and "fairly sure" in why_sure
 
 
 def test_review_signal_adds_head_disagreement_and_flipping_margins():
     from ssl_engine.review import review_signal
 
-    base, _ = review_signal(p_harmful=0.9, head_probs=(0.9, 0.9, 0.9), threshold=0.3, history=(1.0, 1.2),
-                            weight=1.0, agreement="high_agree")
-    split, why = review_signal(p_harmful=0.9, head_probs=(0.95, 0.1, 0.9), threshold=0.3, history=(1.0, -1.0, 1.0),
-                               weight=1.0, agreement="disagree_both")
+    base, _ = review_signal(
+        p_harmful=0.9, head_probs=(0.9, 0.9, 0.9), threshold=0.3, history=(1.0, 1.2), weight=1.0, agreement="high_agree"
+    )
+    split, why = review_signal(
+        p_harmful=0.9,
+        head_probs=(0.95, 0.1, 0.9),
+        threshold=0.3,
+        history=(1.0, -1.0, 1.0),
+        weight=1.0,
+        agreement="disagree_both",
+    )
     assert split > base and "heads disagree" in why and "flipping" in why
 
 

@@ -16,8 +16,9 @@ def test_fixed_returns_the_configured_value():
 def test_val_f1_picks_the_cut_that_separates_the_validation_split():
     scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
     labels = np.array([0, 0, 0, 1, 1, 1])
-    choice = choose_threshold("val_f1", ThresholdInputs(pool_scores=np.zeros(0), prior=0.5, val_scores=scores,
-                                                        val_labels=labels))
+    choice = choose_threshold(
+        "val_f1", ThresholdInputs(pool_scores=np.zeros(0), prior=0.5, val_scores=scores, val_labels=labels)
+    )
     assert 0.3 < choice.threshold <= 0.6 and choice.strategy == "val_f1"
 
 
@@ -48,8 +49,9 @@ def test_prior_match_on_saturated_scores_stays_a_real_score_boundary():
 
 def test_auto_uses_validation_when_present_else_the_prior():
     pool = np.linspace(0, 1, 11)
-    with_val = ThresholdInputs(pool_scores=pool, prior=0.1, val_scores=np.array([0.2, 0.8]),
-                               val_labels=np.array([0, 1]))
+    with_val = ThresholdInputs(
+        pool_scores=pool, prior=0.1, val_scores=np.array([0.2, 0.8]), val_labels=np.array([0, 1])
+    )
     assert choose_threshold("auto", with_val).strategy == "val_f1"
     assert choose_threshold("auto", ThresholdInputs(pool_scores=pool, prior=0.1)).strategy == "prior_match"
     assert choose_threshold("auto", ThresholdInputs(pool_scores=np.zeros(0), prior=0.1)).strategy == "fixed"

@@ -120,7 +120,9 @@ def _blobs(n=600, noise=0.3, seed=0):
 
 def test_refinement_improves_noisy_labels_and_stops_when_stable():
     x, y, noisy, human = _blobs()
-    res = refine_labels(x, noisy, human, variant="robust", iterations=6, tol=0.01, select="last", scorer={"epochs": 100})
+    res = refine_labels(
+        x, noisy, human, variant="robust", iterations=6, tol=0.01, select="last", scorer={"epochs": 100}
+    )
     start_acc = (noisy == y).mean()
     assert (res.labels == y).mean() > start_acc + 0.15
     assert res.iterations[0].theta is not None and res.iterations[0].theta.theta_p > res.iterations[0].theta.theta_n

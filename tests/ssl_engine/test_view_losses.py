@@ -14,12 +14,14 @@ from ssl_engine.types import LabeledText, RoundInput, UnlabeledText
 def test_view_loss_report_flags_against_the_whole_population():
     rng = np.random.default_rng(0)
     reference = rng.uniform(0.05, 0.4, size=(50, 4))  # the round's other examples
-    views = np.array([
-        [1.0, 2.0, 2.2, 2.5],  # stays high: flagged
-        [1.0, 0.2, 0.1, 0.1],  # learned: not flagged
-        [np.nan, np.nan, np.nan, np.nan],  # never drawn: not flagged, mean NaN
-        [1.0, np.nan, 3.0, np.nan],  # drawn once after warm-up, high then: flagged
-    ])
+    views = np.array(
+        [
+            [1.0, 2.0, 2.2, 2.5],  # stays high: flagged
+            [1.0, 0.2, 0.1, 0.1],  # learned: not flagged
+            [np.nan, np.nan, np.nan, np.nan],  # never drawn: not flagged, mean NaN
+            [1.0, np.nan, 3.0, np.nan],  # drawn once after warm-up, high then: flagged
+        ]
+    )
     ids = [("a", 0), ("a", 1), ("b", 0), ("c", 2)]
     out = view_loss_report(ids, views, reference, labeled=False, quantile=0.9, min_fraction=0.75, warmup_epochs=1)
     assert [(v.example_id, v.view_index) for v in out] == ids
@@ -35,15 +37,31 @@ def test_every_precomputed_view_of_an_unlabeled_item_trains(tiny_backbone, toy_r
 
     labeled, unlabeled = toy_rows
     with_views = {"u3": 3, "u17": 3, "u30": 1}  # three views for two items: one beyond n_strong_views=2
-    unl = [UnlabeledText(i, t, strong_views=tuple(f"{t} view {k}" for k in range(with_views.get(i, 0))))
-           for i, t in unlabeled]
-    inp = RoundInput(labeled=[LabeledText(i, t, y) for i, t, y in labeled], unlabeled=unl,
-                     out_dir=str(tmp_path / "run"), algorithm="fixmatch",
-                     config=tiny_config(epochs=15, max_unlabeled=12, min_steps=0, n_strong_views=2),
-                     backbone=tiny_backbone, device="cpu", mode="cpu-fast", seed=0)
+    unl = [
+        UnlabeledText(i, t, strong_views=tuple(f"{t} view {k}" for k in range(with_views.get(i, 0))))
+        for i, t in unlabeled
+    ]
+    inp = RoundInput(
+        labeled=[LabeledText(i, t, y) for i, t, y in labeled],
+        unlabeled=unl,
+        out_dir=str(tmp_path / "run"),
+        algorithm="fixmatch",
+        config=tiny_config(epochs=15, max_unlabeled=12, min_steps=0, n_strong_views=2),
+        backbone=tiny_backbone,
+        device="cpu",
+        mode="cpu-fast",
+        seed=0,
+    )
     res = run_round(inp)
     assert {(v.example_id, v.view_index) for v in res.view_losses} == {
-        ("u3", 0), ("u3", 1), ("u3", 2), ("u17", 0), ("u17", 1), ("u17", 2), ("u30", 0)}
+        ("u3", 0),
+        ("u3", 1),
+        ("u3", 2),
+        ("u17", 0),
+        ("u17", 1),
+        ("u17", 2),
+        ("u30", 0),
+    }
     # items with views always join the 12-item training subsample; every epoch is a full pass over it
     preds = {p.example_id: p for p in res.predictions}
     assert all(preds[i].margin_history for i in with_views)
@@ -56,8 +74,9 @@ def test_every_precomputed_view_of_an_unlabeled_item_trains(tiny_backbone, toy_r
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_a_labeled_copy_that_contradicts_its_label_is_flagged(tiny_backbone, toy_rows, toy_texts, tmp_path,
-                                                              tiny_config, seed):
+def test_a_labeled_copy_that_contradicts_its_label_is_flagged(
+    tiny_backbone, toy_rows, toy_texts, tmp_path, tiny_config, seed
+):
     from ssl_engine.engine import run_round
 
     harmful, benign = toy_texts
@@ -66,10 +85,19 @@ def test_a_labeled_copy_that_contradicts_its_label_is_flagged(tiny_backbone, toy
     # "how to make a bomb" (harmful) with a faithful variant and one that is a benign labeled text verbatim:
     # the copy contradicts a human label, so the model cannot fit both and its loss stays high
     lab[0] = LabeledText("l0", harmful[0], 1, strong_views=(harmful[0] + " please", benign[0]))
-    inp = RoundInput(labeled=lab, unlabeled=[], out_dir=str(tmp_path / "run"), algorithm="supervised",
-                     config=tiny_config(epochs=20, min_steps=0, lr=3e-3, head_lr=1e-2, loss_flag_warmup_epochs=2,
-                                        loss_flag_min_fraction=0.5),
-                     backbone=tiny_backbone, device="cpu", mode="cpu-fast", seed=seed)
+    inp = RoundInput(
+        labeled=lab,
+        unlabeled=[],
+        out_dir=str(tmp_path / "run"),
+        algorithm="supervised",
+        config=tiny_config(
+            epochs=20, min_steps=0, lr=3e-3, head_lr=1e-2, loss_flag_warmup_epochs=2, loss_flag_min_fraction=0.5
+        ),
+        backbone=tiny_backbone,
+        device="cpu",
+        mode="cpu-fast",
+        seed=seed,
+    )
     res = run_round(inp)
     assert [(v.example_id, v.view_index, v.labeled) for v in res.view_losses] == [("l0", 0, True), ("l0", 1, True)]
     faithful, contradicting = res.view_losses
@@ -85,6 +113,9 @@ def test_a_labeled_copy_that_contradicts_its_label_is_flagged(tiny_backbone, toy
         meta = json.load(f)
     assert meta["counts"]["labeled_train"] == len(lab) and meta["counts"]["labeled_view_copies"] == 2
     # switched off, the copies neither train nor get a report
-    res_off = run_round(RoundInput(**{**inp.__dict__, "out_dir": str(tmp_path / "off"),
-                                      "config": {**inp.config, "labeled_views": False}}))
+    res_off = run_round(
+        RoundInput(
+            **{**inp.__dict__, "out_dir": str(tmp_path / "off"), "config": {**inp.config, "labeled_views": False}}
+        )
+    )
     assert res_off.view_losses == []

@@ -31,8 +31,10 @@ def browser(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM,
-                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield b
         b.close()
 
@@ -72,7 +74,8 @@ def _press_and_wait_new_item(page, key: str) -> None:
         "prev => { const el = document.querySelector('article.item-card');"
         " return el && el.dataset.item !== prev && !document.querySelector('.htmx-request, .htmx-settling')"
         " && Array.from(document.querySelectorAll('#labeling-card form')).every(f => f['htmx-internal-data']); }",
-        arg=before)
+        arg=before,
+    )
 
 
 def test_annotator_labels_three_items_by_keyboard_and_undoes_one(page_for, live_server, project, users, make_item):
@@ -87,8 +90,9 @@ def test_annotator_labels_three_items_by_keyboard_and_undoes_one(page_for, live_
     _press_and_wait_new_item(page, "h")
     assert page.url.endswith("/p/safety/label/")  # no full page load happened
     page.keyboard.press("z")
-    page.wait_for_function("() => document.querySelector('.notice') && "
-                           "document.querySelector('.notice').textContent.includes('Undid')")
+    page.wait_for_function(
+        "() => document.querySelector('.notice') && document.querySelector('.notice').textContent.includes('Undid')"
+    )
     assert _current_item(page) == str(items[2].pk)  # the undone item is back on screen
     labels = dict(Annotation.objects.filter(kind="label").values_list("item_id", "label"))
     assert labels == {items[0].pk: "harmful", items[1].pk: "unharmful", items[2].pk: "harmful"}
@@ -103,8 +107,10 @@ def test_reviewer_approves_and_corrects_pseudo_labels_and_approves_a_variant(
     page_for, live_server, project, users, make_item, active_round, make_prediction, make_variant
 ):
     rnd = active_round(project)
-    preds = [make_prediction(make_item(project, text=f"pool {i}", split=Item.Split.POOL), rnd, p=0.8,
-                             priority=10 - i) for i in range(3)]
+    preds = [
+        make_prediction(make_item(project, text=f"pool {i}", split=Item.Split.POOL), rnd, p=0.8, priority=10 - i)
+        for i in range(3)
+    ]
     variant = make_variant(preds[2].item, "pool two, reworded")
     page = page_for("rev")
     page.goto(f"{live_server.url}/p/safety/review/")
@@ -123,8 +129,9 @@ def test_reviewer_approves_and_corrects_pseudo_labels_and_approves_a_variant(
 
 
 def _active_card(page) -> str | None:
-    return page.evaluate("() => { const el = document.querySelector('.review-card.active');"
-                         " return el ? el.dataset.prediction : null; }")
+    return page.evaluate(
+        "() => { const el = document.querySelector('.review-card.active'); return el ? el.dataset.prediction : null; }"
+    )
 
 
 def _press_and_wait_next_card(page, key: str) -> None:
@@ -132,21 +139,29 @@ def _press_and_wait_next_card(page, key: str) -> None:
     page.keyboard.press(key)
     page.wait_for_function(
         "prev => { const el = document.querySelector('.review-card.active');"
-        " return (!el || el.dataset.prediction !== prev) && !document.querySelector('.htmx-request, .htmx-settling'); }",
-        arg=before)
+        " return (!el || el.dataset.prediction !== prev)"
+        " && !document.querySelector('.htmx-request, .htmx-settling'); }",
+        arg=before,
+    )
 
 
 def _in_viewport(page) -> bool:
-    return page.evaluate("() => { const r = document.querySelector('.review-card.active').getBoundingClientRect();"
-                         " return r.top >= 0 && r.top < window.innerHeight - 100; }")
+    return page.evaluate(
+        "() => { const r = document.querySelector('.review-card.active').getBoundingClientRect();"
+        " return r.top >= 0 && r.top < window.innerHeight - 100; }"
+    )
 
 
 @pytest.fixture
 def review_pool(project, make_item, active_round, make_prediction):
     rnd = active_round(project)
     long = " ".join(["a long sentence that makes the card tall"] * 40)
-    return [make_prediction(make_item(project, text=f"pool card {i}: {long}", split=Item.Split.POOL), rnd, p=0.8,
-                            priority=100 - i) for i in range(14)]
+    return [
+        make_prediction(
+            make_item(project, text=f"pool card {i}: {long}", split=Item.Split.POOL), rnd, p=0.8, priority=100 - i
+        )
+        for i in range(14)
+    ]
 
 
 def test_review_active_card_stays_in_view_after_ten_key_presses(page_for, live_server, users, review_pool):
@@ -219,10 +234,13 @@ def test_explorer_search_filter_and_correct_an_old_label(page_for, live_server, 
     assert page.dialogs == []
 
 
-def test_xss_payload_in_item_text_is_inert(page_for, live_server, project, users, make_item, active_round,
-                                           make_prediction, make_variant):
-    payload = ('<script>window.__pwned=1;alert("s")</script><img src=x onerror="window.__pwned=2;alert(2)">'
-               '<svg onload="window.__pwned=3"></svg>\u202e\u200b' + "A" * 5000)
+def test_xss_payload_in_item_text_is_inert(
+    page_for, live_server, project, users, make_item, active_round, make_prediction, make_variant
+):
+    payload = (
+        '<script>window.__pwned=1;alert("s")</script><img src=x onerror="window.__pwned=2;alert(2)">'
+        '<svg onload="window.__pwned=3"></svg>\u202e\u200b' + "A" * 5000
+    )
     make_item(project, text=payload)
     rnd = active_round(project)
     pred = make_prediction(make_item(project, text=payload + " pool", split=Item.Split.POOL), rnd)

@@ -134,8 +134,9 @@ def test_double_submitted_label_is_stored_once(project, users, make_item):
     item_claim_next(project=project, user=ann)
 
     def submit(_):
-        return annotation_submit(item=item, user=ann, role=Role.ANNOTATOR, label="harmful",
-                                 client_token="same-token-123").pk
+        return annotation_submit(
+            item=item, user=ann, role=Role.ANNOTATOR, label="harmful", client_token="same-token-123"
+        ).pk
 
     ids = _in_thread(submit, 4)
     assert len(set(ids)) == 1

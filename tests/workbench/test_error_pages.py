@@ -78,9 +78,10 @@ def test_refused_requests_are_logged_without_a_traceback(client_for, project, us
 
 def test_adversarial_form_errors_sit_under_their_own_field_once(client_for, project, users):
     """Issue 14.8: candidates 0 and limit -3 showed errors under Iterations and Candidates, none under Limit."""
-    response = client_for("admin").post(reverse("annotations:adversarial_start", args=[project.slug]),
-                                        {"provider_kind": "local", "direction": "evade", "iterations": "1",
-                                         "per_item": "0", "limit": "-3"})
+    response = client_for("admin").post(
+        reverse("annotations:adversarial_start", args=[project.slug]),
+        {"provider_kind": "local", "direction": "evade", "iterations": "1", "per_item": "0", "limit": "-3"},
+    )
     assert response.status_code == 422
     html = response.content.decode()
     form = html.split(f'action="/p/{project.slug}/augment/adversarial/"', 1)[1].split("</form>", 1)[0]
@@ -94,10 +95,17 @@ def test_adversarial_form_errors_sit_under_their_own_field_once(client_for, proj
 
 def test_durations_read_the_same_while_running_and_when_done(client_for, project, users):
     now = timezone.now()
-    TrainingRound.objects.create(project=project, algorithm="supervised", status="running", number=2,
-                                 started_at=now - timedelta(seconds=207))
-    TrainingRound.objects.create(project=project, algorithm="supervised", status="succeeded", number=1,
-                                 started_at=now - timedelta(seconds=500), finished_at=now - timedelta(seconds=293))
+    TrainingRound.objects.create(
+        project=project, algorithm="supervised", status="running", number=2, started_at=now - timedelta(seconds=207)
+    )
+    TrainingRound.objects.create(
+        project=project,
+        algorithm="supervised",
+        status="succeeded",
+        number=1,
+        started_at=now - timedelta(seconds=500),
+        finished_at=now - timedelta(seconds=293),
+    )
     html = client_for("annotator").get(reverse("annotations:round_list", args=[project.slug])).content.decode()
     running = html.split('id="round-', 1)[1].split("</tr>", 1)[0]  # newest first: the running round
     assert re.search(r'<td class="num">3 min (2[7-9]|[3-5]\d) s</td>', running)  # 207 s and a few more

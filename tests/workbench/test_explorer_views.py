@@ -25,10 +25,16 @@ def world(project, users, make_item, active_round, make_prediction):
     project.save()
     annotation_submit(item=seeds[0], user=users["admin"], role="annotator", label="harmful")  # disagreement
     rnd = active_round(project)
-    pool = [make_item(project, text=f"pool message {i} about {'knives' if i % 3 == 0 else 'gardens'}",
-                      split=Item.Split.POOL) for i in range(9)]
-    preds = [make_prediction(it, rnd, p=i / 10, priority=i, agreement="low_agree" if i % 2 else "high_agree")
-             for i, it in enumerate(pool)]
+    pool = [
+        make_item(
+            project, text=f"pool message {i} about {'knives' if i % 3 == 0 else 'gardens'}", split=Item.Split.POOL
+        )
+        for i in range(9)
+    ]
+    preds = [
+        make_prediction(it, rnd, p=i / 10, priority=i, agreement="low_agree" if i % 2 else "high_agree")
+        for i, it in enumerate(pool)
+    ]
     prediction_review(prediction=preds[8], user=users["reviewer"], role="reviewer", action="approve")
     return {"seeds": seeds, "pool": pool, "preds": preds, "round": rnd}
 
@@ -51,8 +57,10 @@ def test_search_for_a_frequent_word_pages_in_order_without_fetching_ids(client_f
     from annotations.selectors import explorer as items
 
     monkeypatch.setattr(items, "FTS_ID_FETCH", 1)  # "gardens" is in 6 items: more than the id fetch takes
-    assert _ids(_get(client_for("annotator"), q="gardens")) == [it.pk for it in world["pool"] if it.pk not in
-                                                               {x.pk for x in world["pool"][::3]}][::-1]
+    assert (
+        _ids(_get(client_for("annotator"), q="gardens"))
+        == [it.pk for it in world["pool"] if it.pk not in {x.pk for x in world["pool"][::3]}][::-1]
+    )
 
 
 def test_full_text_search_matches_whole_words(client_for, world):
@@ -61,18 +69,21 @@ def test_full_text_search_matches_whole_words(client_for, world):
     assert _ids(_get(client_for("annotator"), q="'); drop table --")) == []
 
 
-@pytest.mark.parametrize("params, expected", [
-    ({"split": "seed"}, lambda w: w["seeds"]),
-    ({"human_label": "harmful"}, lambda w: [w["seeds"][0], w["seeds"][1], w["pool"][8]]),
-    ({"human_label": "none"}, lambda w: [w["seeds"][2]] + w["pool"][:8]),
-    ({"pseudo_label": "harmful"}, lambda w: w["pool"][5:]),
-    ({"p_min": "0.3", "p_max": "0.5"}, lambda w: w["pool"][3:6]),
-    ({"agreement": "low_agree"}, lambda w: w["pool"][1::2]),
-    ({"reviewed": "yes"}, lambda w: [w["pool"][8]]),
-    ({"reviewed": "no", "split": "pool"}, lambda w: w["pool"][:8]),
-    ({"category": "violence"}, lambda w: [w["seeds"][1]]),
-    ({"disagreement": "on"}, lambda w: [w["seeds"][0]]),
-])
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"split": "seed"}, lambda w: w["seeds"]),
+        ({"human_label": "harmful"}, lambda w: [w["seeds"][0], w["seeds"][1], w["pool"][8]]),
+        ({"human_label": "none"}, lambda w: [w["seeds"][2]] + w["pool"][:8]),
+        ({"pseudo_label": "harmful"}, lambda w: w["pool"][5:]),
+        ({"p_min": "0.3", "p_max": "0.5"}, lambda w: w["pool"][3:6]),
+        ({"agreement": "low_agree"}, lambda w: w["pool"][1::2]),
+        ({"reviewed": "yes"}, lambda w: [w["pool"][8]]),
+        ({"reviewed": "no", "split": "pool"}, lambda w: w["pool"][:8]),
+        ({"category": "violence"}, lambda w: [w["seeds"][1]]),
+        ({"disagreement": "on"}, lambda w: [w["seeds"][0]]),
+    ],
+)
 def test_each_filter(client_for, world, params, expected):
     assert _ids(_get(client_for("annotator"), **params)) == sorted(i.pk for i in expected(world))[::-1]
 
@@ -90,8 +101,9 @@ def test_sort_by_p_harmful_ascending_lists_only_scored_items(client_for, world):
 def test_keyset_pages_cover_everything_once_in_order(project, world):
     seen, cursor = [], ""
     while True:
-        page = explorer_items(project=project, filters=ItemFilters(sort="split", descending=False), cursor=cursor,
-                              limit=4)
+        page = explorer_items(
+            project=project, filters=ItemFilters(sort="split", descending=False), cursor=cursor, limit=4
+        )
         seen += [(it.split, it.pk) for it in page.items]
         cursor = page.next_cursor
         if not cursor:
@@ -111,8 +123,11 @@ def test_a_bad_cursor_starts_from_the_top():
 
 def test_item_page_shows_human_and_machine_history(client_for, world):
     item = world["pool"][8]
-    html = client_for("annotator").get(reverse("annotations:item_detail", kwargs={"slug": "safety",
-                                                                               "item_id": item.pk})).content.decode()
+    html = (
+        client_for("annotator")
+        .get(reverse("annotations:item_detail", kwargs={"slug": "safety", "item_id": item.pk}))
+        .content.decode()
+    )
     assert html.count('class="history-row history-human"') == 1 and "Approved pseudo-label" in html
     assert html.count('class="history-row history-machine"') == 1 and "p(harmful) 0.800" in html
 
@@ -176,8 +191,11 @@ def test_similar_items_by_full_text_on_this_database(client_for, labeled_neighbo
     """The full-text path (PostgreSQL ts_rank, or SQLite FTS5 bm25 when the suite runs on SQLite): issue 14.7."""
     settings.UMBRA_SIMILAR_EMBEDDINGS = False
     query, near, shares = labeled_neighbours
-    html = client_for("annotator").get(reverse("annotations:item_similar", kwargs={
-        "slug": "safety", "item_id": query.pk}), **HX).content.decode()
+    html = (
+        client_for("annotator")
+        .get(reverse("annotations:item_similar", kwargs={"slug": "safety", "item_id": query.pk}), **HX)
+        .content.decode()
+    )
     found = [int(x) for x in re.findall(r'/items/(\d+)/"', html)]
     assert found[:2] == [near.pk, shares.pk] and "full-text rank" in html
 
@@ -206,9 +224,25 @@ def test_search_filters_and_similar_items_pass_on_sqlite_too(tmp_path):
         pytest.skip("already on SQLite")
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'explorer.sqlite3'}"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "--create-db",
-         "-k", "(search or filter or similar_items_by_full_text or keyset or sort) and not on_sqlite"],
-        check=False, env=env, capture_output=True, text=True, timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            __file__,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--create-db",
+            "-k",
+            "(search or filter or similar_items_by_full_text or keyset or sort) and not on_sqlite",
+        ],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"\b1[5-9] passed|\b[2-9]\d passed", result.stdout), result.stdout[-500:]
 
@@ -216,8 +250,10 @@ def test_search_filters_and_similar_items_pass_on_sqlite_too(tmp_path):
 def test_item_text_and_category_are_escaped_in_the_list_and_item_page(client_for, project, make_item):
     payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     item = make_item(project, text=payload, human_label="harmful", human_category=payload)
-    for url in (reverse("annotations:item_list", kwargs={"slug": "safety"}),
-                reverse("annotations:item_detail", kwargs={"slug": "safety", "item_id": item.pk})):
+    for url in (
+        reverse("annotations:item_list", kwargs={"slug": "safety"}),
+        reverse("annotations:item_detail", kwargs={"slug": "safety", "item_id": item.pk}),
+    ):
         response = client_for("annotator").get(url)
         body = response.content.decode()
         assert response.status_code == 200 and "&lt;script&gt;" in body

@@ -21,12 +21,20 @@ HX = {"HTTP_HX_REQUEST": "true"}
 def cache_kind(request, settings):
     """The labeling page under the default per-process cache and under a shared Redis cache."""
     if request.param == "redis":
-        settings.CACHES = {"default": {"BACKEND": "annotations.cache.ResilientRedisCache",
-                                       "LOCATION": os.environ["CELERY_BROKER_URL"],
-                                       "KEY_PREFIX": f"test-counts-{uuid.uuid4().hex}"}}
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "annotations.cache.ResilientRedisCache",
+                "LOCATION": os.environ["CELERY_BROKER_URL"],
+                "KEY_PREFIX": f"test-counts-{uuid.uuid4().hex}",
+            }
+        }
     else:
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                       "LOCATION": f"counts-{uuid.uuid4().hex}"}}
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": f"counts-{uuid.uuid4().hex}",
+            }
+        }
     return request.param
 
 
@@ -68,9 +76,13 @@ def test_nothing_left_to_label_shows_no_open_seed_items(cache_kind, client_for, 
 
 
 def test_shared_counts_stand_until_a_change_is_announced(settings, project, make_item):
-    settings.CACHES = {"default": {"BACKEND": "annotations.cache.ResilientRedisCache",
-                                   "LOCATION": os.environ["CELERY_BROKER_URL"],
-                                   "KEY_PREFIX": f"test-counts-{uuid.uuid4().hex}"}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "annotations.cache.ResilientRedisCache",
+            "LOCATION": os.environ["CELERY_BROKER_URL"],
+            "KEY_PREFIX": f"test-counts-{uuid.uuid4().hex}",
+        }
+    }
     make_item(project)
     assert labeling_counts(project=project)["total"] == 1
     Item.objects.create(project=project, text="added behind the services' back", content_hash="x" * 64, split="seed")

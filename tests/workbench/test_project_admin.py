@@ -23,9 +23,16 @@ def _client(client, user):
 
 
 def test_staff_creates_a_project_and_becomes_its_admin(client, staff):
-    response = _client(client, staff).post(reverse("annotations:project_new"), {
-        "name": "Chat safety", "slug": "", "task": "response", "categories": "violence\nfraud",
-        "guidelines": "# Rules\n<script>alert(1)</script>"})
+    response = _client(client, staff).post(
+        reverse("annotations:project_new"),
+        {
+            "name": "Chat safety",
+            "slug": "",
+            "task": "response",
+            "categories": "violence\nfraud",
+            "guidelines": "# Rules\n<script>alert(1)</script>",
+        },
+    )
     assert response.status_code == 302 and response["Location"] == "/p/chat-safety/settings/"
     project = Project.objects.get(slug="chat-safety")
     assert (project.task, project.categories) == ("response", ["violence", "fraud"])
@@ -35,8 +42,10 @@ def test_staff_creates_a_project_and_becomes_its_admin(client, staff):
 
 
 def test_project_creation_errors_sit_next_to_their_field(client, staff, project):
-    response = _client(client, staff).post(reverse("annotations:project_new"), {
-        "name": "Again", "slug": project.slug, "task": "prompt", "categories": "\n".join(f"c{i}" for i in range(10))})
+    response = _client(client, staff).post(
+        reverse("annotations:project_new"),
+        {"name": "Again", "slug": project.slug, "task": "prompt", "categories": "\n".join(f"c{i}" for i in range(10))},
+    )
     assert response.status_code == 422
     html = response.content.decode()
     categories = html.split('name="categories"', 1)[1].split('<div class="field', 1)[0]
@@ -51,9 +60,10 @@ def test_non_staff_cannot_create_projects(client_for, project, users):
 
 
 def test_guidelines_preview_is_sanitised(client_for, project, users):
-    response = client_for("annotator").post(reverse("annotations:guidelines_preview"),
-                                            {"guidelines": "**bold** <img src=x onerror=alert(1)> "
-                                                           "[x](javascript:alert(1))"})
+    response = client_for("annotator").post(
+        reverse("annotations:guidelines_preview"),
+        {"guidelines": "**bold** <img src=x onerror=alert(1)> [x](javascript:alert(1))"},
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "<strong>bold</strong>" in html and "<img" not in html and "javascript:" not in html
@@ -64,19 +74,32 @@ def test_admin_changes_settings_from_the_browser(client_for, project, users):
     client = client_for("admin")
     page = client.get(reverse("annotations:project_settings", args=[project.slug]))
     assert page.status_code == 200
-    data = {"name": project.name, "categories": "violence\nfraud", "guidelines": project.guidelines,
-            "annotations_per_item": "2", "min_labels_per_class": "30", "use_refined_labels": "on",
-            "refined_label_weight": "0.3"}
+    data = {
+        "name": project.name,
+        "categories": "violence\nfraud",
+        "guidelines": project.guidelines,
+        "annotations_per_item": "2",
+        "min_labels_per_class": "30",
+        "use_refined_labels": "on",
+        "refined_label_weight": "0.3",
+    }
     response = client.post(reverse("annotations:project_settings", args=[project.slug]), data)
     assert response.status_code == 302
     project.refresh_from_db()
-    assert (project.annotations_per_item, project.min_labels_per_class, project.use_refined_labels,
-            project.refined_label_weight, project.categories) == (2, 30, True, 0.3, ["violence", "fraud"])
+    assert (
+        project.annotations_per_item,
+        project.min_labels_per_class,
+        project.use_refined_labels,
+        project.refined_label_weight,
+        project.categories,
+    ) == (2, 30, True, 0.3, ["violence", "fraud"])
     refine = client.get(reverse("annotations:refine_page", args=[project.slug])).content.decode()
     assert "is on (off)" not in refine and "feed the next SSL round as weighted pseudo-labels (weight 0.3)" in refine
 
-    bad = client.post(reverse("annotations:project_settings", args=[project.slug]),
-                      {**data, "annotations_per_item": "12", "refined_label_weight": "3"})
+    bad = client.post(
+        reverse("annotations:project_settings", args=[project.slug]),
+        {**data, "annotations_per_item": "12", "refined_label_weight": "3"},
+    )
     assert bad.status_code == 422
     html = bad.content.decode()
     overlap = html.split('name="annotations_per_item"', 1)[1].split('<div class="field', 1)[0]
@@ -89,8 +112,10 @@ def test_admin_changes_settings_from_the_browser(client_for, project, users):
 def test_only_admins_change_settings_or_members(client_for, project, users, role):
     client = client_for(role)
     assert client.get(reverse("annotations:project_settings", args=[project.slug])).status_code == 403
-    response = client.post(reverse("annotations:project_member_save", args=[project.slug]),
-                           {"username": users[role].username, "role": "admin"})
+    response = client.post(
+        reverse("annotations:project_member_save", args=[project.slug]),
+        {"username": users[role].username, "role": "admin"},
+    )
     assert response.status_code == 403
     assert Membership.objects.get(project=project, user=users[role]).role == role
 
@@ -117,15 +142,17 @@ def test_tokens_link_for_every_role(client_for, project, users):
         assert f'href="{href}">Tokens</a>' in nav, role
 
 
-def test_export_buttons_start_a_job_and_link_the_download(client_for, project, users, settings,
-                                                         django_capture_on_commit_callbacks):
+def test_export_buttons_start_a_job_and_link_the_download(
+    client_for, project, users, settings, django_capture_on_commit_callbacks
+):
     client = client_for("admin")
     page = client.get(reverse("annotations:project_exports", args=[project.slug])).content.decode()
     assert "Export labels (jsonl)" in page and "Export hugging face dataset" in page
     assert re.search(r"<button type=\"submit\" disabled[^>]*>Export active model", page)  # no model yet
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post(reverse("annotations:project_export_start", args=[project.slug]),
-                               {"kind": "labels_jsonl"})
+        response = client.post(
+            reverse("annotations:project_export_start", args=[project.slug]), {"kind": "labels_jsonl"}
+        )
     assert response.status_code == 302 and len(callbacks) == 1
     job = BackgroundJob.objects.get(kind="export")
     from annotations.services.label_exports import export_job_execute

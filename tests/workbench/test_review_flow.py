@@ -16,9 +16,16 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def preds(project, make_item, active_round, make_prediction):
     rnd = active_round(project)
-    return [make_prediction(make_item(project, text=f"pool words {i}", split=Item.Split.POOL), rnd, p=0.8,
-                            priority=50 - i, reason="the heads disagree (0.80 / 0.20); its margin keeps flipping "
-                            "(crossed zero 2x across epochs)") for i in range(6)]
+    return [
+        make_prediction(
+            make_item(project, text=f"pool words {i}", split=Item.Split.POOL),
+            rnd,
+            p=0.8,
+            priority=50 - i,
+            reason="the heads disagree (0.80 / 0.20); its margin keeps flipping (crossed zero 2x across epochs)",
+        )
+        for i in range(6)
+    ]
 
 
 def _active(html: str) -> int:
@@ -34,7 +41,7 @@ def test_page_shows_one_active_card_with_plain_reasons_and_technical_detail_fold
     html = client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"})).content.decode()
     assert html.count("review-card active") == 1 and _active(html) == preds[0].pk
     assert "The model&#x27;s heads disagree about it." in html
-    folded = html[html.index('<details class="tech">'):html.index("</details>", html.index('<details class="tech">'))]
+    folded = html[html.index('<details class="tech">') : html.index("</details>", html.index('<details class="tech">'))]
     assert "the heads disagree (0.80 / 0.20)" in folded and "review priority 50.000" in folded
 
 
@@ -48,11 +55,14 @@ def test_an_action_answers_with_the_next_card_and_the_strip(client_for, preds):
 
 def test_undo_of_the_third_last_decision_brings_that_item_back(client_for, preds):
     client = client_for("reviewer")
-    for pred, action in zip(preds[:4], ["approve", "correct", "reject", "approve"]):
+    for pred, action in zip(preds[:4], ["approve", "correct", "reject", "approve"], strict=True):
         assert _review(client, pred, action).status_code == 200
     third_last = Annotation.objects.get(prediction=preds[1])
-    response = client.post(reverse("annotations:prediction_review_undo", kwargs={"slug": "safety"}),
-                           {"annotation": third_last.pk, "next": "/p/safety/review/"}, **HX)
+    response = client.post(
+        reverse("annotations:prediction_review_undo", kwargs={"slug": "safety"}),
+        {"annotation": third_last.pk, "next": "/p/safety/review/"},
+        **HX,
+    )
     html = response.content.decode()
     assert response.status_code == 200 and _active(html) == preds[1].pk
     assert Item.objects.get(pk=preds[1].item_id).human_label == ""
@@ -77,8 +87,9 @@ def test_undo_of_a_decision_already_undone_is_refused(client_for, preds):
 def test_undo_of_someone_elses_decision_is_not_found(client_for, preds, users):
     _review(client_for("admin"), preds[0])
     theirs = Annotation.objects.get()
-    response = client_for("reviewer").post(reverse("annotations:prediction_review_undo", kwargs={"slug": "safety"}),
-                                           {"annotation": theirs.pk}, **HX)
+    response = client_for("reviewer").post(
+        reverse("annotations:prediction_review_undo", kwargs={"slug": "safety"}), {"annotation": theirs.pk}, **HX
+    )
     assert response.status_code == 404 and not Annotation.objects.filter(kind="undo").exists()
 
 
@@ -99,8 +110,11 @@ def test_labeling_page_can_undo_the_label_given_five_items_ago(client_for, proje
     recent = client.get(reverse("annotations:labeling_recent", kwargs={"slug": "safety"}), **HX).content.decode()
     assert recent.count('class="recent"') == 6 and f"/items/{items[1].pk}/" in recent
     fifth_last = Annotation.objects.get(item=items[1])
-    response = client.post(reverse("annotations:labeling_undo", kwargs={"slug": "safety"}),
-                           {"annotation": fifth_last.pk, "item": items[6].pk}, **HX)
+    response = client.post(
+        reverse("annotations:labeling_undo", kwargs={"slug": "safety"}),
+        {"annotation": fifth_last.pk, "item": items[6].pk},
+        **HX,
+    )
     assert response.status_code == 200 and f'data-item="{items[1].pk}"'.encode() in response.content
     assert "labels-changed" in response["HX-Trigger"]
     assert [Item.objects.get(pk=i.pk).human_label for i in items[:6]] == ["harmful", "", *["harmful"] * 4]

@@ -17,8 +17,15 @@ def queue(project, users, make_item, active_round, make_prediction, make_variant
     """Seed items, a pool with 25 predictions of an active round, one variant."""
     seeds = [make_item(project, text=f"seed {i}") for i in range(3)]
     rnd = active_round(project)
-    preds = [make_prediction(make_item(project, text=f"pool text number {i}", split=Item.Split.POOL), rnd,
-                             p=0.9 if i % 2 else 0.2, priority=100 - i) for i in range(25)]
+    preds = [
+        make_prediction(
+            make_item(project, text=f"pool text number {i}", split=Item.Split.POOL),
+            rnd,
+            p=0.9 if i % 2 else 0.2,
+            priority=100 - i,
+        )
+        for i in range(25)
+    ]
     variant = make_variant(preds[0].item, "pool text NUMBER zero rewritten")
     return {"round": rnd, "preds": preds, "variant": variant, "seeds": seeds}
 
@@ -29,18 +36,31 @@ def _urls(queue):
     return [
         ("get", reverse("annotations:labeling_next", kwargs=s), {}, [302, 200, 200, 200, 404]),
         ("get-hx", reverse("annotations:labeling_next", kwargs=s), {}, [302, 200, 200, 200, 404]),
-        ("post", reverse("annotations:labeling_skip", kwargs=s), {"item": queue["seeds"][0].pk}, [302, 302, 302, 302, 404]),
+        (
+            "post",
+            reverse("annotations:labeling_skip", kwargs=s),
+            {"item": queue["seeds"][0].pk},
+            [302, 302, 302, 302, 404],
+        ),
         ("post", reverse("annotations:labeling_undo", kwargs=s), {}, [302, 302, 302, 302, 404]),
         ("get", reverse("annotations:review_queue", kwargs=s), {}, [302, 403, 200, 200, 404]),
         ("get-hx", reverse("annotations:review_queue", kwargs=s), {}, [302, 403, 200, 200, 404]),
-        ("post", reverse("annotations:prediction_review", kwargs={**s, "pk": p}), {"action": "skip"},
-         [302, 403, 302, 302, 404]),
+        (
+            "post",
+            reverse("annotations:prediction_review", kwargs={**s, "pk": p}),
+            {"action": "skip"},
+            [302, 403, 302, 302, 404],
+        ),
         ("get", reverse("annotations:prediction_similar", kwargs={**s, "pk": p}), {}, [302, 403, 200, 200, 404]),
         ("post", reverse("annotations:prediction_review_bulk", kwargs=s), {}, [302, 403, 302, 302, 404]),
         ("get", reverse("annotations:variant_list", kwargs=s), {}, [302, 403, 200, 200, 404]),
         ("get-hx", reverse("annotations:variant_list", kwargs=s), {}, [302, 403, 200, 200, 404]),
-        ("post", reverse("annotations:variant_review", kwargs={**s, "pk": v}), {"action": "bogus"},
-         [302, 403, 302, 302, 404]),
+        (
+            "post",
+            reverse("annotations:variant_review", kwargs={**s, "pk": v}),
+            {"action": "bogus"},
+            [302, 403, 302, 302, 404],
+        ),
         ("get", reverse("annotations:dashboard_stats", kwargs=s), {}, [302, 200, 200, 200, 404]),
         ("get-hx", reverse("annotations:dashboard_stats", kwargs=s), {}, [302, 200, 200, 200, 404]),
     ]
@@ -88,8 +108,11 @@ def test_review_queue_orders_by_priority_and_hides_decided_items(client_for, que
     preds = queue["preds"]
     Item.objects.filter(pk=preds[0].item_id).update(human_label="harmful")
     Item.objects.filter(pk=preds[1].item_id).update(excluded=True)
-    html = client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"}),
-                                      {"label": "harmful"}).content.decode()  # filtered: the page is listed too
+    html = (
+        client_for("reviewer")
+        .get(reverse("annotations:review_queue", kwargs={"slug": "safety"}), {"label": "harmful"})
+        .content.decode()
+    )  # filtered: the page is listed too
     assert f'id="prediction-{preds[2].pk}"' not in html  # item 2 is unharmful: filtered out
     assert f'id="prediction-{preds[3].pk}"' in html  # the active card: the first undecided harmful one
     rows = [p.item_id for p in preds if p.pseudo_label == "harmful"]
@@ -106,8 +129,10 @@ def test_queue_uses_only_the_active_succeeded_round(client_for, queue, project, 
     assert b"No active model" in html
     failed = TrainingRound.objects.create(project=project, status=TrainingRound.Status.FAILED)
     ModelVersion.objects.create(project=project, training_round=failed, path="/x", is_active=True)
-    assert b"No active model" in client_for("reviewer").get(
-        reverse("annotations:review_queue", kwargs={"slug": "safety"})).content
+    assert (
+        b"No active model"
+        in client_for("reviewer").get(reverse("annotations:review_queue", kwargs={"slug": "safety"})).content
+    )
 
 
 @pytest.mark.django_db
@@ -140,8 +165,9 @@ def test_unknown_category_is_refused_with_422(client_for, project, make_item, us
 @pytest.mark.django_db
 def test_item_of_another_project_cannot_be_labeled(client_for, other_project, make_item, users):
     foreign = make_item(other_project)
-    response = client_for("annotator").post(reverse("annotations:labeling_next", kwargs={"slug": "safety"}),
-                                            {"item": foreign.pk, "label": "harmful"})
+    response = client_for("annotator").post(
+        reverse("annotations:labeling_next", kwargs={"slug": "safety"}), {"item": foreign.pk, "label": "harmful"}
+    )
     assert response.status_code == 404 and not Annotation.objects.exists()
 
 
@@ -199,9 +225,11 @@ def test_filters_narrow_the_queue(client_for, queue):
 @pytest.mark.django_db
 def test_similar_items_by_text(client_for, queue, project, make_item):
     make_item(project, text="pool text number something", human_label="harmful")
-    html = client_for("reviewer").get(
-        reverse("annotations:prediction_similar", kwargs={"slug": "safety", "pk": queue["preds"][0].pk}), **HX
-    ).content.decode()
+    html = (
+        client_for("reviewer")
+        .get(reverse("annotations:prediction_similar", kwargs={"slug": "safety", "pk": queue["preds"][0].pk}), **HX)
+        .content.decode()
+    )
     assert "pool text number something" in html
 
 
@@ -221,16 +249,18 @@ def test_variant_review_approve_and_reject_with_reason(client_for, queue, users,
 
 @pytest.mark.django_db
 def test_variant_list_shows_diff_and_adversarial_first(client_for, queue, make_variant):
-    adv = make_variant(queue["preds"][1].item, "evil twin", kind=AugmentedVariant.Kind.ADVERSARIAL, method="mine",
-                       priority=0.1)
+    adv = make_variant(
+        queue["preds"][1].item, "evil twin", kind=AugmentedVariant.Kind.ADVERSARIAL, method="mine", priority=0.1
+    )
     html = client_for("reviewer").get(reverse("annotations:variant_list", kwargs={"slug": "safety"})).content.decode()
     assert html.index(f'id="variant-{adv.pk}"') < html.index(f'id="variant-{queue["variant"].pk}"')
     assert "<del>number</del>" in html and "<ins>NUMBER</ins>" in html
 
 
 @pytest.mark.django_db
-def test_item_text_is_escaped_on_every_page(client_for, project, make_item, active_round, make_prediction,
-                                            make_variant):
+def test_item_text_is_escaped_on_every_page(
+    client_for, project, make_item, active_round, make_prediction, make_variant
+):
     seed = make_item(project, text=XSS)
     rnd = active_round(project)
     pred = make_prediction(make_item(project, text=XSS + " pool", split=Item.Split.POOL), rnd)
@@ -257,10 +287,15 @@ def test_dashboard_stats_kappa_activity_and_hint(client_for, project, make_item,
     project.save()
     for i in range(8):
         item = make_item(project)
-        annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i < 4 else "unharmful")
-        annotation_submit(item=item, user=users["reviewer"], role=Role.ANNOTATOR,
-                          label="harmful" if i < 3 or i == 7 else "unharmful")
-    html = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"})).content.decode()
+        annotation_submit(
+            item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i < 4 else "unharmful"
+        )
+        annotation_submit(
+            item=item, user=users["reviewer"], role=Role.ANNOTATOR, label="harmful" if i < 3 or i == 7 else "unharmful"
+        )
+    html = (
+        client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"})).content.decode()
+    )
     assert "Fleiss" in html and "Cohen" in html and "ann · rev" in html
     assert "What to label next" in html and "Label seed items" in html
 
@@ -276,10 +311,15 @@ def test_dashboard_charts_labels_per_day_by_class(client_for, project, make_item
     from annotations.services.labels import annotation_submit
 
     for i in range(5):
-        annotation_submit(item=make_item(project), user=users["annotator"], role=Role.ANNOTATOR,
-                          label="harmful" if i < 2 else "unharmful")
+        annotation_submit(
+            item=make_item(project),
+            user=users["annotator"],
+            role=Role.ANNOTATOR,
+            label="harmful" if i < 2 else "unharmful",
+        )
     Annotation.objects.filter(pk__in=Annotation.objects.order_by("id").values("id")[:1]).update(
-        created_at=timezone.now() - timedelta(days=2))
+        created_at=timezone.now() - timedelta(days=2)
+    )
     response = client_for("annotator").get(reverse("annotations:dashboard_stats", kwargs={"slug": "safety"}))
     assert response.status_code == 200
     chart = response.content.decode().split('id="label-timeline"', 1)[1].split("</svg>", 1)[0]
@@ -296,8 +336,18 @@ def test_fleiss_kappa_matches_the_textbook_example():
     assert fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)
     assert fleiss_kappa([[1, 1], [1, 1]]) == pytest.approx(-1.0)
     # Wikipedia's worked example (10 items, 14 raters, 5 categories): kappa 0.210.
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
     assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)
 
 
@@ -338,8 +388,12 @@ def _overlapping_votes(project, users, make_item, n: int) -> None:
     project.save()
     for i in range(n):
         item = make_item(project)
-        annotation_submit(item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i % 2 else "unharmful")
-        annotation_submit(item=item, user=users["reviewer"], role=Role.ANNOTATOR, label="unharmful" if i % 2 else "harmful")
+        annotation_submit(
+            item=item, user=users["annotator"], role=Role.ANNOTATOR, label="harmful" if i % 2 else "unharmful"
+        )
+        annotation_submit(
+            item=item, user=users["reviewer"], role=Role.ANNOTATOR, label="unharmful" if i % 2 else "harmful"
+        )
 
 
 @pytest.mark.django_db

@@ -36,8 +36,12 @@ class ExportStartApi(ProjectScopedMixin, APIView):
 
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=EXPORT_KINDS)
-        include = serializers.ListField(child=serializers.ChoiceField(choices=PROVENANCES), required=False,
-                                        default=list(PROVENANCES), allow_empty=False)
+        include = serializers.ListField(
+            child=serializers.ChoiceField(choices=PROVENANCES),
+            required=False,
+            default=list(PROVENANCES),
+            allow_empty=False,
+        )
 
     @extend_schema(request=InputSerializer, responses={202: JobSerializer})
     def post(self, request, slug: str):
@@ -45,8 +49,12 @@ class ExportStartApi(ProjectScopedMixin, APIView):
 
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        job = export_job_start(project=self.project, user=request.user, kind=data.validated_data["kind"],
-                               include=tuple(data.validated_data["include"]))
+        job = export_job_start(
+            project=self.project,
+            user=request.user,
+            kind=data.validated_data["kind"],
+            include=tuple(data.validated_data["include"]),
+        )
         return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 

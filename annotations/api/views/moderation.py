@@ -16,22 +16,37 @@ from annotations.models import ROLE_RANK, ModelVersion, Project, Role
 from annotations.services.moderation import HARMFUL_KEY, OPENAI_CATEGORIES, ModerationInput
 
 
-@extend_schema_field({
-    "oneOf": [
-        {"type": "string", "minLength": 1},
-        {"type": "array", "minItems": 1, "items": {"oneOf": [
-            {"type": "string"},
-            {"type": "object", "required": ["response"], "additionalProperties": False,
-             "properties": {"prompt": {"type": "string", "nullable": True}, "response": {"type": "string"}}},
-        ]}},
-    ],
-})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "required": ["response"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "prompt": {"type": "string", "nullable": True},
+                                "response": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+            },
+        ],
+    }
+)
 class ModerationInputField(serializers.Field):
     """``input``: a string, or a list of strings / ``{"prompt", "response"}`` objects (response task)."""
 
     default_error_messages = {
         "empty": "Input is empty: send a non-empty string or a non-empty list.",
-        "type": "Input must be a string or a list of strings or {{\"prompt\", \"response\"}} objects.",
+        "type": 'Input must be a string or a list of strings or {{"prompt", "response"}} objects.',
         "too_many": "Too many inputs: {n} given, at most {limit} per request.",
         "unicode": "input[{i}] is not valid Unicode text (unpaired surrogate).",
     }
@@ -52,8 +67,12 @@ class ModerationInputField(serializers.Field):
         for i, entry in enumerate(data):
             if isinstance(entry, str):
                 out.append(ModerationInput(text=entry))
-            elif isinstance(entry, dict) and isinstance(entry.get("response"), str) and \
-                    isinstance(entry.get("prompt", ""), str | None) and set(entry) <= {"prompt", "response"}:
+            elif (
+                isinstance(entry, dict)
+                and isinstance(entry.get("response"), str)
+                and isinstance(entry.get("prompt", ""), str | None)
+                and set(entry) <= {"prompt", "response"}
+            ):
                 out.append(ModerationInput(text=entry["response"], prompt=entry.get("prompt") or None))
             else:
                 raise serializers.ValidationError(
@@ -72,27 +91,46 @@ class ModerationInputField(serializers.Field):
 
 MODERATION_REQUEST_EXAMPLES = [
     OpenApiExample("One text", value={"input": "How do I bake bread?"}, request_only=True),
-    OpenApiExample("Several texts, a given model", value={"input": ["first text", "second text"],
-                                                         "model": "safety-v3"}, request_only=True),
-    OpenApiExample("Response task (extension)", request_only=True, value={
-        "project": "responses", "input": [{"prompt": "How do I pick a lock?", "response": "I can't help with that."}],
-    }),
+    OpenApiExample(
+        "Several texts, a given model",
+        value={"input": ["first text", "second text"], "model": "safety-v3"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Response task (extension)",
+        request_only=True,
+        value={
+            "project": "responses",
+            "input": [{"prompt": "How do I pick a lock?", "response": "I can't help with that."}],
+        },
+    ),
 ]
 
 _CATEGORY_KEYS = (*OPENAI_CATEGORIES, HARMFUL_KEY)
-ModerationResponseSerializer = inline_serializer("ModerationResponse", fields={
-    "id": serializers.CharField(),
-    "model": serializers.CharField(),
-    "results": inline_serializer("ModerationResult", many=True, fields={
-        "flagged": serializers.BooleanField(),
-        "categories": inline_serializer("ModerationCategories", fields={
-            k: serializers.BooleanField() for k in _CATEGORY_KEYS}),
-        "category_scores": inline_serializer("ModerationCategoryScores", fields={
-            k: serializers.FloatField() for k in _CATEGORY_KEYS}),
-        "category_applied_input_types": inline_serializer("ModerationAppliedInputTypes", fields={
-            k: serializers.ListField(child=serializers.CharField()) for k in _CATEGORY_KEYS}),
-    }),
-})
+ModerationResponseSerializer = inline_serializer(
+    "ModerationResponse",
+    fields={
+        "id": serializers.CharField(),
+        "model": serializers.CharField(),
+        "results": inline_serializer(
+            "ModerationResult",
+            many=True,
+            fields={
+                "flagged": serializers.BooleanField(),
+                "categories": inline_serializer(
+                    "ModerationCategories", fields={k: serializers.BooleanField() for k in _CATEGORY_KEYS}
+                ),
+                "category_scores": inline_serializer(
+                    "ModerationCategoryScores", fields={k: serializers.FloatField() for k in _CATEGORY_KEYS}
+                ),
+                "category_applied_input_types": inline_serializer(
+                    "ModerationAppliedInputTypes",
+                    fields={k: serializers.ListField(child=serializers.CharField()) for k in _CATEGORY_KEYS},
+                ),
+            },
+        ),
+    },
+)
 
 
 class ModerationCreateApi(APIView):
@@ -114,7 +152,9 @@ class ModerationCreateApi(APIView):
         project = serializers.SlugField(required=False, max_length=64)
 
     @extend_schema(
-        request=InputSerializer, responses={200: ModerationResponseSerializer}, examples=MODERATION_REQUEST_EXAMPLES,
+        request=InputSerializer,
+        responses={200: ModerationResponseSerializer},
+        examples=MODERATION_REQUEST_EXAMPLES,
         operation_id="moderations_create",
     )
     def post(self, request):
@@ -127,7 +167,8 @@ class ModerationCreateApi(APIView):
         project = mv.project
         if project.task == Project.Task.PROMPT and any(i.prompt for i in v["input"]):
             raise serializers.ValidationError(
-                {"input": [f"Project {project.slug!r} judges prompts; send plain strings."]})
+                {"input": [f"Project {project.slug!r} judges prompts; send plain strings."]}
+            )
         return Response(moderation_create(model_version=mv, inputs=v["input"]))
 
     def _model_version(self, user, slug: str | None, model: str | None) -> ModelVersion:
@@ -159,6 +200,12 @@ class ModerationCreateApi(APIView):
             return named.model_version
         targets = serving.serving_targets_of_user(user=user, limit=2)
         if len(targets) != 1:
-            raise serializers.ValidationError({"project": [
-                "You belong to several projects (or none): name one with 'project' or pick a model '<slug>-v<n>'."]})
+            raise serializers.ValidationError(
+                {
+                    "project": [
+                        "You belong to several projects (or none): name one with 'project' "
+                        "or pick a model '<slug>-v<n>'."
+                    ]
+                }
+            )
         return model_version_or_unavailable(targets[0].model_version, project=targets[0].project)

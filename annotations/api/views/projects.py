@@ -15,6 +15,7 @@ from annotations.permissions import project_for
 from annotations.selectors.items import LABEL_STATES, items_for
 from annotations.selectors.projects import projects_for
 
+
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     """Projects the caller belongs to."""
 
@@ -29,10 +30,12 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     def get_object(self) -> Project:
         return project_for(self.request.user, self.kwargs["slug"], Role.ANNOTATOR)
 
+
 class ItemFilter(serializers.Serializer):
     split = serializers.ChoiceField(choices=Item.Split.choices, required=False)
     label_state = serializers.ChoiceField(choices=LABEL_STATES, required=False)
     q = serializers.CharField(required=False, max_length=200, allow_blank=True)
+
 
 @extend_schema_view(list=extend_schema(parameters=[ItemFilter]))
 class ItemViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
@@ -46,6 +49,7 @@ class ItemViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
         if self.action == "list":
             return items_for(project=self.project, **query_params(ItemFilter, self.request))
         return items_for(project=self.project)
+
 
 class AnnotationCreateApi(ProjectScopedMixin, APIView):
     """Label an item (the same service as the labeling page)."""
@@ -67,6 +71,7 @@ class AnnotationCreateApi(ProjectScopedMixin, APIView):
         item = get_object_or_404(Item.objects.select_related("project"), pk=item_id, project=self.project)
         annotation = annotation_submit(item=item, user=request.user, role=self.role, **data.validated_data)
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
 
 class AnnotationUndoApi(ProjectScopedMixin, APIView):
     """Withdraw the caller's most recent label in the project."""

@@ -18,8 +18,9 @@ from annotations.selectors.variants import VariantFilters, variant_queue
 
 
 class PredictionFilter(serializers.Serializer):
-    agreement = serializers.ChoiceField(choices=Prediction.Agreement.choices, required=False, allow_blank=True,
-                                        default=None, allow_null=True)
+    agreement = serializers.ChoiceField(
+        choices=Prediction.Agreement.choices, required=False, allow_blank=True, default=None, allow_null=True
+    )
     min_priority = serializers.FloatField(required=False)
     pseudo_label = serializers.ChoiceField(choices=Label.choices, required=False)
 
@@ -37,8 +38,9 @@ class PredictionViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Prediction.objects.none()
 
     def get_queryset(self):
-        training_round = round_get(project=self.project, round_id=self.kwargs["round_id"],
-                                   status=TrainingRound.Status.SUCCEEDED)
+        training_round = round_get(
+            project=self.project, round_id=self.kwargs["round_id"], status=TrainingRound.Status.SUCCEEDED
+        )
         if training_round is None:
             raise Http404("No succeeded round with this id in the project.")
         if self.action == "list":
@@ -68,8 +70,7 @@ class PredictionReviewApi(ProjectScopedMixin, APIView):
         prediction = prediction_in_project(project=self.project, prediction_id=prediction_id)
         if prediction is None:
             raise Http404("No reviewable prediction with this id in the project.")
-        annotation = prediction_review(prediction=prediction, user=request.user, role=self.role,
-                                       **data.validated_data)
+        annotation = prediction_review(prediction=prediction, user=request.user, role=self.role, **data.validated_data)
         return Response(AnnotationSerializer(annotation).data, status=201)
 
 
@@ -91,8 +92,12 @@ class VariantViewSet(ProjectScopedMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if self.action == "list":
             f = query_params(VariantFilter, self.request)
-            return variant_queue(project=self.project, filters=VariantFilters(
-                status=f.get("status", ""), kind=f.get("kind", ""), loss_flagged=f.get("loss_flagged", False)))
+            return variant_queue(
+                project=self.project,
+                filters=VariantFilters(
+                    status=f.get("status", ""), kind=f.get("kind", ""), loss_flagged=f.get("loss_flagged", False)
+                ),
+            )
         return variant_queue(project=self.project, filters=VariantFilters(status=""))
 
 
@@ -109,8 +114,12 @@ class _VariantReviewApi(ProjectScopedMixin, APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         variant = get_object_or_404(AugmentedVariant, pk=variant_id, item__project=self.project)
-        variant = variant_review(variant=variant, user=request.user, action=self.action_name,
-                                 reason=data.validated_data["reason"]) or variant
+        variant = (
+            variant_review(
+                variant=variant, user=request.user, action=self.action_name, reason=data.validated_data["reason"]
+            )
+            or variant
+        )
         variant.refresh_from_db()
         return Response(VariantSerializer(variant).data)
 

@@ -40,10 +40,18 @@ class ApiTokenCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
         user = serializers.CharField(required=False, help_text="Username; defaults to the caller.")
-        expires_in_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=3650,
-                                                   help_text="Days until the token stops working; empty = never.")
-        scope = serializers.ChoiceField(choices=ApiToken.Scope.choices, default=ApiToken.Scope.READ_WRITE,
-                                        help_text="read: safe methods and /v1/moderations only.")
+        expires_in_days = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=3650,
+            help_text="Days until the token stops working; empty = never.",
+        )
+        scope = serializers.ChoiceField(
+            choices=ApiToken.Scope.choices,
+            default=ApiToken.Scope.READ_WRITE,
+            help_text="read: safe methods and /v1/moderations only.",
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ApiTokenCreatedSerializer})
     def post(self, request):
@@ -57,9 +65,13 @@ class ApiTokenCreateApi(APIView):
             user = get_user_model().objects.filter(username=username, is_active=True).first()
             if user is None:
                 raise serializers.ValidationError({"user": ["No such active user."]})
-        issued = api_token_create(user=user, name=data.validated_data["name"], created_by=request.user,
-                                  expires_in_days=data.validated_data.get("expires_in_days"),
-                                  scope=data.validated_data["scope"])
+        issued = api_token_create(
+            user=user,
+            name=data.validated_data["name"],
+            created_by=request.user,
+            expires_in_days=data.validated_data.get("expires_in_days"),
+            scope=data.validated_data["scope"],
+        )
         out = ApiTokenSerializer(issued.token).data
         out["key"] = issued.key
         return Response(out, status=status.HTTP_201_CREATED)

@@ -26,8 +26,12 @@ def user_get(project: Project, username: str | None):
             raise CommandError(f"No user {username!r}.") from None
     found = users.filter(is_superuser=True, is_active=True).order_by("pk").first()
     if found is None:
-        member = (Membership.objects.filter(project=project, role=Role.ADMIN, user__is_active=True)
-                  .select_related("user").order_by("pk").first())
+        member = (
+            Membership.objects.filter(project=project, role=Role.ADMIN, user__is_active=True)
+            .select_related("user")
+            .order_by("pk")
+            .first()
+        )
         found = member.user if member else None
     if found is None:
         raise CommandError("No superuser or project admin to act as; pass --user.")
@@ -36,8 +40,12 @@ def user_get(project: Project, username: str | None):
 
 def add_provider_arguments(parser) -> None:
     g = parser.add_argument_group("LLM provider")
-    g.add_argument("--provider", choices=["local", "openai"], default="local",
-                   help="local Hugging Face model (default: bundled SmolLM2-135M GGUF) or an OpenAI-compatible endpoint")
+    g.add_argument(
+        "--provider",
+        choices=["local", "openai"],
+        default="local",
+        help="local Hugging Face model (default: bundled SmolLM2-135M GGUF) or an OpenAI-compatible endpoint",
+    )
     g.add_argument("--model", default="", help="local: HF id or path; openai: the model name")
     g.add_argument("--base-url", default="", help="openai: e.g. http://localhost:8000/v1")
     g.add_argument("--api-key-env", default="", help="openai: NAME of the worker's env var holding the API key")
@@ -46,8 +54,12 @@ def add_provider_arguments(parser) -> None:
 
 def provider_from(options) -> dict:
     if options["provider"] == "openai":
-        return {"kind": "openai", "base_url": options["base_url"], "model": options["model"],
-                "api_key_env": options["api_key_env"]}
+        return {
+            "kind": "openai",
+            "base_url": options["base_url"],
+            "model": options["model"],
+            "api_key_env": options["api_key_env"],
+        }
     spec = {"kind": "local"}
     if options["model"]:
         spec["model"] = options["model"]

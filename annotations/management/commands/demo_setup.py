@@ -37,20 +37,32 @@ class Command(BaseCommand):
         with transaction.atomic():
             prompts, _ = Project.objects.get_or_create(
                 slug="demo-prompts",
-                defaults={"name": "Demo: prompt harmfulness", "task": Project.Task.PROMPT,
-                          "categories": CATEGORIES, "guidelines": GUIDELINES},
+                defaults={
+                    "name": "Demo: prompt harmfulness",
+                    "task": Project.Task.PROMPT,
+                    "categories": CATEGORIES,
+                    "guidelines": GUIDELINES,
+                },
             )
             responses, _ = Project.objects.get_or_create(
                 slug="demo-responses",
-                defaults={"name": "Demo: response harmfulness", "task": Project.Task.RESPONSE,
-                          "categories": CATEGORIES, "guidelines": GUIDELINES.replace("request", "response")},
+                defaults={
+                    "name": "Demo: response harmfulness",
+                    "task": Project.Task.RESPONSE,
+                    "categories": CATEGORIES,
+                    "guidelines": GUIDELINES.replace("request", "response"),
+                },
             )
             for username, role in ACCOUNTS:
                 user = User.objects.filter(username=username).first()
                 if user is None:
                     password = os.environ.get(f"UMBRA_DEMO_{username.upper()}_PASSWORD") or secrets.token_urlsafe(9)
-                    user = User.objects.create_user(username=username, password=password,
-                                                    is_staff=(role == Role.ADMIN), is_superuser=(role == Role.ADMIN))
+                    user = User.objects.create_user(
+                        username=username,
+                        password=password,
+                        is_staff=(role == Role.ADMIN),
+                        is_superuser=(role == Role.ADMIN),
+                    )
                     created_passwords[username] = password
                 for project in (prompts, responses):
                     membership_set(project=project, user=user, role=role)

@@ -8,15 +8,20 @@ from annotations.services.label_exports import PROVENANCES, export_write
 
 
 class Command(BaseCommand):
-    help = ("Export a project's labels with provenance: JSONL (--format jsonl) or a Hugging Face "
-            "datasets folder as .tar.gz (--format hf).")
+    help = (
+        "Export a project's labels with provenance: JSONL (--format jsonl) or a Hugging Face "
+        "datasets folder as .tar.gz (--format hf)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument("--out", required=True, help="Output file (.jsonl or .tar.gz).")
         parser.add_argument("--format", choices=["jsonl", "hf"], default="jsonl")
-        parser.add_argument("--include", default=",".join(PROVENANCES),
-                            help="Comma-separated provenances to export (human,refined,pseudo).")
+        parser.add_argument(
+            "--include",
+            default=",".join(PROVENANCES),
+            help="Comma-separated provenances to export (human,refined,pseudo).",
+        )
 
     def handle(self, *args, **opts):
         project = Project.objects.filter(slug=opts["project"]).first()

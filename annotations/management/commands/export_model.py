@@ -21,7 +21,11 @@ class Command(BaseCommand):
             raise CommandError(f"No project with slug {opts['project']!r}.")
         mv = None
         if opts["model_version"]:
-            mv = ModelVersion.objects.filter(project=project, pk=opts["model_version"]).select_related("training_round").first()
+            mv = (
+                ModelVersion.objects.filter(project=project, pk=opts["model_version"])
+                .select_related("training_round")
+                .first()
+            )
             if mv is None:
                 raise CommandError(f"No model version {opts['version']} in {project.slug}.")
         try:

@@ -46,14 +46,21 @@ class Command(BaseCommand):
             fmt = opts["format"] or format_from_name(path.name)
             with path.open("rb") as fh:
                 report = items_import(
-                    project=project, stream=fh, fmt=fmt, split=split, bench_name=bench,
-                    import_username=opts["import_user"], skip_invalid=opts["skip_invalid"],
+                    project=project,
+                    stream=fh,
+                    fmt=fmt,
+                    split=split,
+                    bench_name=bench,
+                    import_username=opts["import_user"],
+                    skip_invalid=opts["skip_invalid"],
                 )
         except ImportFailed as exc:
             for err in exc.errors[:20]:
                 self.stderr.write(f"{path}: {err}")
-            raise CommandError(f"{exc.error_count} invalid line(s); nothing was imported "
-                               "(use --skip-invalid to import the valid lines).") from None
+            raise CommandError(
+                f"{exc.error_count} invalid line(s); nothing was imported "
+                "(use --skip-invalid to import the valid lines)."
+            ) from None
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         except Exception as exc:  # database gone mid-import, disk errors: the transaction rolled back

@@ -21,8 +21,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
         parser.add_argument("--limit", type=int)
-        parser.add_argument("--method", choices=["auto", "score", "generate"], default="auto",
-                            help="score = log-probabilities of the two answers (local models); generate = parse")
+        parser.add_argument(
+            "--method",
+            choices=["auto", "score", "generate"],
+            default="auto",
+            help="score = log-probabilities of the two answers (local models); generate = parse",
+        )
         parser.add_argument("--user")
         parser.add_argument("--wait", action="store_true")
         add_provider_arguments(parser)
@@ -30,8 +34,13 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         project = project_get(o["project"])
         try:
-            job = judge_labels_job_start(project=project, user=user_get(project, o["user"]), provider=provider_from(o),
-                                         limit=o["limit"], method=o["method"])
+            job = judge_labels_job_start(
+                project=project,
+                user=user_get(project, o["user"]),
+                provider=provider_from(o),
+                limit=o["limit"],
+                method=o["method"],
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{job.label} (id {job.pk}) queued for {project.slug}.")

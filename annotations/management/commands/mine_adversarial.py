@@ -26,8 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--per-item", type=int, default=3, help="candidates per source item and iteration")
         parser.add_argument("--limit", type=int, help="at most this many source items")
         parser.add_argument("--judge", action="store_true", help="keep only candidates a judge says keep the label")
-        parser.add_argument("--evaluate", type=int, metavar="JOB_ID",
-                            help="re-score JOB_ID's confirmed hard examples with the active model instead")
+        parser.add_argument(
+            "--evaluate",
+            type=int,
+            metavar="JOB_ID",
+            help="re-score JOB_ID's confirmed hard examples with the active model instead",
+        )
         parser.add_argument("--user")
         parser.add_argument("--wait", action="store_true")
         add_provider_arguments(parser)
@@ -37,13 +41,21 @@ class Command(BaseCommand):
         user = user_get(project, o["user"])
         try:
             if o["evaluate"]:
-                job = adversarial_evaluation_start(job=BackgroundJob.objects.get(pk=o["evaluate"], project=project),
-                                                   user=user)
+                job = adversarial_evaluation_start(
+                    job=BackgroundJob.objects.get(pk=o["evaluate"], project=project), user=user
+                )
             else:
                 provider = provider_from(o)
-                job = adversarial_job_start(project=project, user=user, direction=o["direction"],
-                                            iterations=o["iterations"], per_item=o["per_item"], provider=provider,
-                                            judge={"judges": [provider]} if o["judge"] else None, limit=o["limit"])
+                job = adversarial_job_start(
+                    project=project,
+                    user=user,
+                    direction=o["direction"],
+                    iterations=o["iterations"],
+                    per_item=o["per_item"],
+                    provider=provider,
+                    judge={"judges": [provider]} if o["judge"] else None,
+                    limit=o["limit"],
+                )
         except (ApplicationError, BackgroundJob.DoesNotExist) as exc:
             raise CommandError(getattr(exc, "message", str(exc))) from exc
         self.stdout.write(f"{job.label} (id {job.pk}) queued for {project.slug}.")
@@ -53,6 +65,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{job.label} {job.status}: {job.error}")
             for direction, d in (job.result.get("directions") or {}).items():
                 for it in d["iterations"]:
-                    self.stdout.write(f"{direction} iteration {it['iteration']}: {it['candidates']} candidates, "
-                                      f"{it['fooled']} fooled the model")
+                    self.stdout.write(
+                        f"{direction} iteration {it['iteration']}: {it['candidates']} candidates, "
+                        f"{it['fooled']} fooled the model"
+                    )
                 self.stdout.write(f"{direction}: {d['stored']} stored for review")

@@ -24,8 +24,14 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         project = project_get(o["project"])
         try:
-            job = uu_refine_start(project=project, user=user_get(project, o["user"]), source=o["source"],
-                                  iterations=o["iterations"], variant=o["variant"], seed=o["seed"])
+            job = uu_refine_start(
+                project=project,
+                user=user_get(project, o["user"]),
+                source=o["source"],
+                iterations=o["iterations"],
+                variant=o["variant"],
+                seed=o["seed"],
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{job.label} queued ({o['source']}, {o['iterations']} iterations).")
@@ -35,5 +41,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{job.label} {job.status}: {job.error}")
             for it in job.result["iterations"]:
                 t = it.get("test") or {}
-                self.stdout.write(f"iteration {it['iteration']}: changed {it['changed']}, held-out accuracy "
-                                  f"{t.get('accuracy', '-')}, F1 {t.get('f1', '-')}")
+                self.stdout.write(
+                    f"iteration {it['iteration']}: changed {it['changed']}, held-out accuracy "
+                    f"{t.get('accuracy', '-')}, F1 {t.get('f1', '-')}"
+                )

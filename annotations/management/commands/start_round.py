@@ -35,10 +35,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--algorithm", required=True, choices=TrainingRound.Algorithm.values)
-        parser.add_argument("--config", default="{}", help='engine settings as a JSON object, e.g. \'{"epochs": 3}\'')
+        parser.add_argument("--config", default="{}", help="engine settings as a JSON object, e.g. '{\"epochs\": 3}'")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--user", help="who starts it (a project admin or superuser); default: a superuser, "
-                                           "else the project's first admin")
+        parser.add_argument(
+            "--user",
+            help="who starts it (a project admin or superuser); default: a superuser, else the project's first admin",
+        )
         parser.add_argument("--wait", action="store_true", help="follow the round until it ends")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
 
@@ -53,8 +55,9 @@ class Command(BaseCommand):
             raise CommandError(f"--config is not valid JSON: {exc}") from exc
         starter = user_get(project_obj, user)
         try:
-            training_round = training_round_start(project=project_obj, user=starter, algorithm=algorithm, config=raw,
-                                                  seed=seed)
+            training_round = training_round_start(
+                project=project_obj, user=starter, algorithm=algorithm, config=raw, seed=seed
+            )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(f"{training_round.label} queued ({algorithm}, seed {seed}) for {project_obj.slug}.")
@@ -85,4 +88,3 @@ class Command(BaseCommand):
                     self.stdout.write("")
                 return training_round
             time.sleep(poll)
-

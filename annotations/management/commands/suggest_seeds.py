@@ -10,8 +10,10 @@ from annotations.services.seeds import seed_suggestion_start
 
 
 class Command(BaseCommand):
-    help = ("Queue a seed-suggestion job: N pool items chosen without labels (typical, diverse, suspect ones "
-            "over-sampled) move to the seed set for annotators. A worker on the 'augment' queue runs it.")
+    help = (
+        "Queue a seed-suggestion job: N pool items chosen without labels (typical, diverse, suspect ones "
+        "over-sampled) move to the seed set for annotators. A worker on the 'augment' queue runs it."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--project", required=True)
@@ -32,5 +34,7 @@ class Command(BaseCommand):
             if job.status != "succeeded":
                 raise CommandError(f"{job.label} {job.status}: {job.error}")
             r = job.result
-            self.stdout.write(f"{r['suggested']} pool items moved to the seed set "
-                              f"({r['strata'].get('suspect', 0)} from the suspect stratum).")
+            self.stdout.write(
+                f"{r['suggested']} pool items moved to the seed set "
+                f"({r['strata'].get('suspect', 0)} from the suspect stratum)."
+            )
