@@ -63,7 +63,7 @@ check-services: install
 
 # The whole suite against the real PostgreSQL and Redis (DATABASE_URL / CELERY_BROKER_URL,
 # defaulting to the local ones on 127.0.0.1).
-test: install browsers check-services
+test: install browsers check-services lint
 	UMBRA_RUN_SLOW=1 $(PY) -m pytest $(if $(CI),--create-db,) $(PYTEST_ARGS)
 
 # ruff lint (rule set in pyproject.toml), the ruff formatter's check, and the import-linter contracts
