@@ -10,10 +10,11 @@ import random
 import shutil
 
 import pytest
-from rounds.conftest import ROUND_QUEUES, TINY_CONFIG, WORDS, wait_for_round
 
 from annotations.models import BackgroundJob, Membership, Project, TrainingRound
-from umbra_testkit import start_worker
+from umbra_testkit import ROUND_QUEUES, start_worker, wait_for_round
+from umbra_testkit import ROUND_WORDS as WORDS
+from umbra_testkit import TINY_ROUND_CONFIG as TINY_CONFIG
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
