@@ -411,7 +411,7 @@ def label_records(
             }
 
     done = 0
-    for buffer in chunked(items.iterator(chunk_size=CHUNK)):
+    for buffer in chunked(items.iterator(chunk_size=CHUNK), CHUNK):
         yield from flush(buffer)
         done += len(buffer)
         if on_items is not None:

@@ -8,11 +8,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotations import selectors
 from annotations.forms.explorer import CorrectLabelForm, ItemFilterForm
 from annotations.models import Item, Role
 from annotations.permissions import project_role_required
 from annotations.selectors.explorer import explorer_items, item_in_project, item_label_history, similar_labeled_items
+from annotations.selectors.projects import project_members
 from annotations.services.labels import annotation_submit
 from annotations.views.common import HtmxHttpRequest
 from annotations.views.errors import form_error, service_errors
@@ -23,7 +23,7 @@ from annotations.views.errors import form_error, service_errors
 def item_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Items under the filters, one keyset page at a time (``?cursor=`` continues after the last row)."""
     project = request.project
-    form = ItemFilterForm(request.GET or None, project=project, members=selectors.project_members(project=project))
+    form = ItemFilterForm(request.GET or None, project=project, members=project_members(project=project))
     page = explorer_items(project=project, filters=form.filters(), cursor=request.GET.get("cursor", ""))
     query = request.GET.copy()
     query.pop("cursor", None)

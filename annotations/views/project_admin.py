@@ -15,12 +15,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from annotations import selectors
 from annotations.errors import PermissionDenied
 from annotations.forms.projects import ExportStartForm, MemberForm, ProjectCreateForm, ProjectSettingsForm
 from annotations.models import BackgroundJob, Project, Role
 from annotations.permissions import project_role_required
-from annotations.selectors.jobs import with_wait_reasons
+from annotations.selectors.jobs import jobs_for, with_wait_reasons
+from annotations.selectors.projects import project_members
 from annotations.services.label_exports import export_file_for, export_job_start
 from annotations.services.projects import (
     project_create_by,
@@ -88,7 +88,7 @@ def _settings_context(request: HtmxHttpRequest, *, form=None, member_form=None) 
         "project": project,
         "form": form or ProjectSettingsForm(instance=project),
         "member_form": member_form or MemberForm(),
-        "members": selectors.project_members(project=project),
+        "members": project_members(project=project),
         "roles": Role.choices,
     }
 
@@ -159,7 +159,7 @@ def project_member_delete(request: HtmxHttpRequest, slug: str, user_id: int) -> 
 
 
 def _export_jobs(project):
-    return with_wait_reasons(list(selectors.jobs_for(project=project, kind=BackgroundJob.Kind.EXPORT)))
+    return with_wait_reasons(list(jobs_for(project=project, kinds=[BackgroundJob.Kind.EXPORT])))
 
 
 def _exports_context(request: HtmxHttpRequest, form=None) -> dict:

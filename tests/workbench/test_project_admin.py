@@ -166,12 +166,13 @@ def test_export_buttons_start_a_job_and_link_the_download(
 
 
 def test_export_job_reports_per_item_progress(project, users, make_item, monkeypatch):
+    from annotations.selectors import labels as label_selectors
     from annotations.services import label_exports
     from annotations.services.jobs import JobProgress
 
     for i in range(5):
         make_item(project, text=f"export item {i}", human_label="harmful" if i % 2 else "unharmful")
-    monkeypatch.setattr(label_exports, "CHUNK", 2)
+    monkeypatch.setattr(label_selectors, "CHUNK", 2)
     seen = []
     real_update = JobProgress.update
 
