@@ -71,14 +71,13 @@ def test_demo_passwords_are_written_to_a_private_file_and_named_by_the_ready_ban
 
 
 @pytest.mark.django_db
-def test_readme_moderation_curl_works_verbatim_for_a_demo_account(settings, tmp_path):
+def test_readme_moderation_curl_works_verbatim_for_a_demo_account(settings, tmp_path, tiny_model_dir):
     """Issue 14.18: README's curl failed with 400 for every demo account (they belong to two projects)."""
     import json
     import re
     import shlex
     from pathlib import Path
 
-    from api.tiny_model import build_tiny_model
     from rest_framework.test import APIClient
 
     from annotations.models import ModelVersion, Project, TrainingRound
@@ -99,7 +98,7 @@ def test_readme_moderation_curl_works_verbatim_for_a_demo_account(settings, tmp_
         number=1,
         is_active=True,
         threshold=0.5,
-        path=build_tiny_model(str(tmp_path / "model")),
+        path=tiny_model_dir,
     )
     from django.contrib.auth import get_user_model
 
