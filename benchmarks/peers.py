@@ -15,6 +15,7 @@ unlabeled pool), so the comparison is of the scores, not of threshold luck.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -66,7 +67,7 @@ def lr_probe(labeled, pool, test, *, emb_lab, emb_pool, emb_test, seed: int) -> 
 
 
 def setfit(labeled, pool, test, *, seed: int) -> dict:
-    """SetFit with the bundled MiniLM body and its default hyper-parameters."""
+    """SetFit with the bundled MiniLM body; SETFIT_ITERATIONS pair iterations (CPU budget), else its defaults."""
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -76,9 +77,14 @@ def setfit(labeled, pool, test, *, seed: int) -> dict:
     y = [int(r["label"] == "harmful") for r in labeled]
     model = SetFitModel.from_pretrained(default_backbone(), head_params={"class_weight": "balanced", "max_iter": 2000})
     model.model_body.max_seq_length = 256
-    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=SETFIT_ITERATIONS, seed=seed, report_to="none")
-    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_dict({"text": joined(labeled), "label": y}))
-    trainer.train()
+    with tempfile.TemporaryDirectory(prefix="umbra-setfit-") as out:  # its checkpoints, never in the repo
+        args = TrainingArguments(
+            output_dir=out, batch_size=16, num_epochs=1, num_iterations=SETFIT_ITERATIONS, seed=seed, report_to="none"
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=Dataset.from_dict({"text": joined(labeled), "label": y})
+        )
+        trainer.train()
     p_test = np.asarray(model.predict_proba(joined(test)))[:, 1]
     p_pool = np.asarray(model.predict_proba(joined(pool)))[:, 1]
     yt = np.array([r["label"] == "harmful" for r in test], dtype=int)
