@@ -15,7 +15,6 @@ Results: ``benchmarks/results/explorer_speed.md`` and ``benchmarks/results/explo
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import statistics
@@ -26,6 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workbench_speed import copy_rows, setup_env  # noqa: E402  (the same benchmark database setup)
+
 COMMON = [
     "how",
     "do",
@@ -55,33 +58,6 @@ COMMON = [
 ]
 AGREEMENTS = ["disagree_both", "disagree_one", "disagree_none", "low_agree", "agree_none", "high_agree"]
 RARE_VOCAB = 50_000  # synthetic words "zq<n>": Zipf-like, so searches range from a handful of hits to thousands
-
-
-def setup_env(db_url: str) -> None:
-    os.environ.update(
-        {
-            "DATABASE_URL": db_url,
-            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-0123456789abcdef",
-            "DJANGO_DEBUG": "0",
-            "UMBRA_DEMO": "0",
-            "DJANGO_SECURE_SSL_REDIRECT": "0",
-            "DJANGO_SECURE_COOKIES": "0",
-            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/15",
-            "DJANGO_SETTINGS_MODULE": "moderation_app.settings",
-        }
-    )
-
-
-def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf = io.StringIO()
-        for n, row in enumerate(rows, 1):
-            buf.write("\t".join(row))
-            buf.write("\n")
-            if n % 50_000 == 0:
-                copy.write(buf.getvalue())
-                buf = io.StringIO()
-        copy.write(buf.getvalue())
 
 
 def build(args) -> None:

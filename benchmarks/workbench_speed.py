@@ -40,7 +40,7 @@ def setup_env(db_url: str) -> None:
     os.environ.update(
         {
             "DATABASE_URL": db_url,
-            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef",
+            "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdef-0123456789abcdef",
             "DJANGO_DEBUG": "0",
             "UMBRA_DEMO": "0",
             "DJANGO_SECURE_SSL_REDIRECT": "0",
